@@ -1,0 +1,1 @@
+"""paysight billing_jobs package."""

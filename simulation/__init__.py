@@ -1,0 +1,1 @@
+"""paysight simulation package."""
