@@ -1,0 +1,109 @@
+"""Copying ledger tables into raw.ledger_*: incremental by cursor, idempotent, typed money."""
+
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import pytest
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    insert,
+    update,
+)
+
+from ingestion.ledger_copy import LedgerCopyError, copy_ledger_tables
+
+T0 = datetime(2025, 4, 1, 10, 0, tzinfo=UTC).replace(tzinfo=None)
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    meta = MetaData()
+    invoices = Table(
+        "invoices",
+        meta,
+        Column("id", Integer, primary_key=True),
+        Column("total_minor", BigInteger, nullable=True),
+        Column("currency", String(3)),
+        Column("status", String(16)),
+        Column("updated_at", DateTime),
+    )
+    Table("plans", meta, Column("id", Integer, primary_key=True), Column("code", String(20)))
+    Table(
+        "pairs",
+        meta,
+        Column("a", Integer, primary_key=True),
+        Column("b", Integer, primary_key=True),
+    )
+    meta.create_all(engine)
+    with engine.begin() as c:
+        c.execute(
+            insert(invoices),
+            [
+                {
+                    "id": i,
+                    "total_minor": 59_000 * i,
+                    "currency": "INR",
+                    "status": "open",
+                    "updated_at": T0 + timedelta(minutes=i),
+                }
+                for i in range(1, 6)
+            ],
+        )
+        c.execute(insert(meta.tables["plans"]), [{"id": 1, "code": "starter"}])
+    return engine, meta
+
+
+def test_incremental_copy_is_idempotent_and_picks_up_changes(ledger, tmp_path):
+    engine, meta = ledger
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    first = {c.table: c for c in copy_ledger_tables(engine, con, ["invoices", "plans"])}
+    assert first["invoices"].rows == 5 and first["invoices"].mode == "incremental"
+    assert first["plans"].mode == "full"
+    cursors = {"invoices": first["invoices"].cursor}
+
+    again = {c.table: c for c in copy_ledger_tables(engine, con, ["invoices"], cursors)}
+    assert again["invoices"].rows == 1  # only the row at the cursor instant is re-read
+    assert con.execute("select count(*) from raw.ledger_invoices").fetchone()[0] == 5
+
+    with engine.begin() as c:
+        c.execute(
+            update(meta.tables["invoices"])
+            .where(meta.tables["invoices"].c.id == 2)
+            .values(status="paid", updated_at=T0 + timedelta(hours=1))
+        )
+        c.execute(
+            insert(meta.tables["invoices"]).values(
+                id=6,
+                total_minor=None,
+                currency="INR",
+                status="draft",
+                updated_at=T0 + timedelta(hours=2),
+            )
+        )
+    third = {c.table: c for c in copy_ledger_tables(engine, con, ["invoices"], cursors)}
+    assert third["invoices"].rows == 3
+    rows = dict(con.execute("select id, status from raw.ledger_invoices").fetchall())
+    assert len(rows) == 6 and rows[2] == "paid"
+    types = dict(
+        con.execute(
+            "select column_name, data_type from information_schema.columns where table_name = 'ledger_invoices'"
+        ).fetchall()
+    )
+    assert types["total_minor"] == "BIGINT"
+
+
+def test_unknown_and_unkeyable_tables_are_refused(ledger, tmp_path):
+    engine, _ = ledger
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    with pytest.raises(LedgerCopyError, match="unknown ledger tables"):
+        copy_ledger_tables(engine, con, ["nope"])
+    with pytest.raises(LedgerCopyError, match="single-column primary key"):
+        copy_ledger_tables(engine, con, ["pairs"])
