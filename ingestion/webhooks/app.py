@@ -124,7 +124,7 @@ def create_app(config: WebhookConfig) -> Starlette:
             # Keep serving so health checks report it; every write will answer 503.
             state.startup_error = f"landing zone unreadable: {exc}"
             log.error(json.dumps({"msg": "landing_zone_unreadable", "error": str(exc)}))
-        state.journal = Journal(config.landing_dir)
+        state.journal = Journal(config.landing_dir, group_commit=config.group_commit)
         try:
             yield
         finally:

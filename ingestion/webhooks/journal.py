@@ -169,8 +169,9 @@ class Journal:
     form the next batch; that is what turns one fsync per request into one per batch.
     """
 
-    def __init__(self, landing_dir: Path) -> None:
+    def __init__(self, landing_dir: Path, group_commit: bool = True) -> None:
         self.landing_dir = Path(landing_dir)
+        self.group_commit = group_commit
         self._segment = f"events-{os.getpid()}-{os.urandom(4).hex()}.jsonl"
         self._fds: dict[tuple[str, str], int] = {}
         self._queue: list[tuple[tuple[str, str], bytes, asyncio.Future[None]]] = []
@@ -189,7 +190,10 @@ class Journal:
     async def _flush_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while self._queue:
-            batch, self._queue = self._queue, []
+            if self.group_commit:
+                batch, self._queue = self._queue, []
+            else:
+                batch, self._queue = self._queue[:1], self._queue[1:]
             try:
                 await loop.run_in_executor(self._executor, self._write_batch, batch)
             except OSError as exc:
