@@ -91,3 +91,32 @@ def test_restart_repairs_torn_tail_and_accepts_the_retry(make_client, tmp_path):
         "status": "accepted"
     }
     assert sorted(x["event_id"] for x in journal_lines(landing)) == ["evt_done", "evt_torn"]
+
+
+def test_fsync_failure_answers_503_and_leaves_no_line(client, tmp_path, monkeypatch):
+    """A failing disk (EIO on fsync) must never produce a 2xx; the retry then lands once."""
+    import errno
+    import os
+
+    import ingestion.webhooks.journal as journal_module
+
+    real_fsync = os.fsync
+    failures = {"left": 1}
+
+    def flaky_fsync(fd: int) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    body = stripe_event("evt_eio")
+    warm = stripe_event("evt_warm")  # opens the segment file (and fsyncs its directory) first
+    assert client.post(STRIPE, content=warm, headers=stripe_headers(warm)).status_code == 200
+    monkeypatch.setattr(journal_module.os, "fsync", flaky_fsync)
+    resp = client.post(STRIPE, content=body, headers=stripe_headers(body))
+    assert resp.status_code == 503
+    assert [x["event_id"] for x in journal_lines(tmp_path / "landing")] == ["evt_warm"]
+    retry = client.post(STRIPE, content=body, headers=stripe_headers(body))
+    assert retry.json() == {"status": "accepted"}
+    ids = [x["event_id"] for x in journal_lines(tmp_path / "landing")]
+    assert sorted(ids) == ["evt_eio", "evt_warm"]
