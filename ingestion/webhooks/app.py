@@ -48,7 +48,7 @@ class RequestRejected(Exception):
 class _State:
     journal: Journal | None
     seen: set[tuple[str, str]]
-    pending: dict[tuple[str, str], object]
+    pending: dict[tuple[str, str], asyncio.Future[None]]
     buckets: dict[str, TokenBucket]
     startup_error: str | None = None
 
@@ -206,7 +206,7 @@ def create_app(config: WebhookConfig) -> Starlette:
         inflight = state.pending.get(key)
         if inflight is not None:
             # Same event racing in: it is a duplicate only once the first copy is durable.
-            await inflight  # type: ignore[misc]  # raises LandingZoneError if that write failed
+            await asyncio.shield(inflight)  # raises LandingZoneError if that write failed
             return "duplicate"
         if state.startup_error or state.journal is None:
             raise LandingZoneError(state.startup_error or "journal not started")
@@ -223,11 +223,16 @@ def create_app(config: WebhookConfig) -> Starlette:
             state.journal.append(source, received.strftime("%Y-%m-%d"), line)
         )
         state.pending[key] = fut
-        try:
-            await fut
-        finally:
+
+        def settle(done: asyncio.Future[None]) -> None:
+            # Runs even if this request is cancelled mid-wait, so a line that did get written is
+            # always in the dedup index and a retry answers "duplicate" instead of writing twice.
             state.pending.pop(key, None)
-        state.seen.add(key)
+            if not done.cancelled() and done.exception() is None:
+                state.seen.add(key)
+
+        fut.add_done_callback(settle)
+        await asyncio.shield(fut)
         return "accepted"
 
     routes = [
