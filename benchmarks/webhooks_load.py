@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -210,10 +211,24 @@ def run_phase(name, workdir, events, rate=None, group_commit=True) -> dict[str, 
     receiver = Receiver(landing, group_commit=group_commit)
     receiver.start()
     try:
+        assert receiver.proc is not None
+        proc = psutil.Process(receiver.proc.pid)
+        before = proc.cpu_times()
         out = asyncio.run(drive(receiver.url, events, rate))
+        after = proc.cpu_times()
     finally:
         receiver.stop()
-    return report(name, out, landing)
+    figures = report(name, out, landing)
+    cpu_s = (after.user + after.system) - (before.user + before.system)
+    per_event_us = cpu_s / max(1, len(out.acked)) * 1e6
+    # What one uncontended core could sustain at this CPU cost (the box is shared and busy).
+    print(
+        f"{name:<11} receiver CPU {per_event_us:.0f} us/event, "
+        f"{cpu_s / out.elapsed_s * 100:.0f}% of one core used -> "
+        f"~{1e6 / per_event_us:.0f} events/s per free core"
+    )
+    figures["cpu_us"] = per_event_us
+    return figures
 
 
 def run_kill(workdir: Path, events) -> bool:
@@ -253,6 +268,14 @@ def run_kill(workdir: Path, events) -> bool:
     return ok
 
 
+def cpu_pressure() -> str:
+    try:
+        first = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return "unavailable"
+    return first.replace("some ", "")
+
+
 def cpu_calibration_us() -> float:
     # Printed so figures from a busy shared machine are read as such.
     body = b"x" * 300
@@ -275,6 +298,7 @@ def main() -> int:
         f"{os.cpu_count()} CPUs, loopback, load average before start {os.getloadavg()[0]:.2f}"
     )
     print(f"cpu calibration: {cpu_calibration_us():.1f} us per HMAC-SHA256 of 300 bytes")
+    print(f"cpu pressure (PSI, share of time tasks waited for a CPU): {cpu_pressure()}")
     with tempfile.TemporaryDirectory(prefix="paysight-bench-") as tmp:
         workdir = Path(tmp)
         if args.kill:
