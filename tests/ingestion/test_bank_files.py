@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ingestion.bank_files import BankFileError, parse_bank_settlement_csv
 
@@ -162,3 +164,16 @@ def test_missing_currency_uses_default_only_when_allowed():
     assert rows[0].currency == "INR"
     rows, rejects = parse_bank_settlement_csv(data, default_currency=None)
     assert rows == [] and rejects[0].reason == "currency is empty"
+
+
+@given(st.integers(min_value=0, max_value=10**15), st.integers(min_value=0, max_value=10**6))
+def test_major_unit_amounts_round_trip_exactly(gross, fee):
+    fee = min(fee, gross)
+
+    def major(minor: int) -> str:
+        return f"{minor // 100}.{minor % 100:02d}"
+
+    line = f"setl_1,UTR1,pay_1,{major(gross)},{major(fee)},0,{major(gross - fee)},2026-09-21,INR"
+    rows, rejects = parse_bank_settlement_csv(_csv(line))
+    assert rejects == []
+    assert (rows[0].gross_minor, rows[0].fee_minor, rows[0].net_minor) == (gross, fee, gross - fee)
