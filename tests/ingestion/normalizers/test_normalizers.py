@@ -7,7 +7,6 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from reference_data import razorpay_entities, stripe_resources
 
 from ingestion.normalizers import (
     PAYMENT_COLUMNS,
@@ -15,6 +14,7 @@ from ingestion.normalizers import (
     normalize_razorpay,
     normalize_stripe,
 )
+from tests.ingestion.normalizers.reference_data import razorpay_entities, stripe_resources
 
 STRIPE_KINDS = [
     "charge",

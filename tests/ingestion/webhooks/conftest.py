@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import uvicorn
 from starlette.testclient import TestClient
-from webhook_helpers import SECRETS, FakeClock
 
 from ingestion.webhooks import WebhookConfig, create_app
+from tests.ingestion.webhooks.webhook_helpers import SECRETS, FakeClock
 
 
 @pytest.fixture

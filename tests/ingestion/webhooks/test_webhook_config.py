@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from webhook_helpers import stripe_event, stripe_headers
 
 from ingestion.webhooks import RateLimit, WebhookConfig, config_from_env
 from ingestion.webhooks.config import WebhookConfigError
 from ingestion.webhooks.ratelimit import TokenBucket
+from tests.ingestion.webhooks.webhook_helpers import stripe_event, stripe_headers
 
 
 def test_config_from_env_reads_rotation_lists(tmp_path):

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 
-from webhook_helpers import NOW, journal_lines, razorpay_headers, stripe_event, stripe_headers
-
 from ingestion.webhooks.signatures import stripe_signature
+from tests.ingestion.webhooks.webhook_helpers import (
+    NOW,
+    journal_lines,
+    razorpay_headers,
+    stripe_event,
+    stripe_headers,
+)
 
 STRIPE = "/webhooks/stripe"
 

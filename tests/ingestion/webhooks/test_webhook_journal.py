@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from webhook_helpers import journal_lines, stripe_event, stripe_headers
-
 from ingestion.webhooks import iter_landed_events
 from ingestion.webhooks.journal import encode_line, load_dedup_index, repair_torn_tails
+from tests.ingestion.webhooks.webhook_helpers import journal_lines, stripe_event, stripe_headers
 
 STRIPE = "/webhooks/stripe"
 

@@ -8,10 +8,15 @@ import time
 from urllib.parse import urlparse
 
 import httpx
-from webhook_helpers import journal_lines, razorpay_event, razorpay_headers, stripe_headers
 
 from ingestion.webhooks import iter_landed_events
 from ingestion.webhooks.signatures import stripe_signature
+from tests.ingestion.webhooks.webhook_helpers import (
+    journal_lines,
+    razorpay_event,
+    razorpay_headers,
+    stripe_headers,
+)
 
 
 def _stripe(event_id: str) -> tuple[bytes, dict]:

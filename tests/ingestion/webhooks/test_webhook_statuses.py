@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 
-from webhook_helpers import (
+from ingestion.webhooks import RateLimit
+from ingestion.webhooks.signatures import stripe_signature
+from tests.ingestion.webhooks.webhook_helpers import (
     NOW,
     SECRETS,
     journal_lines,
@@ -14,9 +16,6 @@ from webhook_helpers import (
     stripe_event,
     stripe_headers,
 )
-
-from ingestion.webhooks import RateLimit
-from ingestion.webhooks.signatures import stripe_signature
 
 STRIPE = "/webhooks/stripe"
 
