@@ -40,7 +40,7 @@ from ingestion.webhooks import iter_landed_events  # noqa: E402
 from ingestion.webhooks.signatures import stripe_signature  # noqa: E402
 
 SECRET = "whsec_benchmark"
-CONNECTIONS = 1000
+CONNECTIONS = 1000  # overridable with --connections
 GOAL_RATE = 2000.0
 GOAL_P99_MS = 100.0
 
@@ -286,13 +286,16 @@ def cpu_calibration_us() -> float:
 
 
 def main() -> int:
+    global CONNECTIONS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20000, help="closed-loop events")
     parser.add_argument("--baseline-events", type=int, default=3000)
     parser.add_argument("--rate", type=float, default=2500.0, help="open-loop events/s")
     parser.add_argument("--seconds", type=float, default=8.0, help="open-loop duration")
     parser.add_argument("--kill", action="store_true", help="only the SIGKILL/restart run")
+    parser.add_argument("--connections", type=int, default=1000)
     args = parser.parse_args()
+    CONNECTIONS = args.connections
     print(
         f"webhook receiver load test: {CONNECTIONS} connections, 1 uvicorn process, "
         f"{os.cpu_count()} CPUs, loopback, load average before start {os.getloadavg()[0]:.2f}"

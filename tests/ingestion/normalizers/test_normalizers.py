@@ -267,3 +267,15 @@ def test_card_secrets_are_stripped_at_any_depth():
         assert secret not in row["extra"]
     assert '"keep":"ok"' in row["extra"]
     assert row["card_brand"] == "visa" and row["type"] == "card"
+
+
+def test_normalize_objects_groups_rows_by_table():
+    from ingestion.normalizers import normalize_objects
+
+    resources = stripe_resources()
+    tables = normalize_objects(
+        "stripe", [resources["charge"], resources["refund"], resources["charge"]]
+    )
+    assert {k: len(v) for k, v in tables.items()} == {"charge": 2, "refund": 1}
+    with pytest.raises(ValueError, match="unknown gateway"):
+        normalize_objects("paypal", [])
