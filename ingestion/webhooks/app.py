@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from ingestion.webhooks.journal import (
     LandingZoneError,
     encode_line,
     load_dedup_index,
+    lock_landing_zone,
     repair_torn_tails,
 )
 from ingestion.webhooks.ratelimit import TokenBucket
@@ -117,18 +119,22 @@ def create_app(config: WebhookConfig) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        lock_fd: int | None = None
         try:
+            lock_fd = lock_landing_zone(config.landing_dir)
             repair_torn_tails(config.landing_dir)
             state.seen = load_dedup_index(config.landing_dir)
         except OSError as exc:
             # Keep serving so health checks report it; every write will answer 503.
-            state.startup_error = f"landing zone unreadable: {exc}"
-            log.error(json.dumps({"msg": "landing_zone_unreadable", "error": str(exc)}))
+            state.startup_error = f"landing zone unusable: {exc}"
+            log.error(json.dumps({"msg": "landing_zone_unusable", "error": str(exc)}))
         state.journal = Journal(config.landing_dir, group_commit=config.group_commit)
         try:
             yield
         finally:
             state.journal.close()
+            if lock_fd is not None:
+                os.close(lock_fd)
 
     async def healthz(request: Request) -> Response:
         if state.startup_error:

@@ -7,6 +7,7 @@ per event. Each receiver process writes its own segment files, so lines never in
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -57,6 +58,26 @@ def encode_line(
     }
     # ensure_ascii keeps every line pure ASCII, so no newline or odd byte can split a record.
     return (json.dumps(record, ensure_ascii=True, separators=(",", ":")) + "\n").encode("ascii")
+
+
+def lock_landing_zone(landing_dir: Path) -> int:
+    """Take the single-writer lock of a landing zone; return the fd that holds it.
+
+    Start-up repair and the in-memory dedup index are only correct with one receiver process
+    per landing zone, so a second one is refused instead of silently breaking exactly-once.
+    The kernel drops the lock when the holder dies, even by SIGKILL.
+    """
+    root = journal_root(landing_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / ".receiver.lock", os.O_RDWR | os.O_CREAT, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        os.close(fd)
+        raise LandingZoneError(
+            f"landing zone {root} is held by another receiver process; run one per landing zone"
+        ) from exc
+    return fd
 
 
 def journal_root(landing_dir: Path) -> Path:

@@ -148,6 +148,7 @@ def test_rotated_secret_accepts_both_then_only_new(make_client):
         body = stripe_event(f"evt_rot{i}")
         resp = rotating.post(STRIPE, content=body, headers=stripe_headers(body, secret=secret))
         assert resp.json() == {"status": "accepted"}, secret
+    rotating.__exit__(None, None, None)  # one receiver per landing zone
     rotated = make_client(secrets={**SECRETS, "stripe": ["whsec_new"]})
     body = stripe_event("evt_rot_late")
     resp = rotated.post(STRIPE, content=body, headers=stripe_headers(body, secret="whsec_old"))
@@ -242,3 +243,19 @@ def test_logs_are_json_without_body(client, caplog):
     assert records[0]["event_type"] == "charge.succeeded" and "latency_ms" in records[0]
     text = caplog.text
     assert "4242424242424242" not in text and "priya@example.com" not in text
+
+
+def test_second_receiver_on_the_same_landing_zone_is_refused(make_client, tmp_path):
+    first = make_client()
+    second = make_client()
+    body = stripe_event("evt_lock")
+    resp = second.post(STRIPE, content=body, headers=stripe_headers(body))
+    assert resp.status_code == 503
+    health = second.get("/healthz")
+    assert health.status_code == 503 and "another receiver" in health.json()["error"]
+    assert first.post(STRIPE, content=body, headers=stripe_headers(body)).status_code == 200
+    first.__exit__(None, None, None)
+    third = make_client()  # the lock is free again once the holder stops
+    assert third.post(STRIPE, content=body, headers=stripe_headers(body)).json() == {
+        "status": "duplicate"
+    }
