@@ -1,1 +1,1 @@
-"""paysight ml package."""
+"""paysight machine learning: plain Python over DataFrames."""

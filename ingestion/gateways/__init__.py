@@ -1,0 +1,1 @@
+"""Gateway adapters that implement the billing `Gateway` port (simulated, Stripe, Razorpay)."""

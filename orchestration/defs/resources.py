@@ -1,0 +1,45 @@
+"""Resources for every area, built from settings (the only place that reads them)."""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from orchestration.lib.dbt import dbt_executable, dbt_project
+from orchestration.lib.env import get_settings
+from orchestration.lib.resources import (
+    GatewayResource,
+    LedgerResource,
+    MlflowResource,
+    WarehouseResource,
+)
+
+
+def build_resources() -> dict[str, object]:
+    settings = get_settings()
+    return {
+        "warehouse": WarehouseResource(path=str(settings.warehouse_path)),
+        "ledger": LedgerResource(url=str(settings.ledger_url)),
+        "mlflow": MlflowResource(
+            tracking_uri=str(settings.mlflow_tracking_uri),
+            artifacts_dir=str(settings.mlflow_artifacts_dir),
+        ),
+        "gateway": GatewayResource(
+            gateways=settings.gateways,
+            stripe_api_key=(
+                settings.stripe_api_key.get_secret_value() if settings.stripe_api_key else None
+            ),
+            stripe_api_base=settings.stripe_api_base,
+        ),
+        "dbt": DbtCliResource(
+            project_dir=dbt_project,
+            target=settings.dbt_target,
+            profiles_dir=str(dbt_project.profiles_dir),
+            dbt_executable=dbt_executable(),
+        ),
+    }
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources=build_resources())

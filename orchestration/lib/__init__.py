@@ -1,0 +1,1 @@
+"""Shared helpers for the orchestration layer (paths, settings, formatting)."""

@@ -1,0 +1,199 @@
+"""Settings: the one module that knows the environment.
+
+Everything configurable comes from environment variables (prefix ``PAYSIGHT_``) or a ``.env``
+file in the working directory. Defaults are the embedded stores under ``data/``. A bad value
+fails at start-up with a :class:`SettingsError` that names the setting.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from billing_jobs.money import MoneyError, normalize_currency
+from orchestration.lib.paths import PROJECT_ROOT
+
+KNOWN_GATEWAYS = ("simulated", "stripe", "razorpay")
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or invalid; the message names it and says what is expected."""
+
+
+def _env_name(field: str) -> str:
+    alias = Settings.model_fields[field].alias
+    return alias or f"PAYSIGHT_{field.upper()}"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Paths default to the embedded stores under ``data_dir``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PAYSIGHT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    data_dir: Path = Field(default=PROJECT_ROOT / "data")
+    ledger_url: str | None = None
+    warehouse_path: Path | None = None
+    landing_url: str | None = None
+    documents_url: str | None = None
+    mlflow_tracking_uri: str | None = Field(default=None, alias="MLFLOW_TRACKING_URI")
+    mlflow_artifacts_dir: Path | None = None
+    gateways: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["simulated"])
+    default_currency: str = "INR"
+    timezone: str = "Asia/Kolkata"
+    dbt_target: str = "dev"
+    smtp_url: SecretStr | None = None
+
+    stripe_api_key: SecretStr | None = Field(default=None, alias="STRIPE_API_KEY")
+    stripe_webhook_secret: SecretStr | None = Field(default=None, alias="STRIPE_WEBHOOK_SECRET")
+    stripe_api_base: str | None = Field(default=None, alias="STRIPE_API_BASE")
+    razorpay_key_id: str | None = Field(default=None, alias="RAZORPAY_KEY_ID")
+    razorpay_key_secret: SecretStr | None = Field(default=None, alias="RAZORPAY_KEY_SECRET")
+    razorpay_webhook_secret: SecretStr | None = Field(default=None, alias="RAZORPAY_WEBHOOK_SECRET")
+    simulated_webhook_secret: SecretStr = SecretStr("whsec_simulated_local")
+
+    @field_validator("gateways", mode="before")
+    @classmethod
+    def _split_gateways(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("gateways")
+    @classmethod
+    def _known_gateways(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one gateway is required, e.g. 'simulated'")
+        unknown = [g for g in value if g not in KNOWN_GATEWAYS]
+        if unknown:
+            raise ValueError(f"unknown gateway(s) {unknown}; choose from {list(KNOWN_GATEWAYS)}")
+        return value
+
+    @field_validator("default_currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        try:
+            return normalize_currency(value)
+        except MoneyError as exc:
+            raise ValueError(str(exc)) from exc
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}, e.g. 'Asia/Kolkata'") from exc
+        return value
+
+    @field_validator("ledger_url")
+    @classmethod
+    def _ledger_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        scheme = urlparse(value).scheme.split("+")[0]
+        if scheme not in {"sqlite", "postgresql", "postgres"}:
+            raise ValueError(
+                f"expected a sqlite:/// or postgresql+psycopg:// URL, got scheme {scheme!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        data = self.data_dir.expanduser().resolve()
+        self.data_dir = data
+        if self.ledger_url is None:
+            self.ledger_url = f"sqlite:///{data / 'ledger.sqlite'}"
+        if self.warehouse_path is None:
+            self.warehouse_path = data / "warehouse.duckdb"
+        if self.landing_url is None:
+            self.landing_url = str(data / "landing")
+        if self.documents_url is None:
+            self.documents_url = str(data / "invoices")
+        if self.mlflow_artifacts_dir is None:
+            self.mlflow_artifacts_dir = data / "mlartifacts"
+        if self.mlflow_tracking_uri is None:
+            self.mlflow_tracking_uri = f"sqlite:///{data / 'mlflow.db'}"
+        return self
+
+    # -- derived ----------------------------------------------------------------------
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def landing_dir(self) -> Path:
+        """Local landing directory (only meaningful when landing_url is a path)."""
+        return Path(self.landing_url or "")
+
+    @property
+    def documents_dir(self) -> Path:
+        return Path(self.documents_url or "")
+
+    def ensure_dirs(self) -> None:
+        """Create the embedded store directories; fail with the setting's name if impossible."""
+        checks: list[tuple[str, Path]] = [("data_dir", self.data_dir)]
+        assert self.warehouse_path is not None
+        checks.append(("warehouse_path", self.warehouse_path.parent))
+        if "://" not in (self.landing_url or ""):
+            checks.append(("landing_url", self.landing_dir))
+        if "://" not in (self.documents_url or ""):
+            checks.append(("documents_url", self.documents_dir))
+        if self.ledger_url and self.ledger_url.startswith("sqlite:///"):
+            checks.append(("ledger_url", Path(self.ledger_url.removeprefix("sqlite:///")).parent))
+        for field, path in checks:
+            _ensure_writable_dir(_env_name(field), path)
+
+
+def _ensure_writable_dir(setting: str, path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise SettingsError(f"{setting}: {path} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(f"{setting}: cannot create directory {path}: {exc.strerror}") from exc
+    if not os.access(path, os.W_OK):
+        raise SettingsError(f"{setting}: directory {path} is not writable")
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err.get("loc") else "?"
+        name = _env_name(field) if field in Settings.model_fields else field
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{name}: {msg} (got {err.get('input')!r})")
+    return "invalid settings:\n  " + "\n  ".join(lines)
+
+
+def load_settings(*, ensure_dirs: bool = True, **overrides: object) -> Settings:
+    """Read and validate settings; raise SettingsError naming the bad setting."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(_explain(exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f".env: cannot read the settings file: {exc}") from None
+    except Exception as exc:  # pydantic-settings raises SettingsError for undecodable env values
+        raise SettingsError(f"invalid settings: {exc}") from None
+    if ensure_dirs:
+        settings.ensure_dirs()
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings (cached). Tests call ``get_settings.cache_clear()``."""
+    return load_settings()

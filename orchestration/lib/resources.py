@@ -1,0 +1,93 @@
+"""Dagster resources: they choose the store; asset code never branches on the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from sqlalchemy import Engine, create_engine
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse file (schemas raw, staging, intermediate, marts, ml)."""
+
+    path: str
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(self.path, read_only=read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def dbt_env(self) -> Iterator[None]:
+        """Point the dbt profile at this warehouse for the duration of a dbt invocation."""
+        previous = os.environ.get("PAYSIGHT_WAREHOUSE_PATH")
+        os.environ["PAYSIGHT_WAREHOUSE_PATH"] = self.path
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop("PAYSIGHT_WAREHOUSE_PATH", None)
+            else:
+                os.environ["PAYSIGHT_WAREHOUSE_PATH"] = previous
+
+
+class LedgerResource(dg.ConfigurableResource):
+    """The billing ledger (SQLite by default, PostgreSQL in production)."""
+
+    url: str
+
+    def engine(self) -> Engine:
+        if self.url.startswith("sqlite:///"):
+            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        return create_engine(self.url, future=True)
+
+
+class MlflowResource(dg.ConfigurableResource):
+    """MLflow tracking: sets the tracking URI and experiment once for every ML asset."""
+
+    tracking_uri: str
+    artifacts_dir: str
+    experiment: str = "paysight"
+
+    def setup(self) -> str:
+        """Configure mlflow and return the experiment id."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        experiment = mlflow.get_experiment_by_name(self.experiment)
+        if experiment is None:
+            Path(self.artifacts_dir).mkdir(parents=True, exist_ok=True)
+            return mlflow.create_experiment(
+                self.experiment, artifact_location=Path(self.artifacts_dir).resolve().as_uri()
+            )
+        return experiment.experiment_id
+
+    @contextmanager
+    def run(self, context: dg.AssetExecutionContext, asset_name: str) -> Iterator[object]:
+        """An MLflow run named ``<asset>-<dagster run id>`` and tagged with both."""
+        import mlflow
+
+        experiment_id = self.setup()
+        with mlflow.start_run(
+            experiment_id=experiment_id,
+            run_name=f"{asset_name}-{context.run_id[:8]}",
+            tags={"dagster_asset": asset_name, "dagster_run_id": context.run_id},
+        ) as active:
+            yield active
+
+
+class GatewayResource(dg.ConfigurableResource):
+    """Which gateway adapters are active (``PAYSIGHT_GATEWAYS``) and how to reach them."""
+
+    gateways: list[str]
+    stripe_api_key: str | None = None
+    stripe_api_base: str | None = None
