@@ -93,6 +93,17 @@ class Attachment:
     content: bytes
     content_type: str = "application/pdf"
 
+    def __post_init__(self) -> None:
+        # Checked at queue time: a message that cannot be built would otherwise fail only
+        # after it was claimed for sending.
+        if not self.filename or any(c in self.filename for c in "/\\\r\n\x00"):
+            raise OutboxError(f"attachment filename {self.filename!r} is empty or unsafe")
+        maintype, _, subtype = self.content_type.partition("/")
+        if not maintype or not subtype:
+            raise OutboxError(f"attachment content type {self.content_type!r} is not type/subtype")
+        if not isinstance(self.content, bytes):
+            raise OutboxError("attachment content must be bytes")
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:

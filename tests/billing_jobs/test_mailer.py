@@ -389,6 +389,10 @@ def test_bad_input_is_refused_before_anything_is_queued(engine) -> None:
             )
     with pytest.raises(OutboxError, match="timezone-aware"):
         _queue_naive(engine)
+    with pytest.raises(OutboxError, match="unsafe"):
+        Attachment("../etc/passwd", b"x")
+    with pytest.raises(OutboxError, match="type/subtype"):
+        Attachment("a.pdf", b"x", "pdf")
     with engine.connect() as conn:
         assert (
             conn.execute(sa.select(sa.func.count()).select_from(document_deliveries)).scalar() == 0
