@@ -59,7 +59,22 @@ def localstripe_url() -> Iterator[str]:
 
 
 def reference_dir() -> Path:
-    """`../shared/reference` next to the repo root (found via pyproject.toml)."""
+    """`../shared/reference` next to the repo root; from a git worktree, next to the main checkout."""
     here = Path(__file__).resolve()
     root = next(p for p in here.parents if (p / "pyproject.toml").exists())
-    return root.parent / "shared" / "reference"
+    candidate = root.parent / "shared" / "reference"
+    git = root / ".git"
+    if not candidate.is_dir() and git.is_file():
+        # A worktree's .git file points at <main>/.git/worktrees/<name>.
+        gitdir = Path(git.read_text().split("gitdir:", 1)[1].strip())
+        main_root = gitdir.parent.parent.parent
+        candidate = main_root.parent / "shared" / "reference"
+    return candidate
+
+
+@pytest.fixture(scope="session")
+def razorpay_reference() -> Path:
+    ref = reference_dir() / "razorpay"
+    if not ref.is_dir():
+        pytest.skip(f"Razorpay reference data not found at {ref}")
+    return ref
