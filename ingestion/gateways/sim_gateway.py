@@ -178,21 +178,18 @@ class SimulatedPort:
         return Customer(cid, email, name, meta)
 
     def attach_payment_method(self, customer_id: str, token: str) -> PaymentMethod:
+        """Turn a one-time `tok_...` into a reusable `pm_...` of this customer (as Stripe does)."""
         info = parse_token(token)
+        pm_id = _sid("pm", self.seed, customer_id, token)
         with self.store.transaction() as c:
             if not c.execute("select 1 from sim_customers where id=?", (customer_id,)).fetchone():
                 raise NotFound(f"no such customer {customer_id!r}")
-            row = c.execute(
-                "select customer_id from sim_payment_methods where token=?", (token,)
-            ).fetchone()
-            if row and row[0] not in (None, customer_id):
-                raise GatewayError(f"payment method {token!r} belongs to another customer")
             c.execute(
                 "insert or replace into sim_payment_methods values (?,?,?,?,?,?,?,?,1)",
-                (token, customer_id, info["kind"], info["issuer"], info.get("brand"),
+                (pm_id, customer_id, info["kind"], info["issuer"], info.get("brand"),
                  info.get("last4"), info.get("exp_month"), info.get("exp_year")),
             )  # fmt: skip
-        return self._pm(self.store.one("select * from sim_payment_methods where token=?", token))
+        return self._pm(self.store.one("select * from sim_payment_methods where token=?", pm_id))
 
     def detach_payment_method(self, token: str) -> None:
         with self.store.transaction() as c:

@@ -30,10 +30,10 @@ def gw(**kw) -> SimulatedGateway:
     return SimulatedGateway(11, 10, **kw)
 
 
-def customer(g: SimulatedGateway, token: str = CARD) -> str:
+def customer(g: SimulatedGateway, token: str = CARD) -> tuple[str, str]:
+    """A customer with `token` attached: (customer id, payment method id)."""
     cid = g.create_customer(email="a@example.in", now=T0).gateway_customer_id
-    g.attach_payment_method(cid, token)
-    return cid
+    return cid, g.attach_payment_method(cid, token).token
 
 
 def test_implements_port():
@@ -69,7 +69,7 @@ def test_bad_tokens_rejected(token):
 
 def test_methods_and_tokens_only():
     g = gw()
-    cid = customer(g)
+    cid, pm = customer(g)
     g.attach_payment_method(cid, "tok_upi_mandate_oksbi")
     kinds = {m.kind: m for m in g.list_payment_methods(cid)}
     assert set(kinds) == {"card", "upi_mandate"}
@@ -78,18 +78,19 @@ def test_methods_and_tokens_only():
         2030,
         "visa",
     )
-    g.detach_payment_method(CARD)
+    assert pm.startswith("pm_") and CARD not in {m.token for m in kinds.values()}
+    g.detach_payment_method(pm)
     assert [m.kind for m in g.list_payment_methods(cid)] == ["upi_mandate"]
     with pytest.raises(NotFound):
-        g.detach_payment_method(CARD)
+        g.detach_payment_method(pm)
 
 
 def test_deterministic_and_idempotent():
     outcomes = []
     for _ in range(2):
         g = gw()
-        cid = customer(g)
-        outcomes.append([g.charge(cid, CARD, 49_900, "INR", f"k-{i}", now=T0) for i in range(30)])
+        cid, pm = customer(g)
+        outcomes.append([g.charge(cid, pm, 49_900, "INR", f"k-{i}", now=T0) for i in range(30)])
     assert outcomes[0] == outcomes[1]
     statuses = {r.status for r in outcomes[0]}
     assert statuses == {PaymentStatus.SUCCEEDED, PaymentStatus.FAILED} or statuses == {
@@ -97,8 +98,8 @@ def test_deterministic_and_idempotent():
     }
 
     g = gw()
-    cid = customer(g)
-    first = g.charge(cid, CARD, 49_900, "INR", "same-key", metadata={"invoice_id": "in_1"}, now=T0)
+    cid, pm = customer(g)
+    first = g.charge(cid, pm, 49_900, "INR", "same-key", metadata={"invoice_id": "in_1"}, now=T0)
     again = g.charge(
         cid,
         CARD,
@@ -111,40 +112,37 @@ def test_deterministic_and_idempotent():
     assert again == first
     assert len(g.list_payments().items) == 1
     with pytest.raises(GatewayError, match="different parameters"):
-        g.charge(cid, CARD, 50_000, "INR", "same-key", metadata={"invoice_id": "in_1"}, now=T0)
+        g.charge(cid, pm, 50_000, "INR", "same-key", metadata={"invoice_id": "in_1"}, now=T0)
     with pytest.raises(GatewayError):
-        g.charge(cid, CARD, 0, "INR", "k0", now=T0)
+        g.charge(cid, pm, 0, "INR", "k0", now=T0)
     with pytest.raises(GatewayError, match="not attached"):
-        g.charge(cid, "tok_card_sbi_visa_1111_01_2031", 100, "INR", "k1", now=T0)
+        g.charge(cid, "pm_someone_elses", 100, "INR", "k1", now=T0)
 
 
 def test_declines_use_real_codes_and_expired_cards_fail():
     g = gw()
-    cid = customer(g, "tok_card_sbi_visa_0005_01_2026")
-    r = g.charge(cid, "tok_card_sbi_visa_0005_01_2026", 49_900, "INR", "exp", now=T0)
+    cid, pm = customer(g, "tok_card_sbi_visa_0005_01_2026")
+    r = g.charge(cid, pm, 49_900, "INR", "exp", now=T0)
     assert (r.status, r.decline_code) == (PaymentStatus.FAILED, "expired_card")
     g2 = gw()
-    cid2 = customer(g2, "tok_card_sbi_visa_4242_12_2030")
+    cid2, pm2 = customer(g2, "tok_card_sbi_visa_4242_12_2030")
     codes = {
-        g2.charge(
-            cid2, "tok_card_sbi_visa_4242_12_2030", 49_900, "INR", f"d{i}", now=T0
-        ).decline_code
-        for i in range(300)
+        g2.charge(cid2, pm2, 49_900, "INR", f"d{i}", now=T0).decline_code for i in range(300)
     } - {None}
     assert codes and codes <= {c for c, _ in world.CODE_MIX["card"]}
 
 
 def test_mandate_above_15000_needs_authentication():
     g = gw()
-    cid = customer(g, "tok_upi_mandate_okicici")
-    r = g.charge(cid, "tok_upi_mandate_okicici", 1_500_001, "INR", "big", now=T0)
+    cid, pm = customer(g, "tok_upi_mandate_okicici")
+    r = g.charge(cid, pm, 1_500_001, "INR", "big", now=T0)
     assert (r.status, r.decline_code) == (PaymentStatus.REQUIRES_ACTION, "authentication_required")
 
 
 def test_upi_stays_pending_then_resolves_with_events():
     g = gw()
-    cid = customer(g, "tok_upi_okhdfcbank")
-    r = g.charge(cid, "tok_upi_okhdfcbank", 29_900, "INR", "upi-1", now=T0)
+    cid, pm = customer(g, "tok_upi_okhdfcbank")
+    r = g.charge(cid, pm, 29_900, "INR", "upi-1", now=T0)
     assert r.status is PaymentStatus.PENDING and r.decline_code is None
     later = g.fetch_payment(r.gateway_payment_id, now=T0 + timedelta(days=2))
     assert later.status in (PaymentStatus.SUCCEEDED, PaymentStatus.FAILED)
@@ -155,10 +153,10 @@ def test_upi_stays_pending_then_resolves_with_events():
 
 def test_fees_gst_and_t_plus_2_payouts():
     g = gw()
-    cid = customer(g)
+    cid, pm = customer(g)
     ok = [
         r
-        for r in (g.charge(cid, CARD, 100_000, "INR", f"f{i}", now=T0) for i in range(10))
+        for r in (g.charge(cid, pm, 100_000, "INR", f"f{i}", now=T0) for i in range(10))
         if r.succeeded
     ]
     assert ok
@@ -181,10 +179,10 @@ def test_fees_gst_and_t_plus_2_payouts():
 
 def test_refunds_partial_full_and_too_much():
     g = gw()
-    cid = customer(g)
+    cid, pm = customer(g)
     ok = next(
         r
-        for r in (g.charge(cid, CARD, 10_000, "INR", f"r{i}", now=T0) for i in range(20))
+        for r in (g.charge(cid, pm, 10_000, "INR", f"r{i}", now=T0) for i in range(20))
         if r.succeeded
     )
     part = g.refund(ok.gateway_payment_id, 4_000, idempotency_key="rf-1", now=T0)
@@ -198,14 +196,14 @@ def test_refunds_partial_full_and_too_much():
 
 def test_disputes_arrive_later():
     g = gw()
-    cid = customer(g)
+    cid, pm = customer(g)
     # find idempotency keys whose payment the world disputes, using the world's own draw
     keys = [
         k
         for k in (f"dk{i}" for i in range(3000))
         if world.uniform(11, "dispute", _sid("pi", 11, k)) < DISPUTE_RATE
     ]
-    results = [g.charge(cid, CARD, 20_000, "INR", k, now=T0) for k in keys[:6]]
+    results = [g.charge(cid, pm, 20_000, "INR", k, now=T0) for k in keys[:6]]
     disputed = {r.gateway_payment_id for r in results if r.succeeded}
     assert disputed
     assert g.list_disputes().items == []
@@ -220,8 +218,8 @@ def test_disputes_arrive_later():
 
 def test_webhooks_signed_with_stripe_scheme():
     g = gw(webhook_secret="whsec_test")
-    cid = customer(g)
-    g.charge(cid, CARD, 10_000, "INR", "wh-1", now=T0)
+    cid, pm = customer(g)
+    g.charge(cid, pm, 10_000, "INR", "wh-1", now=T0)
     due = g.webhooks_due(now=T0 + timedelta(minutes=1))
     assert json.loads(due[0].body)["type"] == "customer.created"
     for d in due:
@@ -235,12 +233,12 @@ def test_webhooks_signed_with_stripe_scheme():
 
 def test_injected_timeouts_before_and_after():
     g = gw(timeouts=lambda key: {"lost": "before", "charged": "after"}.get(key))
-    cid = customer(g)
+    cid, pm = customer(g)
     with pytest.raises(GatewayTimeout):
-        g.charge(cid, CARD, 10_000, "INR", "lost", now=T0)
+        g.charge(cid, pm, 10_000, "INR", "lost", now=T0)
     assert g.find_payment("lost", now=T0) is None
     with pytest.raises(GatewayTimeout):
-        g.charge(cid, CARD, 10_000, "INR", "charged", now=T0)
+        g.charge(cid, pm, 10_000, "INR", "charged", now=T0)
     found = g.find_payment("charged", now=T0)
     assert found is not None and found.idempotency_key == "charged"
 
@@ -248,12 +246,12 @@ def test_injected_timeouts_before_and_after():
 def test_state_survives_reopen(tmp_path):
     path = tmp_path / "sim.sqlite"
     g = SimulatedGateway(11, 10, state=path)
-    cid = customer(g)
-    r = g.charge(cid, CARD, 10_000, "INR", "persist", now=T0)
+    cid, pm = customer(g)
+    r = g.charge(cid, pm, 10_000, "INR", "persist", now=T0)
     g.store.close()
     again = SimulatedGateway(11, 10, state=path)
     assert again.find_payment("persist", now=T0) == r
-    assert again.charge(cid, CARD, 10_000, "INR", "persist", now=T0) == r
+    assert again.charge(cid, pm, 10_000, "INR", "persist", now=T0) == r
     assert len(again.list_payments().items) == 1
 
 
