@@ -102,7 +102,7 @@ def test_deterministic_and_idempotent():
     first = g.charge(cid, pm, 49_900, "INR", "same-key", metadata={"invoice_id": "in_1"}, now=T0)
     again = g.charge(
         cid,
-        CARD,
+        pm,
         49_900,
         "INR",
         "same-key",
