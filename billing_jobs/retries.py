@@ -188,9 +188,9 @@ def candidate_features(ctx: RetryContext, at: datetime) -> dict[str, Any]:
 class SmartPolicy:
     """Pick the candidate time with the highest predicted success, inside the same budget.
 
-    Candidates are every `step` from `min_gap` up to a horizon that leaves room for the remaining
-    attempts (an even share of the remaining window, at most `max_horizon`). Without a scorer it
-    behaves exactly like `fallback`.
+    Candidates are every `step` from `min_gap` up to `max_horizon` (never past the window); the
+    attempt budget is the same as the other policies'. Without a scorer it behaves exactly like
+    `fallback`.
     """
 
     scorer: Scorer | None = None
@@ -218,8 +218,7 @@ class SmartPolicy:
         if ctx.mandate:
             start = max(start, ctx.last_failed_at + PRE_DEBIT_NOTICE)
         end_of_window = ctx.first_failed_at + self.window
-        remaining = self.max_attempts - ctx.attempts_made
-        horizon = min(self.max_horizon, (end_of_window - ctx.last_failed_at) / remaining)
+        horizon = min(self.max_horizon, end_of_window - ctx.last_failed_at)
         best_at, best_p = None, -1.0
         at = start
         while at <= ctx.last_failed_at + max(horizon, self.min_gap) and at <= end_of_window:

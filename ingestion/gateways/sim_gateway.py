@@ -419,8 +419,13 @@ class SimulatedPort:
             (t,),
         ).fetchall()
         for available_on, currency, net, fee, tax in due:
-            po = _sid("po", self.seed, available_on, currency)
-            utr = f"SIMU{available_on}{currency}"
+            # Late-arriving balance (e.g. a caller replaying older times) gets its own batch.
+            batch = c.execute(
+                "select count(*) from sim_payouts where arrival_at=? and currency=?",
+                (available_on, currency),
+            ).fetchone()[0]
+            po = _sid("po", self.seed, available_on, currency, batch)
+            utr = f"SIMU{available_on}{currency}{batch}"
             c.execute(
                 "insert into sim_payouts values (?,?,?,?,?,?,?,?,?)",
                 (

@@ -21,6 +21,8 @@ create table if not exists sim_payments (
   resolve_at integer, final_status text, final_code text,
   amount_refunded_minor integer not null default 0, dispute_at integer);
 create index if not exists sim_payments_invoice on sim_payments(invoice_id, created_at);
+create index if not exists sim_payments_pending on sim_payments(status, resolve_at);
+create index if not exists sim_payments_dispute on sim_payments(dispute_at) where dispute_at is not null;
 create table if not exists sim_refunds (
   id text primary key, payment_id text not null, amount_minor integer not null,
   currency text not null, status text not null, created_at integer not null,
@@ -33,6 +35,7 @@ create table if not exists sim_balance_txns (
   fee_minor integer not null, fee_tax_minor integer not null, net_minor integer not null,
   currency text not null, created_at integer not null, available_on integer not null,
   payout_id text);
+create index if not exists sim_balance_unpaid on sim_balance_txns(available_on) where payout_id is null;
 create table if not exists sim_payouts (
   id text primary key, amount_minor integer not null, currency text not null, status text not null,
   arrival_at integer not null, fee_minor integer not null, fee_tax_minor integer not null,
