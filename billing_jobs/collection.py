@@ -8,7 +8,7 @@ its own store; `SqliteAttemptStore` is a complete implementation with its own ta
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,6 +24,7 @@ from billing_jobs.gateway import (
     PaymentStatus,
     idempotency_key_for,
 )
+from billing_jobs.retries import RetryContext
 
 
 class AttemptStatus(StrEnum):
@@ -195,6 +196,39 @@ def resolve_unknown_attempts(
             continue
         resolved.append(store.finalize(attempt.attempt_id, result, now))
     return resolved
+
+
+def retry_context(
+    invoice: InvoiceCharge,
+    attempts: Sequence[Attempt],
+    gateway: str,
+    *,
+    mandate: bool = False,
+    features: Mapping[str, object] | None = None,
+) -> RetryContext | None:
+    """The retry policy's input from an invoice's attempt history; None when there is nothing to
+    retry (no attempts, already paid, an attempt unresolved, or the last one did not fail)."""
+    if not attempts:
+        return None
+    ordered = sorted(attempts, key=lambda a: a.attempt_number)
+    last = ordered[-1]
+    if any(a.status is AttemptStatus.SUCCEEDED or a.status in UNRESOLVED for a in ordered):
+        return None
+    if last.status is not AttemptStatus.FAILED:
+        return None  # requires_action: the customer must act, no automatic retry
+    first_failed = next(a for a in ordered if a.status is AttemptStatus.FAILED)
+    return RetryContext(
+        key=invoice.invoice_id,
+        gateway=gateway,
+        decline_code=last.decline_code,
+        first_failed_at=first_failed.updated_at,
+        last_failed_at=last.updated_at,
+        attempts_made=len(ordered),
+        amount_minor=invoice.amount_minor,
+        currency=invoice.currency,
+        mandate=mandate,
+        features=dict(features or {}),
+    )
 
 
 SCHEMA = """

@@ -28,8 +28,10 @@ from billing_jobs.collection import (
     apply_gateway_outcome,
     collect_invoice,
     resolve_unknown_attempts,
+    retry_context,
 )
 from billing_jobs.gateway import PaymentStatus, idempotency_key_for
+from billing_jobs.retries import ExponentialPolicy
 from ingestion.gateways.simulated import SimulatedGateway
 
 T0 = datetime(2026, 3, 12, 10, 0, tzinfo=UTC)
@@ -85,6 +87,21 @@ def test_failed_attempts_number_up_and_use_new_keys(tmp_path):
     second = collect_invoice(store, gw, inv, clock.t + timedelta(days=1))
     assert (first.status, first.decline_code) == (AttemptStatus.FAILED, "expired_card")
     assert second.attempt_number == 2 and second.idempotency_key != first.idempotency_key
+
+
+def test_retry_context_from_history_drives_the_policy(tmp_path):
+    gw, store, clock, cid = world(tmp_path)
+    bad = gw.attach_payment_method(cid[0], "tok_card_sbi_visa_0001_01_2025").token
+    inv = invoice(cid, 78, bad)
+    assert retry_context(inv, [], "simulated") is None
+    collect_invoice(store, gw, inv, clock.t)
+    collect_invoice(store, gw, inv, clock.t + timedelta(days=2))
+    ctx = retry_context(inv, store.attempts(inv.invoice_id), "simulated")
+    assert (ctx.attempts_made, ctx.decline_code) == (2, "expired_card")
+    assert (ctx.first_failed_at, ctx.last_failed_at) == (clock.t, clock.t + timedelta(days=2))
+    assert not ExponentialPolicy().next_attempt(ctx).retry  # expired card: the customer must act
+    n, _ = paid_invoice(gw, store, cid, clock)
+    assert retry_context(invoice(cid, n), store.attempts(f"in_{n}"), "simulated") is None
 
 
 def test_gateway_rejection_is_a_failed_attempt(tmp_path):
