@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from billing_jobs.gateway import (
     IDEMPOTENCY_METADATA_KEY,
@@ -657,9 +657,11 @@ class SimulatedPort:
         }
         return WebhookDelivery(r["id"], headers, body)
 
-    def webhooks_due(self, now: datetime | None = None) -> list[WebhookDelivery]:
-        """Undelivered events up to `now`, signed at `now`, marked delivered (at-least-once:
-        call `redeliver` to send one again, as a real gateway does after a non-2xx)."""
+    def webhooks_due(
+        self, now: datetime | None = None, *, mark: bool = True
+    ) -> list[WebhookDelivery]:
+        """Undelivered events up to `now`, signed at `now`; with `mark`, they count as delivered
+        (at-least-once: `redeliver` sends one again, as a real gateway does after a non-2xx)."""
         at = self._now(now)
         with self.store.transaction() as c:
             self._advance(c, at)
@@ -667,10 +669,32 @@ class SimulatedPort:
                 "select * from sim_events where delivered=0 and created_at<=? order by created_at, seq",
                 (_ts(at),),
             ).fetchall()
-            c.executemany(
-                "update sim_events set delivered=1 where id=?", [(r["id"],) for r in rows]
-            )
+            if mark:
+                c.executemany(
+                    "update sim_events set delivered=1 where id=?", [(r["id"],) for r in rows]
+                )
         return [self._delivery(r, at) for r in rows]
+
+    def send_webhooks(
+        self, url: str, now: datetime | None = None, post: Callable[..., Any] | None = None
+    ) -> dict[str, int]:
+        """POST every due event to `url` (e.g. `/webhooks/simulated`); only a 2xx marks it
+        delivered, so a receiver that answered 4xx/5xx or was down gets it again next time.
+        Returns event id -> HTTP status (0 when the receiver could not be reached)."""
+        import httpx  # only the sending side needs an HTTP client
+
+        send = post or httpx.post
+        statuses: dict[str, int] = {}
+        for d in self.webhooks_due(now, mark=False):
+            try:
+                status = send(url, content=d.body, headers=dict(d.headers), timeout=10).status_code
+            except (OSError, httpx.TransportError):
+                status = 0
+            statuses[d.event_id] = status
+            if 200 <= status < 300:
+                with self.store.transaction() as c:
+                    c.execute("update sim_events set delivered=1 where id=?", (d.event_id,))
+        return statuses
 
     def redeliver(self, event_id: str, now: datetime | None = None) -> WebhookDelivery:
         at = self._now(now)
