@@ -160,8 +160,7 @@ class Money:
         scaled = dec.scaleb(CURRENCY_EXPONENTS[code])
         if scaled != scaled.to_integral_value():
             raise MoneyError(
-                f"{major!r} has more decimal places than {code} allows "
-                f"({CURRENCY_EXPONENTS[code]})"
+                f"{major!r} has more decimal places than {code} allows ({CURRENCY_EXPONENTS[code]})"
             )
         return cls(int(scaled), code)
 
@@ -179,7 +178,9 @@ class Money:
             if symbol in raw:
                 found = code
                 raw = raw.replace(symbol, "")
-        m = re.fullmatch(r"\s*([A-Za-z]{3})?\s*([-+]?)\s*([0-9][0-9,_ ]*(?:\.[0-9]+)?)\s*([A-Za-z]{3})?\s*", raw)
+        m = re.fullmatch(
+            r"\s*([A-Za-z]{3})?\s*([-+]?)\s*([0-9][0-9,_ ]*(?:\.[0-9]+)?)\s*([A-Za-z]{3})?\s*", raw
+        )
         if not m:
             raise MoneyError(f"cannot parse money from {text!r}")
         prefix, sign, digits, suffix = m.groups()
