@@ -107,3 +107,29 @@ def new_customer():  # type: ignore[no-untyped-def]
 def count():  # type: ignore[no-untyped-def]
     """count(engine, table) -> number of rows."""
     return _count
+
+
+# A small catalog for exact-arithmetic tests (the Stripe and Kill Bill proration examples,
+# the 12% -> 5% slab change on SAC 996311) next to the demo one.
+TEST_CATALOG = {
+    "supplier": {"legal_name": "Test Supplier", "gstin": "29AAGCP4231K1Z7"},
+    "products": [
+        {"code": "app", "name": "App", "sac": "997331"},
+        {"code": "stay", "name": "Offsite stay", "sac": "996311"},
+    ],
+    "plans": [
+        {"code": "basic-10", "product": "app", "interval": "month", "prices": {"INR": "10.00"}},
+        {"code": "pro-20", "product": "app", "interval": "month", "prices": {"INR": "20.00"}},
+        {"code": "max-30", "product": "app", "interval": "month", "prices": {"INR": "30.00"}},
+        {"code": "yearly-10", "product": "app", "interval": "year", "prices": {"INR": "10.00"}},
+        {"code": "retreat", "product": "stay", "interval": "month", "prices": {"INR": "1000.00"}},
+    ],
+    "coupons": [],
+}
+
+
+@pytest.fixture
+def small(engine: Engine) -> Engine:
+    """A migrated ledger with TEST_CATALOG loaded."""
+    load_catalog(engine, TEST_CATALOG, now=CATALOG_AT)
+    return engine
