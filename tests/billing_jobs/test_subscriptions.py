@@ -274,7 +274,9 @@ def test_preview_shows_prorations_without_writing(small, new_customer, count) ->
     assert p["amount_due_now_minor"] == 590
     assert (count(small, "invoices"), count(small, "subscription_events")) == before
     plain = preview_invoice(small, sub["id"], at=HALF)
-    assert plain["proration_invoice"] is None and plain["upcoming_invoice"]["subtotal_minor"] == 1000
+    assert (
+        plain["proration_invoice"] is None and plain["upcoming_invoice"]["subtotal_minor"] == 1000
+    )
     real = change_subscription(small, sub["id"], at=HALF, plan="pro-20")
     assert real["proration_invoice"]["number"] == "INV/2627/000002"  # the preview used none
     assert get_invoice(small, real["proration_invoice"]["id"])["total_minor"] == 590
