@@ -77,6 +77,11 @@ def settings(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     _emit(data, as_json, lambda d: [typer.echo(f"{k:24} {v}") for k, v in sorted(d.items())])
 
 
+from orchestration import cli_billing  # noqa: E402  (sub-apps register on the main app)
+
+cli_billing.register(app)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app(prog_name="paysight")
 
