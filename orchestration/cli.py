@@ -77,6 +77,48 @@ def settings(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     _emit(data, as_json, lambda d: [typer.echo(f"{k:24} {v}") for k, v in sorted(d.items())])
 
 
+webhooks_app = typer.Typer(help="The webhook receiver.", no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
+
+
+@webhooks_app.command("serve")
+def webhooks_serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8787,
+    rate_per_s: Annotated[float | None, typer.Option(help="Per-source rate limit.")] = None,
+    log_level: Annotated[str, typer.Option()] = "info",
+) -> None:
+    """Receive gateway webhooks; each is durably landed before a 2xx."""
+    from ingestion.webhooks.app import serve
+    from ingestion.webhooks.config import RateLimit, WebhookConfig, WebhookConfigError
+
+    s = _settings()
+    secrets = {
+        source: [part.strip() for part in secret.get_secret_value().split(",") if part.strip()]
+        for source, secret in {
+            "stripe": s.stripe_webhook_secret,
+            "razorpay": s.razorpay_webhook_secret,
+            "simulated": s.simulated_webhook_secret,
+        }.items()
+        if secret is not None and secret.get_secret_value().strip()
+    }
+    limits = (
+        {src: RateLimit(rate_per_s, max(1, int(rate_per_s))) for src in secrets}
+        if rate_per_s
+        else {}
+    )
+    try:
+        config = WebhookConfig(landing_dir=s.landing_dir, secrets=secrets, rate_limits=limits)
+    except WebhookConfigError as exc:
+        typer.secho(f"paysight webhooks: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
+    typer.echo(
+        f"listening on http://{host}:{port}; sources: {', '.join(sorted(secrets))}; "
+        f"landing zone {s.landing_dir}"
+    )
+    serve(host, port, config, log_level=log_level)
+
+
 from orchestration import cli_billing  # noqa: E402  (sub-apps register on the main app)
 
 cli_billing.register(app)

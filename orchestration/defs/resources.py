@@ -9,6 +9,7 @@ from orchestration.lib.dbt import dbt_executable, dbt_project
 from orchestration.lib.env import get_settings
 from orchestration.lib.resources import (
     GatewayResource,
+    LandingResource,
     LedgerResource,
     MlflowResource,
     WarehouseResource,
@@ -20,6 +21,7 @@ def build_resources() -> dict[str, object]:
     return {
         "warehouse": WarehouseResource(path=str(settings.warehouse_path)),
         "ledger": LedgerResource(url=str(settings.ledger_url)),
+        "landing": LandingResource(url=str(settings.landing_url)),
         "mlflow": MlflowResource(
             tracking_uri=str(settings.mlflow_tracking_uri),
             artifacts_dir=str(settings.mlflow_artifacts_dir),

@@ -40,6 +40,21 @@ class WarehouseResource(dg.ConfigurableResource):
                 os.environ["PAYSIGHT_WAREHOUSE_PATH"] = previous
 
 
+class LandingResource(dg.ConfigurableResource):
+    """The landing zone for webhooks and bank files (a local directory by default)."""
+
+    url: str
+
+    def landing_dir(self) -> Path:
+        if "://" in self.url and not self.url.startswith("file://"):
+            raise dg.Failure(
+                f"landing zone {self.url!r}: only local paths are supported by this loader"
+            )
+        path = Path(self.url.removeprefix("file://"))
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
 class LedgerResource(dg.ConfigurableResource):
     """The billing ledger (SQLite by default, PostgreSQL in production)."""
 

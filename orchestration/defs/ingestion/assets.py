@@ -6,8 +6,9 @@ import dagster as dg
 
 from ingestion.gateway_charges import charges_frame
 from ingestion.gateways.simulated import SimulatedGateway
+from ingestion.landing_loads import load_bank_settlements, load_webhook_events
 from ingestion.warehouse import table_count, upsert_dataframe
-from orchestration.lib.resources import GatewayResource, WarehouseResource
+from orchestration.lib.resources import GatewayResource, LandingResource, WarehouseResource
 
 
 class SimulatedWorldConfig(dg.Config):
@@ -48,4 +49,86 @@ def raw_gateway_charges(
             "window": f"{start.date()} .. {end.date()}",
             "preview": dg.MetadataValue.md(frame.drop(columns=["raw_json"]).head(5).to_markdown()),
         }
+    )
+
+
+def _check_results(asset: str, report) -> list[dg.AssetCheckResult]:
+    """Data-quality results of a load as Dagster asset checks (one per expectation family)."""
+    failed = [c for c in report.checks if not c.success]
+    return [
+        dg.AssetCheckResult(
+            asset_key=asset,
+            check_name=f"{asset}_rows_valid",
+            passed=report.quarantined == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"quarantined": report.quarantined, "loaded": report.loaded},
+        ),
+        dg.AssetCheckResult(
+            asset_key=asset,
+            check_name=f"{asset}_expectations_pass",
+            passed=not failed,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "expectations": len(report.checks),
+                "failed": dg.MetadataValue.md(
+                    "\n".join(f"- {c.check}: {c.unexpected_count} unexpected" for c in failed)
+                    or "none"
+                ),
+            },
+        ),
+    ]
+
+
+def _quality_specs(asset: str) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            f"{asset}_rows_valid",
+            asset=asset,
+            description="Every landed row passed validation (else quarantined).",
+        ),
+        dg.AssetCheckSpec(
+            f"{asset}_expectations_pass",
+            asset=asset,
+            description="Great Expectations suite: schema, keys, enums, freshness.",
+        ),
+    ]
+
+
+@dg.asset(
+    group_name="ingestion",
+    kinds={"python", "duckdb"},
+    check_specs=_quality_specs("raw_webhook_events"),
+    description="Verified webhook events from the landing zone (raw.webhook_events), loaded "
+    "incrementally; invalid records go to raw.quarantine_webhook_events.",
+)
+def raw_webhook_events(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, landing: LandingResource
+) -> dg.MaterializeResult:
+    with warehouse.connect() as con:
+        report = load_webhook_events(landing.landing_dir(), con, datetime.now(UTC))
+    return dg.MaterializeResult(
+        metadata={"loaded": report.loaded, "quarantined": report.quarantined},
+        check_results=_check_results("raw_webhook_events", report),
+    )
+
+
+@dg.asset(
+    group_name="ingestion",
+    kinds={"python", "duckdb"},
+    check_specs=_quality_specs("raw_bank_settlements"),
+    description="Bank settlement files (<landing>/bank/*.csv) parsed exactly into minor units "
+    "(raw.bank_settlements); rejected lines go to raw.quarantine_bank_settlements.",
+)
+def raw_bank_settlements(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, landing: LandingResource
+) -> dg.MaterializeResult:
+    with warehouse.connect() as con:
+        report = load_bank_settlements(landing.landing_dir() / "bank", con, datetime.now(UTC))
+    return dg.MaterializeResult(
+        metadata={
+            "files": report.files,
+            "loaded": report.loaded,
+            "quarantined": report.quarantined,
+        },
+        check_results=_check_results("raw_bank_settlements", report),
     )

@@ -1,0 +1,15 @@
+"""Webhook receiver: signature checks, durable landing-zone journal and its reader."""
+
+from ingestion.webhooks.app import create_app, serve
+from ingestion.webhooks.config import RateLimit, WebhookConfig, config_from_env
+from ingestion.webhooks.journal import LandedEvent, iter_landed_events
+
+__all__ = [
+    "LandedEvent",
+    "RateLimit",
+    "WebhookConfig",
+    "config_from_env",
+    "create_app",
+    "iter_landed_events",
+    "serve",
+]

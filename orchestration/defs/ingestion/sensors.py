@@ -1,0 +1,30 @@
+"""Sensors of the ingestion area: newly landed webhook events start their job."""
+
+import json
+
+import dagster as dg
+
+from ingestion.webhooks.journal import iter_landed_events
+from orchestration.lib.env import get_settings
+
+apply_gateway_events_job = dg.define_asset_job(
+    "apply_gateway_events_job",
+    selection=dg.AssetSelection.assets("raw_webhook_events"),
+    description="Load newly landed webhook events into the warehouse (raw.webhook_events).",
+)
+
+
+@dg.sensor(job=apply_gateway_events_job, minimum_interval_seconds=30)
+def webhook_events_sensor(context: dg.SensorEvaluationContext):
+    """Start `apply_gateway_events_job` when events landed since the last cursor."""
+    landing = get_settings().landing_dir
+    cursor = json.loads(context.cursor) if context.cursor else None
+    events, new_cursor = iter_landed_events(landing, cursor, max_events=10_000)
+    if not events:
+        return dg.SkipReason("no new webhook events in the landing zone")
+    context.update_cursor(json.dumps(new_cursor, sort_keys=True))
+    last = events[-1]
+    return dg.RunRequest(
+        run_key=f"webhooks:{last.journal_file}:{last.offset}",
+        tags={"paysight/events": str(len(events))},
+    )

@@ -1,0 +1,117 @@
+"""Landing zone -> raw tables: webhook journal and bank files, with quarantine and cursors."""
+
+import json
+import time
+from datetime import UTC, datetime
+
+import duckdb
+import pytest
+from starlette.testclient import TestClient
+
+from ingestion.landing_loads import load_bank_settlements, load_webhook_events
+from ingestion.webhooks.app import create_app
+from ingestion.webhooks.config import WebhookConfig
+from ingestion.webhooks.journal import encode_line, journal_root
+from ingestion.webhooks.signatures import stripe_signature
+
+SECRET = "whsec_test"
+
+
+def _post(client: TestClient, event_id: str, event_type: str = "charge.succeeded"):
+    body = json.dumps({"id": event_id, "object": "event", "type": event_type}).encode()
+    t = int(time.time())
+    headers = {"Stripe-Signature": f"t={t},v1={stripe_signature(SECRET, t, body)}"}
+    return client.post("/webhooks/stripe", content=body, headers=headers)
+
+
+def test_webhook_events_load_once_and_incrementally(tmp_path):
+    landing = tmp_path / "landing"
+    config = WebhookConfig(landing_dir=landing, secrets={"stripe": [SECRET]})
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    now = datetime.now(UTC)
+    with TestClient(create_app(config)) as client:
+        for i in range(5):
+            assert _post(client, f"evt_{i}").json() == {"status": "accepted"}
+        assert _post(client, "evt_1").json() == {"status": "duplicate"}
+        first = load_webhook_events(landing, con, now)
+        assert first.loaded == 5 and first.quarantined == 0
+        assert load_webhook_events(landing, con, now).loaded == 0  # nothing new
+        _post(client, "evt_5")
+        assert _post(client, "evt/../../etc").status_code == 400  # hostile id never lands
+    # A corrupted journal line (unverified, unknown source) is quarantined, not loaded.
+    bad = encode_line(
+        received_at=now.isoformat(),
+        source="paypal",
+        event_id="evt_x",
+        event_type="x",
+        signature_verified=False,
+        body="{}",
+    )
+    journal = journal_root(landing) / "stripe" / "2025-01-01" / "corrupt.jsonl"
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    journal.write_bytes(bad)
+    third = load_webhook_events(landing, con, now)
+    assert third.loaded == 1 and third.quarantined == 1
+    assert con.execute("select count(*) from raw.webhook_events").fetchone()[0] == 6
+    reason = con.execute("select quarantine_reason from raw.quarantine_webhook_events").fetchone()[
+        0
+    ]
+    assert "source" in reason and "signature_verified" in reason
+
+
+HEADER = "settlement_id,utr,payment_id,gross,fee,tax,net,settled_at,currency\n"
+
+
+def test_bank_files_load_with_rejects_quarantined(tmp_path):
+    bank = tmp_path / "bank"
+    bank.mkdir()
+    (bank / "2025-05-02.csv").write_text(
+        HEADER
+        + "setl_1,UTR0001,pay_1,1000.00,20.00,3.60,976.40,2025-05-02T11:00:00+05:30,INR\n"
+        + "setl_1,UTR0001,pay_2,500.00,10.00,1.80,488.20,2025-05-02T11:00:00+05:30,INR\n"
+        + "setl_1,UTR0001,pay_3,abc,10.00,1.80,488.20,2025-05-02T11:00:00+05:30,INR\n"
+        + "setl_1,UTR0001,=cmd|' /C calc'!A0,1.00,0,0,1.00,2025-05-02T11:00:00+05:30,INR\n"
+    )
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    now = datetime(2025, 5, 4, tzinfo=UTC)
+    report = load_bank_settlements(bank, con, now)
+    assert (report.files, report.loaded, report.quarantined) == (1, 2, 2)
+    rows = con.execute(
+        "select payment_id, gross_minor, fee_minor, tax_minor, net_minor from raw.bank_settlements "
+        "order by payment_id"
+    ).fetchall()
+    assert rows == [("pay_1", 100000, 2000, 360, 97640), ("pay_2", 50000, 1000, 180, 48820)]
+    reasons = [
+        r[0]
+        for r in con.execute(
+            "select quarantine_reason from raw.quarantine_bank_settlements"
+        ).fetchall()
+    ]
+    assert len(reasons) == 2 and all(reasons)
+    # A second load skips files already loaded; a new file is picked up.
+    assert load_bank_settlements(bank, con, now).files == 0
+    (bank / "2025-05-03.csv").write_text(
+        HEADER + "setl_2,UTR0002,pay_4,10.00,0,0,10.00,2025-05-03T11:00:00+05:30,INR\n"
+    )
+    assert load_bank_settlements(bank, con, now).loaded == 1
+    assert con.execute("select count(*) from raw.bank_settlements").fetchone()[0] == 3
+
+
+def test_an_unusable_bank_file_is_quarantined_whole(tmp_path):
+    bank = tmp_path / "bank"
+    bank.mkdir()
+    (bank / "garbage.csv").write_bytes(b"\x00\x01 not a csv at all")
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    report = load_bank_settlements(bank, con, datetime(2025, 5, 3, tzinfo=UTC))
+    assert report.loaded == 0 and report.quarantined == 1
+    assert (
+        con.execute("select file from raw.quarantine_bank_settlements").fetchone()[0]
+        == "garbage.csv"
+    )
+
+
+@pytest.mark.parametrize("missing", ["nope"])
+def test_missing_bank_dir_is_empty_not_an_error(tmp_path, missing):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    report = load_bank_settlements(tmp_path / missing, con, datetime(2025, 5, 3, tzinfo=UTC))
+    assert report.files == 0 and report.loaded == 0
