@@ -3,48 +3,41 @@ afterwards every due period has exactly one invoice and numbers are gapless per 
 
 from __future__ import annotations
 
-import json
+import multiprocessing
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from billing_jobs.billing_run import run_billing
+from billing_jobs.ledger import make_engine
 from billing_jobs.ledger import schema as s
 from billing_jobs.periods import add_months
 from billing_jobs.seed import seed_subscriptions
 
-REPO = Path(__file__).resolve().parents[2]
-WORKER = Path(__file__).with_name("billing_worker.py")
+# Forked children inherit the imported modules, so a worker starts in milliseconds; each one
+# builds its own engine (nothing pooled is shared across the fork) and is a real OS process
+# that SIGKILL stops dead, mid-transaction or not.
+FORK = multiprocessing.get_context("fork")
 
 
-def _url(engine) -> str:
-    return engine.url.render_as_string(hide_password=False)
+def _worker(url: str, as_of: datetime, batch: int, start, out) -> None:  # pragma: no cover
+    engine = make_engine(url)
+    start.wait()
+    result = run_billing(engine, as_of, batch_size=batch)
+    out.put(result.invoices_created)
+    engine.dispose()
 
 
-def _spawn(engine, as_of: datetime, batch: int) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen(
-        [sys.executable, str(WORKER), _url(engine), as_of.isoformat(), str(batch)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout.readline().strip() == "ready"
+def _spawn(engine, as_of: datetime, batch: int, start, out):
+    url = engine.url.render_as_string(hide_password=False)
+    proc = FORK.Process(target=_worker, args=(url, as_of, batch, start, out), daemon=True)
+    proc.start()
     return proc
-
-
-def _go(proc: subprocess.Popen) -> None:
-    proc.stdin.write("go\n")
-    proc.stdin.flush()
 
 
 def _assert_ledger_consistent(engine, sub_ids, start: datetime, as_of: datetime) -> int:
@@ -84,18 +77,19 @@ def test_sigkill_billing_runs_at_random_points(ledger) -> None:
         ledger, 120, start=start, plans=("scale-monthly", "growth-monthly")
     )
     rng = random.Random(20260122)
+    out = FORK.Queue()
     kills, rounds, month = 0, 0, 0
     while kills < 20 and rounds < 80:
         rounds += 1
         month += 1
-        as_of = add_months(start, month)
-        proc = _spawn(ledger, as_of, batch=2)
-        _go(proc)
-        time.sleep(rng.uniform(0.0, 0.12))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
+        go = FORK.Event()
+        proc = _spawn(ledger, add_months(start, month), 2, go, out)
+        go.set()
+        time.sleep(rng.uniform(0.0, 0.15))
+        if proc.is_alive():
+            os.kill(proc.pid, signal.SIGKILL)
             kills += 1
-        proc.wait(timeout=60)
+        proc.join(timeout=60)
     assert kills >= 20
     final = add_months(start, month)
     run_billing(ledger, final, batch_size=7)
@@ -108,22 +102,25 @@ def test_two_billing_processes_at_once_stay_gapless(ledger) -> None:
     start = datetime(2025, 11, 10, 8, tzinfo=UTC)
     as_of = datetime(2026, 5, 11, tzinfo=UTC)  # Nov..Mar in FY 25-26, Apr..May in FY 26-27
     sub_ids = seed_subscriptions(ledger, 150, start=start, plans=("scale-monthly",))
-    procs = [_spawn(ledger, as_of, batch=5) for _ in range(2)]
+    go, out = FORK.Event(), FORK.Queue()
+    procs = [_spawn(ledger, as_of, 5, go, out) for _ in range(2)]
+    go.set()
+    created = [out.get(timeout=120) for _ in procs]
     for p in procs:
-        _go(p)
-    outputs = [json.loads(p.communicate(timeout=120)[0].strip().splitlines()[-1]) for p in procs]
-    assert all(p.returncode == 0 for p in procs)
-    assert sum(o["invoices"] for o in outputs) == 150 * 7
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert sum(created) == 150 * 7
     assert _assert_ledger_consistent(ledger, sub_ids, start, as_of) == 150 * 7
 
     # One of two concurrent processes is killed mid-run; a rerun completes the work.
     later = datetime(2026, 8, 11, tzinfo=UTC)
-    procs = [_spawn(ledger, later, batch=3) for _ in range(2)]
-    for p in procs:
-        _go(p)
+    go = FORK.Event()
+    procs = [_spawn(ledger, later, 3, go, out) for _ in range(2)]
+    go.set()
     time.sleep(0.05)
-    procs[0].send_signal(signal.SIGKILL)
-    procs[1].communicate(timeout=120)
-    procs[0].wait(timeout=60)
+    os.kill(procs[0].pid, signal.SIGKILL)
+    for p in procs:
+        p.join(timeout=120)
+    assert procs[0].exitcode == -signal.SIGKILL
     run_billing(ledger, later)
     assert _assert_ledger_consistent(ledger, sub_ids, start, later) == 150 * 10
