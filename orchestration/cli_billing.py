@@ -300,6 +300,83 @@ def invoices_void(invoice_id: int, at: AtOption = None, as_json: JsonOption = Fa
     emit(run_domain(lambda e: void_invoice(e, invoice_id, at=moment)), as_json)
 
 
+@invoices_app.command("pdf")
+def invoices_pdf(
+    number: Annotated[str, typer.Argument(help="Invoice number, e.g. INV/2526/000001.")],
+    lang: Annotated[str, typer.Option(help="en, hi or mr.")] = "en",
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Where to write the PDF.")
+    ] = None,
+) -> None:
+    """Render an invoice's PDF (Rule 46 fields) in a language, and print where it is."""
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    from billing_jobs.documents.from_ledger import DocumentSourceError, invoice_document
+    from billing_jobs.documents.render import document_path, render_pdf
+    from billing_jobs.ledger import schema as s
+
+    if lang not in {"en", "hi", "mr"}:
+        raise typer.BadParameter(
+            f"unknown language {lang!r}; choose en, hi or mr", param_hint="--lang"
+        )
+
+    def action(engine):
+        with engine.connect() as conn:
+            row = conn.execute(select(s.invoices.c.id).where(s.invoices.c.number == number)).first()
+        if row is None:
+            raise DocumentSourceError(f"no invoice numbered {number!r}")
+        return invoice_document(engine, row.id)
+
+    try:
+        doc = run_domain(action)
+    except DocumentSourceError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
+    pdf = render_pdf(doc, lang=lang)
+    target = (
+        Path(output)
+        if output
+        else document_path(load_settings().documents_dir, doc).with_suffix(f".{lang}.pdf")
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(pdf)
+    typer.echo(str(target))
+
+
+@invoices_app.command("run")
+def invoices_run(
+    limit: Annotated[int | None, typer.Option(min=1)] = None,
+    no_mail: Annotated[bool, typer.Option("--no-mail")] = False,
+    as_of: Annotated[str | None, typer.Option("--as-of")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Render, store and queue (and send, when PAYSIGHT_SMTP_URL is set) new invoice documents."""
+    from billing_jobs.documents.from_ledger import run_invoice_documents
+    from billing_jobs.mail import SmtpSettings, send_due
+
+    settings = load_settings()
+    now = parse_instant(as_of, "--as-of")
+
+    def action(engine):
+        report = run_invoice_documents(
+            engine, settings.documents_dir, now, limit=limit, mail=not no_mail
+        )
+        sent = 0
+        if not no_mail and settings.smtp_url is not None:
+            smtp = SmtpSettings.from_url(settings.smtp_url.get_secret_value())
+            sent = len(send_due(engine, now, smtp).sent)
+        return {
+            "rendered": report.rendered,
+            "queued": report.queued,
+            "sent": sent,
+            "errors": report.errors,
+        }
+
+    emit(run_domain(action), as_json, "invoice run")
+
+
 # -- billing run --------------------------------------------------------------------------
 @billing_app.command("run")
 def billing_run(

@@ -1,6 +1,6 @@
 """Billing operations as Dagster jobs: the daily billing run (partitioned, never overlapping)."""
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
@@ -72,3 +72,55 @@ def defs() -> dg.Definitions:
         billing_run_job, hour_of_day=2, minute_of_hour=0, name="billing_run_job_schedule"
     )
     return dg.Definitions(jobs=[billing_run_job], schedules=[schedule])
+
+
+class InvoiceRunConfig(dg.Config):
+    """Operator knobs for the invoice-document run."""
+
+    limit: int | None = None
+    mail: bool = True
+
+
+@dg.op(pool="invoice_run", tags={"kind": "billing"})
+def invoice_run_op(
+    context: dg.OpExecutionContext, config: InvoiceRunConfig, ledger: LedgerResource
+) -> dg.Output[dict]:
+    """Render, store and mail every finalized invoice that has no document yet."""
+    from billing_jobs.documents.from_ledger import run_invoice_documents
+    from billing_jobs.mail import SmtpSettings, send_due
+
+    settings = get_settings()
+    engine = ledger.engine()
+    upgrade_ledger(engine)
+    now = datetime.now(UTC)
+    report = run_invoice_documents(
+        engine, settings.documents_dir, now, limit=config.limit, mail=config.mail
+    )
+    sent = 0
+    if config.mail and settings.smtp_url is not None:
+        smtp = SmtpSettings.from_url(settings.smtp_url.get_secret_value())
+        sent = len(send_due(engine, now, smtp).sent)
+    summary = {
+        "rendered": report.rendered,
+        "queued": report.queued,
+        "sent": sent,
+        "errors": len(report.errors),
+    }
+    for err in report.errors[:20]:
+        context.log.warning(err)
+    return dg.Output(summary, metadata=summary)
+
+
+@dg.definitions
+def invoice_defs() -> dg.Definitions:
+    @dg.job(name="invoice_run_job", description="Render, store and mail new invoice documents.")
+    def invoice_run_job():
+        invoice_run_op()
+
+    schedule = dg.ScheduleDefinition(
+        name="invoice_run_job_schedule",
+        job=invoice_run_job,
+        cron_schedule="30 3 * * *",
+        execution_timezone=get_settings().timezone,
+    )
+    return dg.Definitions(jobs=[invoice_run_job], schedules=[schedule])
