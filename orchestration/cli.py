@@ -119,6 +119,11 @@ def webhooks_serve(
     serve(host, port, config, log_level=log_level)
 
 
+from orchestration import cli_billing  # noqa: E402  (sub-apps register on the main app)
+
+cli_billing.register(app)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app(prog_name="paysight")
 
