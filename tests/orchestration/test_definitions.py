@@ -57,8 +57,28 @@ def test_lineage_runs_from_raw_to_ml(defs):
 
 
 def test_jobs_and_resources(defs):
-    assert defs.resolve_job_def("platform_demo_job") is not None
-    assert {"warehouse", "ledger", "mlflow", "gateway", "dbt"} <= set(defs.resources)
+    for job in (
+        "platform_demo_job",
+        "billing_run_job",
+        "invoice_run_job",
+        "apply_gateway_events_job",
+    ):
+        assert defs.resolve_job_def(job) is not None, job
+    assert {"billing_run_job_schedule", "invoice_run_job_schedule"} <= {
+        s.name for s in defs.schedules
+    }
+    assert "webhook_events_sensor" in {s.name for s in defs.sensors}
+    assert {"warehouse", "ledger", "mlflow", "gateway", "dbt", "landing"} <= set(defs.resources)
+
+
+def test_billing_runs_are_daily_in_the_billing_time_zone_and_never_overlap(defs):
+    job = defs.resolve_job_def("billing_run_job")
+    assert job.tags.get("paysight/billing") == "run"
+    assert job.partitions_def.timezone == "Asia/Kolkata"
+    schedule = defs.resolve_schedule_def("billing_run_job_schedule")
+    assert schedule.execution_timezone == "Asia/Kolkata"
+    instance_yaml = (PROJECT_ROOT / "deploy" / "dagster.yaml").read_text()
+    assert "key: paysight/billing" in instance_yaml and "limit: 1" in instance_yaml
 
 
 def test_dagster_definitions_validate():
