@@ -232,7 +232,13 @@ def _load_due_batch(
     if not sq:
         # Concurrent runs split the work instead of queueing behind each other's rows.
         sql += " FOR UPDATE OF s SKIP LOCKED"
-    rows = conn.exec_driver_sql(sql, tuple(params)).all()
+    # Plain DBAPI cursor: SQLAlchemy Row objects cost more than the query itself here.
+    cur = conn.connection.cursor()
+    try:
+        cur.execute(sql, tuple(params))
+        rows = cur.fetchall()
+    finally:
+        cur.close()
     if not rows:
         return [], {}
     n = len(_SUB_STATE_COLS)
