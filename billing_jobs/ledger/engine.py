@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from alembic import command
@@ -10,7 +9,6 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-DEFAULT_URL = "sqlite:///data/ledger.sqlite"
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -32,9 +30,12 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str | None = None, **kwargs: object) -> Engine:
-    """Engine for `url` (default PAYSIGHT_LEDGER_URL or data/ledger.sqlite)."""
-    url = url or os.environ.get("PAYSIGHT_LEDGER_URL") or DEFAULT_URL
+def make_engine(url: str, **kwargs: object) -> Engine:
+    """Engine for the ledger at `url` (SQLite gets WAL, foreign keys and BEGIN IMMEDIATE).
+
+    The URL comes from the caller (the settings module knows the environment)."""
+    if not url:
+        raise ValueError("a ledger URL is required, e.g. sqlite:///data/ledger.sqlite")
     if url.startswith("sqlite") and ":memory:" not in url and url.count("/") >= 3:
         path = url.split("///", 1)[1]
         if path:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -61,9 +61,9 @@ class LedgerResource(dg.ConfigurableResource):
     url: str
 
     def engine(self) -> Engine:
-        if self.url.startswith("sqlite:///"):
-            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        return create_engine(self.url, future=True)
+        from billing_jobs.ledger import make_engine
+
+        return make_engine(self.url)
 
 
 class MlflowResource(dg.ConfigurableResource):
