@@ -40,7 +40,8 @@ class LoadReport:
 def get_cursor(con: duckdb.DuckDBPyConnection, name: str) -> object:
     con.execute("create schema if not exists raw")
     con.execute("create table if not exists raw._cursors (name varchar primary key, value varchar)")
-    row = con.execute("select value from raw._cursors where name = ?", [name]).fetchone()
+    rows = con.execute("select value from raw._cursors where name = ?", [name]).fetchall()
+    row = rows[0] if rows else None
     return json.loads(row[0]) if row else None
 
 

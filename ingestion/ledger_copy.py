@@ -1,8 +1,9 @@
 """Copying the billing ledger's tables into the warehouse as ``raw.ledger_<table>``.
 
-Tables with an ``updated_at`` (or ``created_at`` for append-only tables) column are copied
-incrementally from a cursor; the rest are small reference tables and are replaced whole.
-Rows are upserted by primary key, so a re-run never duplicates anything.
+Tables with an ``updated_at`` column are copied incrementally from a timestamp cursor;
+append-only tables (events, lines) incrementally from their integer id; every other table
+(mutable rows without an update stamp) is replaced whole, which is always correct. Rows are
+upserted by primary key, so a re-run never duplicates anything.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from sqlalchemy import Engine, MetaData, Table, select
 
 from ingestion.warehouse import upsert_dataframe
 
-CURSOR_COLUMNS = ("updated_at", "created_at")
+CURSOR_COLUMNS = ("updated_at",)
+# Rows of these ledger tables are never updated once written.
+APPEND_ONLY = frozenset(
+    {"subscription_events", "invoice_lines", "credit_note_lines", "customer_balance_transactions"}
+)
 
 
 @dataclass(frozen=True)
@@ -57,11 +62,47 @@ def _frame(engine: Engine, table: Table, cursor_col: str | None, since: str | No
     with engine.connect() as conn:
         result = conn.execute(stmt)
         df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-    for col in table.columns:
-        # Integers (money in minor units) stay int64 even when a column has NULLs.
-        if col.type.python_type is int and col.name in df:
-            df[col.name] = df[col.name].astype("Int64")
+    _int64(table, df)
     return df
+
+
+def _int64(table: Table, df: pd.DataFrame) -> None:
+    """Give every column its ledger type, so DuckDB never infers NULL from an empty batch."""
+    for col in table.columns:
+        if col.name not in df:
+            continue
+        try:
+            py = col.type.python_type
+        except NotImplementedError:
+            py = str
+        if py is int:
+            # Integers (money in minor units) stay int64 even when a column has NULLs.
+            df[col.name] = df[col.name].astype("Int64")
+        elif py is bool:
+            df[col.name] = df[col.name].astype("boolean")
+        elif py is datetime:
+            df[col.name] = pd.to_datetime(df[col.name], utc=True).dt.tz_localize(None)
+        elif df[col.name].isna().all() or py is str:
+            df[col.name] = df[col.name].astype("string")
+
+
+def _append_frame(engine: Engine, table: Table, key: str, since: str | None) -> pd.DataFrame:
+    stmt = select(table)
+    if since is not None:
+        stmt = stmt.where(table.c[key] > int(since))
+    with engine.connect() as conn:
+        result = conn.execute(stmt.order_by(table.c[key]))
+        df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    _int64(table, df)
+    return df
+
+
+def _create_empty(con: duckdb.DuckDBPyConnection, target: str, df: pd.DataFrame) -> None:
+    con.register("_empty", df)
+    try:
+        con.execute(f"create table raw.{target} as select * from _empty")
+    finally:
+        con.unregister("_empty")
 
 
 def copy_ledger_tables(
@@ -70,10 +111,12 @@ def copy_ledger_tables(
     tables: Iterable[str] | None = None,
     cursors: Mapping[str, str] | None = None,
     metadata: MetaData | None = None,
+    append_only: frozenset[str] = APPEND_ONLY,
 ) -> list[TableCopy]:
     """Copy ledger tables into ``raw.ledger_<table>``; returns per-table counts and new cursors.
 
-    ``cursors`` maps table name to the ISO timestamp of the newest row already copied.
+    ``cursors`` maps table name to the last position copied (an ISO timestamp for tables with
+    ``updated_at``, the last id for append-only tables).
     """
     meta = metadata
     if meta is None:
@@ -88,22 +131,34 @@ def copy_ledger_tables(
     con.execute("create schema if not exists raw")
     for name in wanted:
         table = meta.tables[name]
-        key = _key_column(table)
-        cursor_col = _cursor_column(table)
-        df = _frame(engine, table, cursor_col, cursors.get(name))
         target = f"ledger_{name}"
+        cursor_col = _cursor_column(table)
+        if cursor_col is None and name in append_only:
+            key = _key_column(table)
+            since = cursors.get(name) if _exists(con, target) else None
+            df = _append_frame(engine, table, key, since)
+            if not df.empty:
+                upsert_dataframe(con, "raw", target, df, key=key)
+            elif not _exists(con, target):
+                _create_empty(con, target, df)
+            newest = str(int(df[key].max())) if not df.empty else since
+            out.append(TableCopy(name, len(df), "append", newest))
+            continue
         if cursor_col is None:
+            df = _frame(engine, table, None, None)
             con.register("_full", df)
-            con.execute(f"create or replace table raw.{target} as select * from _full")
-            con.unregister("_full")
+            try:
+                con.execute(f"create or replace table raw.{target} as select * from _full")
+            finally:
+                con.unregister("_full")
             out.append(TableCopy(name, len(df), "full", None))
             continue
+        key = _key_column(table)
+        df = _frame(engine, table, cursor_col, cursors.get(name))
         if not df.empty:
             upsert_dataframe(con, "raw", target, df, key=key)
         elif not _exists(con, target):
-            con.register("_empty", df)
-            con.execute(f"create table raw.{target} as select * from _empty")
-            con.unregister("_empty")
+            _create_empty(con, target, df)
         newest = df[cursor_col].max() if not df.empty else None
         cursor = pd.Timestamp(newest).isoformat() if newest is not None else cursors.get(name)
         out.append(TableCopy(name, len(df), "incremental", cursor))
@@ -111,9 +166,10 @@ def copy_ledger_tables(
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    row = con.execute(
+    # fetchall: DuckDB refuses new work on a connection with an unfinished result.
+    rows = con.execute(
         "select count(*) from information_schema.tables where table_schema = 'raw' "
         "and table_name = ?",
         [table],
-    ).fetchone()
-    return bool(row and row[0])
+    ).fetchall()
+    return bool(rows and rows[0][0])

@@ -54,5 +54,7 @@ def upsert_dataframe(
 
 
 def table_count(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> int:
-    row = con.execute(f"select count(*) from {_ident(schema)}.{_ident(table)}").fetchone()
+    # fetchall: DuckDB refuses new work on a connection with an unfinished result.
+    rows = con.execute(f"select count(*) from {_ident(schema)}.{_ident(table)}").fetchall()
+    row = rows[0] if rows else None
     return int(row[0]) if row else 0

@@ -36,6 +36,9 @@ def ledger(tmp_path):
         Column("updated_at", DateTime),
     )
     Table("plans", meta, Column("id", Integer, primary_key=True), Column("code", String(20)))
+    events = Table(
+        "events", meta, Column("id", Integer, primary_key=True), Column("kind", String(20))
+    )
     Table(
         "pairs",
         meta,
@@ -58,15 +61,22 @@ def ledger(tmp_path):
             ],
         )
         c.execute(insert(meta.tables["plans"]), [{"id": 1, "code": "starter"}])
+        c.execute(insert(events), [{"id": i, "kind": "created"} for i in (1, 2, 3)])
     return engine, meta
 
 
 def test_incremental_copy_is_idempotent_and_picks_up_changes(ledger, tmp_path):
     engine, meta = ledger
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
-    first = {c.table: c for c in copy_ledger_tables(engine, con, ["invoices", "plans"])}
+    first = {
+        c.table: c
+        for c in copy_ledger_tables(
+            engine, con, ["invoices", "plans", "events"], append_only=frozenset({"events"})
+        )
+    }
     assert first["invoices"].rows == 5 and first["invoices"].mode == "incremental"
     assert first["plans"].mode == "full"
+    assert first["events"].mode == "append" and first["events"].rows == 3
     cursors = {"invoices": first["invoices"].cursor}
 
     again = {c.table: c for c in copy_ledger_tables(engine, con, ["invoices"], cursors)}
@@ -106,4 +116,19 @@ def test_unknown_and_unkeyable_tables_are_refused(ledger, tmp_path):
     with pytest.raises(LedgerCopyError, match="unknown ledger tables"):
         copy_ledger_tables(engine, con, ["nope"])
     with pytest.raises(LedgerCopyError, match="single-column primary key"):
-        copy_ledger_tables(engine, con, ["pairs"])
+        copy_ledger_tables(engine, con, ["pairs"], append_only=frozenset({"pairs"}))
+    assert copy_ledger_tables(engine, con, ["pairs"])[0].mode == "full"  # no key needed
+
+
+def test_append_only_tables_copy_only_new_ids(ledger, tmp_path):
+    engine, meta = ledger
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    only = frozenset({"events"})
+    first = copy_ledger_tables(engine, con, ["events"], append_only=only)[0]
+    with engine.begin() as c:
+        c.execute(insert(meta.tables["events"]), [{"id": 4, "kind": "paused"}])
+    second = copy_ledger_tables(
+        engine, con, ["events"], {"events": first.cursor}, append_only=only
+    )[0]
+    assert (first.rows, second.rows, second.cursor) == (3, 1, "4")
+    assert con.execute("select count(*) from raw.ledger_events").fetchone()[0] == 4

@@ -6,9 +6,20 @@ import dagster as dg
 
 from ingestion.gateway_charges import charges_frame
 from ingestion.gateways.simulated import SimulatedGateway
-from ingestion.landing_loads import load_bank_settlements, load_webhook_events
+from ingestion.landing_loads import (
+    get_cursor,
+    load_bank_settlements,
+    load_webhook_events,
+    set_cursor,
+)
+from ingestion.ledger_copy import copy_ledger_tables
 from ingestion.warehouse import table_count, upsert_dataframe
-from orchestration.lib.resources import GatewayResource, LandingResource, WarehouseResource
+from orchestration.lib.resources import (
+    GatewayResource,
+    LandingResource,
+    LedgerResource,
+    WarehouseResource,
+)
 
 
 class SimulatedWorldConfig(dg.Config):
@@ -132,3 +143,65 @@ def raw_bank_settlements(
         },
         check_results=_check_results("raw_bank_settlements", report),
     )
+
+
+# Ledger tables copied to the warehouse (raw.ledger_<table>); bookkeeping tables stay behind.
+LEDGER_TABLES = (
+    "customers",
+    "payment_methods",
+    "products",
+    "plans",
+    "prices",
+    "coupons",
+    "subscriptions",
+    "subscription_items",
+    "subscription_events",
+    "invoices",
+    "invoice_lines",
+    "credit_notes",
+    "credit_note_lines",
+    "customer_balance_transactions",
+    "payment_attempts",
+)
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            f"raw_ledger_{table}",
+            group_name="ingestion",
+            kinds={"python", "duckdb", "sqlite"},
+            description=f"The billing ledger's `{table}` table, copied to raw.ledger_{table}.",
+        )
+        for table in LEDGER_TABLES
+    ],
+    can_subset=True,
+)
+def raw_ledger_tables(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, ledger: LedgerResource
+):
+    """Copy the ledger into the warehouse: incremental where rows carry a cursor."""
+    from billing_jobs.ledger import schema, upgrade_ledger
+
+    selected = [
+        t for t in LEDGER_TABLES if dg.AssetKey(f"raw_ledger_{t}") in context.selected_asset_keys
+    ]
+    engine = ledger.engine()
+    upgrade_ledger(engine)
+    with warehouse.connect() as con:
+        cursors = get_cursor(con, "ledger_tables") or {}
+        copies = copy_ledger_tables(
+            engine, con, selected, cursors=cursors, metadata=schema.metadata
+        )
+        cursors.update({c.table: c.cursor for c in copies if c.cursor is not None})
+        set_cursor(con, "ledger_tables", cursors)
+        counts = {c.table: table_count(con, "raw", f"ledger_{c.table}") for c in copies}
+    for copy in copies:
+        yield dg.MaterializeResult(
+            asset_key=f"raw_ledger_{copy.table}",
+            metadata={
+                "rows_copied": copy.rows,
+                "rows_in_table": counts[copy.table],
+                "mode": copy.mode,
+            },
+        )
