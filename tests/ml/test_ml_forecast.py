@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic import daily_revenue, monthly_revenue
 
 from ml.forecast import ForecastInputError, ForecastResult, fit_forecast, mase, smape
+from ml.synthetic import daily_revenue, monthly_revenue
 
 FAST = ("seasonal_naive", "ets", "theta")
 
