@@ -113,3 +113,58 @@ def transactions(
     frame = frame.sort_values("created_at", kind="mergesort").reset_index(drop=True)
     frame.insert(0, "transaction_id", [f"txn_{i:08d}" for i in range(len(frame))])
     return frame
+
+
+def customer_features(n: int = 5_000, seed: int = 0, months: int = 12) -> pd.DataFrame:
+    """Monthly snapshots of ``marts.customer_features``-like rows with a ``churned_30d`` label.
+
+    Churn risk rises with failed payments, payment silence, falling usage, downgrades and
+    pauses, and falls with tenure; failure and usage interact (non-linear on purpose).
+    """
+    rng = np.random.default_rng(seed)
+    snapshot = pd.Timestamp("2025-01-01") + pd.to_timedelta(
+        rng.integers(0, months, n) * 30, unit="D"
+    )
+    tenure = rng.gamma(2.0, 200.0, n)
+    mrr = rng.choice(PLAN_PRICES_MINOR, n, p=[0.3, 0.3, 0.2, 0.15, 0.05]) * rng.integers(1, 4, n)
+    failed_30 = rng.poisson(0.3, n)
+    failed_90 = failed_30 + rng.poisson(0.5, n)
+    since_success = np.where(failed_30 > 0, rng.integers(20, 75, n), rng.integers(0, 35, n))
+    usage = rng.gamma(2.0, 15.0, n)
+    usage_trend = np.clip(rng.normal(1.0, 0.3, n), 0.05, None)
+    downgrade = (rng.random(n) < 0.08).astype(int)
+    pauses = rng.poisson(0.15, n)
+    plan_changes = rng.poisson(0.3, n) + downgrade
+    seat_changes = rng.poisson(0.4, n)
+    tickets = rng.poisson(0.4 + 0.6 * (failed_30 > 0), n)
+    logit = (
+        -3.4
+        + 0.9 * np.minimum(failed_30, 3)
+        + 1.2 * (since_success > 40) * (usage_trend < 0.8)  # interaction: silent and fading
+        + 1.4 * (usage < 8)
+        + 0.9 * downgrade
+        + 0.5 * pauses
+        + 0.25 * tickets
+        - 0.0012 * np.minimum(tenure, 900)
+        + 0.4 * (snapshot.month.isin([3, 4]))  # financial-year-end budget cuts
+    )
+    churned = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return pd.DataFrame(
+        {
+            "customer_id": [f"cus_{i:06d}" for i in range(n)],
+            "snapshot_date": snapshot,
+            "tenure_days": np.round(tenure).astype(int),
+            "mrr_minor": mrr.astype(np.int64),
+            "plan_changes_90d": plan_changes,
+            "seat_changes_90d": seat_changes,
+            "failed_payments_30d": failed_30,
+            "failed_payments_90d": failed_90,
+            "days_since_last_successful_payment": since_success,
+            "pauses_365d": pauses,
+            "support_tickets_30d": tickets,
+            "usage_events_30d": np.round(usage).astype(int),
+            "usage_trend_30d": usage_trend,
+            "downgrade_flag": downgrade,
+            "churned_30d": churned,
+        }
+    )
