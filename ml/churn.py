@@ -15,6 +15,7 @@ numeric column is used, these are the ones the warehouse is expected to provide)
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -135,10 +136,9 @@ def fit_churn_model(
         "hgb_calibrated": model.predict_proba(x[holdout])[:, 1],
         "logistic_regression": logreg.predict_proba(x[holdout])[:, 1],
     }
-    try:
+    # Without recency/frequency columns there is no heuristic; compare the two models only.
+    with contextlib.suppress(TrainingInputError):
         scores["recency_frequency"] = recency_frequency_score(df[holdout])
-    except TrainingInputError:
-        pass  # the table has no recency/frequency columns; compare the two models only
     rows = [{"model": name, **binary_metrics(y[holdout], s)} for name, s in scores.items()]
     comparison = pd.DataFrame(rows)
     by = comparison.set_index("model")

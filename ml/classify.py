@@ -33,7 +33,7 @@ def time_split(
 
 def lift_at(labels: np.ndarray, scores: np.ndarray, fraction: float = 0.1) -> float:
     """Positive rate in the top ``fraction`` by score divided by the overall positive rate."""
-    k = max(1, int(round(len(scores) * fraction)))
+    k = max(1, round(len(scores) * fraction))
     top = np.argsort(-scores, kind="mergesort")[:k]
     base = labels.mean()
     return float(labels[top].mean() / base) if base > 0 else float("nan")
