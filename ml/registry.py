@@ -29,7 +29,15 @@ CHALLENGER = "challenger"
 _PIP_REQUIREMENTS = ["mlflow", "scikit-learn", "pandas", "numpy", "skops"]
 # Only library types may be trusted when skops loads a model back; anything else
 # (a custom class) must go through the pyfunc flavour instead.
-_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
+# functools.partial appears in ColumnTransformer pipelines (wrapping sklearn's check_array).
+_TRUSTED_PREFIXES = (
+    "sklearn.",
+    "numpy.",
+    "scipy.",
+    "builtins.",
+    "collections.",
+    "functools.partial",
+)
 
 
 class RegistryError(Exception):

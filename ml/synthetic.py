@@ -168,3 +168,65 @@ def customer_features(n: int = 5_000, seed: int = 0, months: int = 12) -> pd.Dat
             "churned_30d": churned,
         }
     )
+
+
+DECLINE_CODES = (
+    "insufficient_funds",
+    "issuer_unavailable",
+    "do_not_honor",
+    "expired_card",
+    "timeout",
+)
+ISSUERS = ("HDFC", "ICICI", "SBI", "AXIS", "KOTAK", "PNB")
+
+
+def retry_attempts(n: int = 20_000, seed: int = 0) -> pd.DataFrame:
+    """Retries after failed payments with a ``succeeded`` label.
+
+    Insufficient funds recover on salary days (1st, last days of the month); issuer outages
+    recover within hours; expired cards never do; success decays with the attempt number.
+    """
+    rng = np.random.default_rng(seed)
+    failed_at = pd.Timestamp("2025-01-01", tz="UTC") + pd.to_timedelta(
+        rng.uniform(0, 365 * 24, n), unit="h"
+    )
+    code = rng.choice(DECLINE_CODES, n, p=[0.45, 0.2, 0.2, 0.05, 0.1])
+    method = rng.choice(["card", "upi", "netbanking"], n, p=[0.5, 0.35, 0.15])
+    issuer = rng.choice(ISSUERS, n)
+    offset = rng.choice([1, 3, 6, 12, 24, 48, 72, 96, 120, 168], n).astype(float)
+    attempt = rng.integers(1, 6, n)
+    amount = rng.choice(PLAN_PRICES_MINOR, n) * rng.integers(1, 3, n)
+    local_fail = failed_at + IST_OFFSET
+    retry_local = local_fail + pd.to_timedelta(offset, unit="h")
+    r_day = retry_local.day.to_numpy()
+    r_hour = retry_local.hour.to_numpy()
+    salary = (r_day <= 2) | (r_day >= 28)
+    issuer_bias = dict(zip(ISSUERS, [0.3, 0.2, -0.3, 0.1, 0.2, -0.4], strict=True))
+    logit = np.select(
+        [code == "insufficient_funds", code == "issuer_unavailable", code == "expired_card"],
+        [-1.2 + 1.8 * salary, -1.5 + 2.5 * (offset >= 3) - 0.5 * (offset >= 72), -6.0],
+        default=-0.4 + 0.4 * (offset >= 24),
+    )
+    logit = (
+        logit
+        + np.vectorize(issuer_bias.get)(issuer)
+        + 0.3 * (method == "upi")
+        - 0.35 * (attempt - 1)
+        - 0.6 * ((r_hour < 6) | (r_hour >= 23))
+        - 0.15 * np.log(amount / 49_900)
+    )
+    succeeded = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return pd.DataFrame(
+        {
+            "failed_at": failed_at,
+            "decline_code": code,
+            "method": method,
+            "issuer": issuer,
+            "amount_minor": amount.astype(np.int64),
+            "day_of_month": local_fail.day.to_numpy(),
+            "hour": local_fail.hour.to_numpy(),
+            "attempt_number": attempt,
+            "offset_hours": offset,
+            "succeeded": succeeded,
+        }
+    ).sort_values("failed_at", kind="mergesort", ignore_index=True)

@@ -174,3 +174,27 @@ def test_lower_is_better_and_errors(store: dict[str, str]) -> None:
         registry.load_champion("does_not_exist")
     with pytest.raises(registry.RegistryError, match="run_id"):
         registry.run_name("asset", "")
+
+
+def test_retry_model_registered_as_retry_timing(store: dict[str, str]) -> None:
+    from ml.retry import REGISTERED_NAME, RetryModel, fit_retry_model, log_and_register
+    from ml.synthetic import retry_attempts
+
+    data = retry_attempts(3_000, seed=5)
+    model = fit_retry_model(data)
+    with registry.start_asset_run("retry_timing_model", "run-r"):
+        version = log_and_register(model, data, model.holdout)
+    registry.promote_if_better(
+        REGISTERED_NAME, version, "roc_auc", True, model.metrics["hgb_roc_auc"]
+    )
+    loaded = RetryModel.from_pipeline(registry.load_champion_sklearn(REGISTERED_NAME))
+    features = {
+        "decline_code": "insufficient_funds",
+        "method": "upi",
+        "issuer": "SBI",
+        "amount_minor": 19_900,
+        "day_of_month": 3,
+        "hour": 9,
+        "attempt_number": 2,
+    }
+    assert loaded.as_scorer()(features, 24.0) == pytest.approx(model.as_scorer()(features, 24.0))
