@@ -85,16 +85,18 @@ def _transform(name: str, x: np.ndarray) -> np.ndarray:
 
 
 def _top_reasons(contrib: pd.DataFrame, feats: pd.DataFrame, k: int = 3) -> list[str]:
+    """Names and values of the ``k`` largest contributions of at least one robust sd."""
     values = contrib.to_numpy()
     names = np.array(contrib.columns)
-    order = np.argsort(-values, axis=1)[:, :k]
-    reasons = []
     raw = feats[list(contrib.columns)].to_numpy()
-    for i in range(len(values)):
-        parts = [
-            f"{names[j]}={raw[i, j]:.3g}" for j in order[i] if values[i, j] >= 1.0
-        ]  # below one robust sd is not a reason worth showing
-        reasons.append(", ".join(parts))
+    reasons = [""] * len(values)
+    # Most transactions have nothing unusual; only build strings for those that do.
+    flagged = np.flatnonzero(values.max(axis=1, initial=0.0) >= 1.0)
+    order = np.argsort(-values[flagged], axis=1)[:, :k]
+    for row, cols in zip(flagged, order, strict=True):
+        reasons[row] = ", ".join(
+            f"{names[j]}={raw[row, j]:.3g}" for j in cols if values[row, j] >= 1.0
+        )
     return reasons
 
 
