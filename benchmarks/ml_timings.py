@@ -79,16 +79,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--transactions-customers", type=int, default=52_000)
     parser.add_argument("--churn-customers", type=int, default=100_000)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="cap BLAS/OpenMP threads (shared boxes: 1)"
+    )
     parser.add_argument("--skip", nargs="*", default=[], choices=["forecast", "anomaly", "churn"])
     args = parser.parse_args()
     np.seterr(all="ignore")
     pd.set_option("display.width", 160)
-    if "forecast" not in args.skip:
-        forecast_bench()
-    if "anomaly" not in args.skip:
-        anomaly_bench(args.transactions_customers)
-    if "churn" not in args.skip:
-        churn_bench(args.churn_customers)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=args.threads):
+        print(f"threads: {args.threads or 'library default'}")
+        if "forecast" not in args.skip:
+            forecast_bench()
+        if "anomaly" not in args.skip:
+            anomaly_bench(args.transactions_customers)
+        if "churn" not in args.skip:
+            churn_bench(args.churn_customers)
 
 
 if __name__ == "__main__":

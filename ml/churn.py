@@ -139,7 +139,10 @@ def fit_churn_model(
     # Without recency/frequency columns there is no heuristic; compare the two models only.
     with contextlib.suppress(TrainingInputError):
         scores["recency_frequency"] = recency_frequency_score(df[holdout])
-    rows = [{"model": name, **binary_metrics(y[holdout], s)} for name, s in scores.items()]
+    rows = [
+        {"model": name, **binary_metrics(y[holdout], s, probabilities=name != "recency_frequency")}
+        for name, s in scores.items()
+    ]
     comparison = pd.DataFrame(rows)
     by = comparison.set_index("model")
     metrics = {

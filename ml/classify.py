@@ -39,11 +39,14 @@ def lift_at(labels: np.ndarray, scores: np.ndarray, fraction: float = 0.1) -> fl
     return float(labels[top].mean() / base) if base > 0 else float("nan")
 
 
-def binary_metrics(labels: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+def binary_metrics(
+    labels: np.ndarray, probs: np.ndarray, probabilities: bool = True
+) -> dict[str, float]:
+    """Holdout metrics; pass ``probabilities=False`` for ranking scores (no Brier then)."""
     labels = np.asarray(labels, dtype=int)
     probs = np.asarray(probs, dtype=float)
     both = len(np.unique(labels)) == 2
-    in_unit = bool(np.all((probs >= 0) & (probs <= 1)))
+    in_unit = probabilities and bool(np.all((probs >= 0) & (probs <= 1)))
     return {
         "roc_auc": float(roc_auc_score(labels, probs)) if both else float("nan"),
         "pr_auc": float(average_precision_score(labels, probs)) if both else float("nan"),
