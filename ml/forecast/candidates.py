@@ -80,9 +80,17 @@ def _salary_flags(ds: pd.Series) -> pd.DataFrame:
 
 def prophet(history: pd.Series, horizon: int, freq: Frequency) -> np.ndarray:
     """Prophet with Indian holidays, weekly/yearly seasonality and salary-day regressors."""
+    _quiet_prophet()
+    with warnings.catch_warnings():
+        # prophet asks the holidays package for 1995-2045 while it covers 2001-2035; the
+        # warning repeats on every regressor and is not actionable.
+        warnings.simplefilter("ignore", UserWarning)
+        return _prophet(history, horizon, freq)
+
+
+def _prophet(history: pd.Series, horizon: int, freq: Frequency) -> np.ndarray:
     from prophet import Prophet
 
-    _quiet_prophet()
     daily = freq is DAILY
     span_days = (history.index[-1] - history.index[0]).days
     model = Prophet(
@@ -99,14 +107,11 @@ def prophet(history: pd.Series, horizon: int, freq: Frequency) -> np.ndarray:
         for col in flags.columns:
             model.add_regressor(col)
         frame = pd.concat([frame, flags], axis=1)
-    with warnings.catch_warnings():
-        # prophet asks the holidays package for 1995-2045 and warns that it covers 2001-2035.
-        warnings.simplefilter("ignore", UserWarning)
-        model.fit(frame)
-        future = model.make_future_dataframe(periods=horizon, freq=freq.code, include_history=False)
-        if daily:
-            future = pd.concat([future, _salary_flags(future["ds"])], axis=1)
-        return model.predict(future)["yhat"].to_numpy(dtype=float)
+    model.fit(frame)
+    future = model.make_future_dataframe(periods=horizon, freq=freq.code, include_history=False)
+    if daily:
+        future = pd.concat([future, _salary_flags(future["ds"])], axis=1)
+    return model.predict(future)["yhat"].to_numpy(dtype=float)
 
 
 CANDIDATES: dict[str, Forecaster] = {
