@@ -1,0 +1,91 @@
+"""Forecast candidates, rolling-origin backtest and model choice on seeded synthetic series."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.forecast import ForecastInputError, ForecastResult, fit_forecast, mase, smape
+from ml.synthetic import daily_revenue, monthly_revenue
+
+FAST = ("seasonal_naive", "ets", "theta")
+
+
+def test_daily_backtest_picks_a_model_that_beats_naive_and_intervals_cover() -> None:
+    full = daily_revenue(days=365 + 28, seed=1)
+    history, future = full.iloc[:365], full.iloc[365:]
+    result = fit_forecast(history, horizon=28, candidates=FAST)
+    assert isinstance(result, ForecastResult)
+    fc = result.forecast
+    assert list(fc.columns) == ["ds", "yhat", "yhat_lower", "yhat_upper", "model"]
+    assert len(fc) == 28 and fc["ds"].iloc[0] == history["ds"].iloc[-1] + pd.Timedelta(days=1)
+    assert (fc["yhat_lower"] <= fc["yhat"]).all() and (fc["yhat"] <= fc["yhat_upper"]).all()
+    assert set(result.backtest.columns) >= {"candidate", "fold", "smape", "mase"}
+    assert set(result.backtest["candidate"]) == set(FAST)
+    assert result.backtest.groupby("candidate").size().eq(3).all()
+    # A trending series: the chosen model must beat the seasonal-naive baseline out of sample.
+    assert result.model != "seasonal_naive"
+    assert result.metrics["holdout_mase"] < result.metrics["baseline_mase"]
+    actual = future["y"].to_numpy()
+    inside = (actual >= fc["yhat_lower"].to_numpy()) & (actual <= fc["yhat_upper"].to_numpy())
+    assert inside.mean() >= 0.5
+    assert smape(actual, fc["yhat"].to_numpy()) < 0.1
+
+
+def test_prophet_candidate_with_indian_holidays_and_salary_days() -> None:
+    history = daily_revenue(days=365, seed=2)
+    result = fit_forecast(history, horizon=14, candidates=("prophet",), folds=1)
+    assert set(result.backtest["candidate"]) == {"seasonal_naive", "prophet"}
+    assert not result.failures
+    row = result.summary.set_index("candidate").loc["prophet"]
+    assert np.isfinite(row["smape"]) and row["smape"] < 0.15
+    assert np.isfinite(result.forecast["yhat"]).all()
+
+
+def test_monthly_series() -> None:
+    result = fit_forecast(monthly_revenue(48, seed=3), horizon=12, candidates=FAST)
+    assert result.frequency == "monthly"
+    assert len(result.forecast) == 12
+    assert (result.forecast["ds"].dt.day == 1).all()
+    assert result.forecast["ds"].iloc[0] == pd.Timestamp("2025-01-01")
+    assert result.metrics["holdout_periods"] == 6
+
+
+def test_duplicates_and_gaps_are_regularized() -> None:
+    df = daily_revenue(days=120, seed=4)
+    shuffled = pd.concat([df.sample(frac=1, random_state=0), df.iloc[[5]].assign(y=10.0)])
+    shuffled = shuffled.drop(index=[40])  # a missing day means no revenue that day
+    result = fit_forecast(shuffled, horizon=7, candidates=("seasonal_naive",))
+    assert result.model == "seasonal_naive"
+    assert len(result.forecast) == 7
+
+
+@pytest.mark.parametrize(
+    ("frame", "kwargs", "message"),
+    [
+        (pd.DataFrame({"date": [1], "y": [1]}), {}, "expected columns ds and y"),
+        (pd.DataFrame({"ds": ["2024-01-01", "2024-01-02"], "y": ["a", 1]}), {}, "non-numeric"),
+        (pd.DataFrame({"ds": ["2024-01-01", "nope"], "y": [1, 2]}), {}, "not dates"),
+        (daily_revenue(20), {}, "need at least"),
+        (daily_revenue(100), {"horizon": 0}, "horizon must be positive"),
+        (daily_revenue(100), {"candidates": ("arima",)}, "unknown candidates"),
+        (
+            pd.DataFrame({"ds": pd.date_range("2024-01-01", periods=30, freq="W"), "y": 1.0}),
+            {},
+            "spacing",
+        ),
+        (pd.DataFrame({"ds": [], "y": []}), {}, "empty"),
+    ],
+)
+def test_bad_input_is_rejected(frame: pd.DataFrame, kwargs: dict, message: str) -> None:
+    with pytest.raises(ForecastInputError, match=message):
+        fit_forecast(frame, **{"candidates": ("seasonal_naive",), **kwargs})
+
+
+def test_metrics() -> None:
+    assert smape(np.array([0.0, 100.0]), np.array([0.0, 100.0])) == 0.0
+    assert smape(np.array([100.0]), np.array([0.0])) == pytest.approx(2.0)
+    history = np.array([1.0, 2.0, 3.0, 4.0])
+    assert mase(np.array([5.0]), np.array([4.0]), history, season=1) == pytest.approx(1.0)
+    assert np.isnan(mase(np.array([1.0]), np.array([1.0]), np.ones(10), season=7))
