@@ -1,0 +1,388 @@
+"""Ledger tables (SQLAlchemy Core). Money is *_minor BIGINT + currency; times are UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; Postgres gets BIGINT identity.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores naive UTC, returns aware UTC; refuses naive input so no local time sneaks in."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):  # type: ignore[no-untyped-def]
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} cannot be stored in the ledger")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):  # type: ignore[no-untyped-def]
+        if value is None:
+            return None
+        if isinstance(value, str):  # raw SQL paths on SQLite
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _pk() -> Column:
+    return Column("id", Id, primary_key=True, autoincrement=True)
+
+
+def _fk(name: str, target: str, nullable: bool = False, index: bool = True) -> Column:
+    return Column(name, Id, ForeignKey(target), nullable=nullable, index=index)
+
+
+def _money(name: str, default: bool = True) -> Column:
+    return Column(name, BigInteger, nullable=False, server_default=text("0") if default else None)
+
+
+def _ts(name: str, nullable: bool = False) -> Column:
+    return Column(name, UTCDateTime(), nullable=nullable)
+
+
+settings = Table(
+    "ledger_settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    _pk(),
+    Column("external_ref", String(64), unique=True),
+    Column("name", String(200), nullable=False),
+    Column("email", String(254)),
+    Column("address_line", String(400), nullable=False, server_default=""),
+    Column("city", String(100), nullable=False, server_default=""),
+    Column("postal_code", String(20), nullable=False, server_default=""),
+    Column("country", String(2), nullable=False, server_default="IN"),
+    Column("state_code", String(2), nullable=False),
+    Column("gstin", String(15)),
+    Column("tax_status", String(10), nullable=False, server_default="regular"),
+    Column("locale", String(16), nullable=False, server_default="en_IN"),
+    Column("currency", String(3), nullable=False),
+    _ts("created_at"),
+    CheckConstraint("tax_status IN ('regular','sez','export')", name="tax_status"),
+)
+
+payment_methods = Table(
+    "payment_methods",
+    metadata,
+    _pk(),
+    _fk("customer_id", "customers.id"),
+    Column("gateway", String(32), nullable=False),
+    Column("gateway_token", String(200), nullable=False),  # a token, never a PAN/CVV/PIN
+    Column("kind", String(16), nullable=False),  # card, upi, netbanking, wallet
+    Column("label", String(64)),  # e.g. "Visa •••• 4242", from the gateway
+    Column("is_default", Boolean, nullable=False, server_default=text("false")),
+    Column("mandate_ref", String(100)),
+    _ts("created_at"),
+    _ts("removed_at", nullable=True),
+    UniqueConstraint("gateway", "gateway_token", name="uq_payment_methods_gateway_token"),
+)
+
+products = Table(
+    "products",
+    metadata,
+    _pk(),
+    Column("code", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("sac", String(8), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("is_current", Boolean, nullable=False),
+    _ts("created_at"),
+    UniqueConstraint("code", "version", name="uq_products_code_version"),
+)
+
+plans = Table(
+    "plans",
+    metadata,
+    _pk(),
+    Column("code", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    _fk("product_id", "products.id"),
+    Column("name", String(200), nullable=False),
+    Column("interval", String(8), nullable=False),
+    Column("interval_count", Integer, nullable=False),
+    Column("trial_days", Integer, nullable=False, server_default=text("0")),
+    Column("pricing_model", String(10), nullable=False),
+    Column("is_addon", Boolean, nullable=False, server_default=text("false")),
+    Column("fingerprint", String(64), nullable=False),
+    Column("is_current", Boolean, nullable=False),
+    _ts("created_at"),
+    UniqueConstraint("code", "version", name="uq_plans_code_version"),
+    CheckConstraint("interval IN ('month','quarter','year')", name="interval"),
+    CheckConstraint("interval_count > 0", name="interval_count"),
+)
+
+prices = Table(
+    "prices",
+    metadata,
+    _pk(),
+    _fk("plan_id", "plans.id"),
+    Column("currency", String(3), nullable=False),
+    Column("unit_amount_minor", BigInteger),
+    Column("tiers_json", Text),  # [{"up_to": int|null, "unit_minor": int, "flat_minor": int}]
+    UniqueConstraint("plan_id", "currency", name="uq_prices_plan_currency"),
+)
+
+coupons = Table(
+    "coupons",
+    metadata,
+    _pk(),
+    Column("code", String(64), nullable=False, unique=True),
+    Column("percent_off_bp", Integer),
+    Column("amount_off_minor", BigInteger),
+    Column("currency", String(3)),
+    Column("duration", String(10), nullable=False),
+    Column("duration_in_periods", Integer),
+    Column("fingerprint", String(64), nullable=False),
+    _ts("created_at"),
+    CheckConstraint("duration IN ('once','repeating','forever')", name="duration"),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    _pk(),
+    _fk("customer_id", "customers.id"),
+    Column("status", String(12), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("interval", String(8), nullable=False),
+    Column("interval_count", Integer, nullable=False),
+    _ts("billing_anchor"),
+    Column("period_index", Integer, nullable=False),
+    _ts("current_period_start"),
+    _ts("current_period_end"),
+    _ts("billed_period_start", nullable=True),  # start of the last period invoiced
+    _ts("trial_end", nullable=True),
+    _ts("next_action_at"),  # when run_billing next has work for it (indexed)
+    Column("cancel_at_period_end", Boolean, nullable=False, server_default=text("false")),
+    _ts("canceled_at", nullable=True),
+    _ts("paused_at", nullable=True),
+    _fk("coupon_id", "coupons.id", nullable=True, index=False),
+    Column("coupon_periods_used", Integer, nullable=False, server_default=text("0")),
+    Column("pending_change_json", Text),  # change scheduled for the period end
+    _ts("created_at"),
+    CheckConstraint(
+        "status IN ('trialing','active','past_due','paused','canceled','unpaid','incomplete')",
+        name="status",
+    ),
+)
+Index("ix_subscriptions_due", subscriptions.c.next_action_at, subscriptions.c.status)
+
+subscription_items = Table(
+    "subscription_items",
+    metadata,
+    _pk(),
+    _fk("subscription_id", "subscriptions.id"),
+    _fk("plan_id", "plans.id", index=False),
+    Column("quantity", Integer, nullable=False),
+    CheckConstraint("quantity > 0", name="quantity"),
+    UniqueConstraint("subscription_id", "plan_id", name="uq_subscription_items_sub_plan"),
+)
+
+subscription_events = Table(
+    "subscription_events",
+    metadata,
+    _pk(),
+    _fk("subscription_id", "subscriptions.id"),
+    _ts("at"),
+    Column("kind", String(32), nullable=False),
+    Column("from_status", String(12)),
+    Column("to_status", String(12)),
+    Column("detail_json", Text),
+)
+
+invoices = Table(
+    "invoices",
+    metadata,
+    _pk(),
+    _fk("customer_id", "customers.id"),
+    _fk("subscription_id", "subscriptions.id", nullable=True, index=False),
+    Column("kind", String(12), nullable=False),  # recurring, proration, manual
+    Column("status", String(14), nullable=False),
+    Column("number", String(16), unique=True),
+    Column("financial_year", String(4)),
+    Column("currency", String(3), nullable=False),
+    _ts("period_start", nullable=True),
+    _ts("period_end", nullable=True),
+    _ts("issued_at"),  # invoice date (tax point); FY and GST rates follow it
+    _money("subtotal_minor"),
+    _money("discount_minor"),
+    _money("taxable_minor"),
+    _money("cgst_minor"),
+    _money("sgst_minor"),
+    _money("igst_minor"),
+    _money("tax_minor"),
+    _money("total_minor"),
+    _money("credit_applied_minor"),
+    _money("amount_due_minor"),
+    _money("amount_paid_minor"),
+    _money("amount_credited_minor"),  # sum of credit notes
+    Column("supplier_gstin", String(15)),
+    Column("customer_gstin", String(15)),
+    Column("place_of_supply", String(2), nullable=False),
+    Column("tax_regime", String(10), nullable=False),
+    Column("reverse_charge", Boolean, nullable=False, server_default=text("false")),
+    _ts("finalized_at", nullable=True),
+    _ts("paid_at", nullable=True),
+    _ts("voided_at", nullable=True),
+    _ts("created_at"),
+    CheckConstraint("status IN ('draft','open','paid','void','uncollectible')", name="status"),
+    CheckConstraint("kind IN ('recurring','proration','manual')", name="kind"),
+)
+# One recurring invoice per subscription period, whatever crashes or concurrent runs happen.
+Index(
+    "uq_invoices_recurring_period",
+    invoices.c.subscription_id,
+    invoices.c.period_start,
+    unique=True,
+    sqlite_where=text("kind = 'recurring'"),
+    postgresql_where=text("kind = 'recurring'"),
+)
+Index("ix_invoices_sub_period", invoices.c.subscription_id, invoices.c.period_start)
+
+invoice_lines = Table(
+    "invoice_lines",
+    metadata,
+    _pk(),
+    _fk("invoice_id", "invoices.id"),
+    Column("position", Integer, nullable=False),
+    Column("kind", String(12), nullable=False),  # recurring, proration
+    Column("description", String(300), nullable=False),
+    _fk("plan_id", "plans.id", nullable=True, index=False),
+    Column("sac", String(8), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    _money("amount_minor"),
+    _money("discount_minor"),
+    _money("taxable_minor"),
+    Column("tax_rate_bp", Integer, nullable=False),
+    _money("cgst_minor"),
+    _money("sgst_minor"),
+    _money("igst_minor"),
+    _ts("period_start", nullable=True),
+    _ts("period_end", nullable=True),
+)
+
+credit_notes = Table(
+    "credit_notes",
+    metadata,
+    _pk(),
+    _fk("invoice_id", "invoices.id"),
+    _fk("customer_id", "customers.id", index=False),
+    Column("number", String(16), nullable=False, unique=True),
+    Column("financial_year", String(4), nullable=False),
+    Column("reason", String(32), nullable=False),  # downgrade, cancellation, refund, pause...
+    Column("destination", String(16), nullable=False),  # credit_balance or refund
+    Column("currency", String(3), nullable=False),
+    _money("taxable_minor"),
+    _money("cgst_minor"),
+    _money("sgst_minor"),
+    _money("igst_minor"),
+    _money("tax_minor"),
+    _money("total_minor"),
+    Column("memo", String(300)),
+    _ts("issued_at"),
+)
+
+credit_note_lines = Table(
+    "credit_note_lines",
+    metadata,
+    _pk(),
+    _fk("credit_note_id", "credit_notes.id"),
+    _fk("invoice_line_id", "invoice_lines.id", nullable=True, index=False),
+    Column("description", String(300), nullable=False),
+    Column("sac", String(8), nullable=False),
+    _money("taxable_minor"),
+    Column("tax_rate_bp", Integer, nullable=False),
+    _money("cgst_minor"),
+    _money("sgst_minor"),
+    _money("igst_minor"),
+)
+
+customer_balance_transactions = Table(
+    "customer_balance_transactions",
+    metadata,
+    _pk(),
+    _fk("customer_id", "customers.id"),
+    Column("currency", String(3), nullable=False),
+    # Positive = credit granted to the customer, negative = credit consumed by an invoice.
+    _money("amount_minor", default=False),
+    Column("kind", String(24), nullable=False),
+    _fk("invoice_id", "invoices.id", nullable=True, index=False),
+    _fk("credit_note_id", "credit_notes.id", nullable=True, index=False),
+    _ts("created_at"),
+)
+
+payment_attempts = Table(
+    "payment_attempts",
+    metadata,
+    _pk(),
+    _fk("invoice_id", "invoices.id"),
+    Column("attempt_number", Integer, nullable=False),
+    Column("idempotency_key", String(128), nullable=False, unique=True),
+    Column("status", String(10), nullable=False),
+    Column("gateway", String(32), nullable=False),
+    Column("gateway_payment_id", String(128)),
+    _money("amount_minor", default=False),
+    Column("currency", String(3), nullable=False),
+    Column("decline_code", String(64)),
+    _ts("created_at"),
+    _ts("finalized_at", nullable=True),
+    CheckConstraint("status IN ('pending','succeeded','failed','unknown')", name="status"),
+    UniqueConstraint("invoice_id", "attempt_number", name="uq_payment_attempts_invoice_attempt"),
+)
+
+idempotency_records = Table(
+    "idempotency_records",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("scope", String(64), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("response_json", Text, nullable=False),
+    _ts("created_at"),
+)
+
+invoice_sequences = Table(
+    "invoice_sequences",
+    metadata,
+    Column("series", String(4), primary_key=True),  # INV, CN
+    Column("financial_year", String(4), primary_key=True),
+    Column("last_value", BigInteger, nullable=False),
+)

@@ -1,0 +1,50 @@
+"""The billing service API the CLI and jobs call; every function returns JSON-ready dicts."""
+
+from billing_jobs.billing_run import BillingRunResult, run_billing
+from billing_jobs.catalog import DEMO_CATALOG, load_catalog
+from billing_jobs.credit_notes import create_credit_note, get_credit_note
+from billing_jobs.customers import create_customer, get_customer
+from billing_jobs.invoices import (
+    finalize_invoice,
+    get_invoice,
+    mark_invoice_paid,
+    mark_uncollectible,
+    void_invoice,
+)
+from billing_jobs.ledger import make_engine, upgrade_ledger
+from billing_jobs.preview import preview_invoice
+from billing_jobs.subscriptions import (
+    cancel_subscription,
+    change_subscription,
+    create_subscription,
+    get_subscription,
+    pause_subscription,
+    resume_subscription,
+    transition_subscription,
+)
+
+__all__ = [
+    "DEMO_CATALOG",
+    "BillingRunResult",
+    "cancel_subscription",
+    "change_subscription",
+    "create_credit_note",
+    "create_customer",
+    "create_subscription",
+    "finalize_invoice",
+    "get_credit_note",
+    "get_customer",
+    "get_invoice",
+    "get_subscription",
+    "load_catalog",
+    "make_engine",
+    "mark_invoice_paid",
+    "mark_uncollectible",
+    "pause_subscription",
+    "preview_invoice",
+    "resume_subscription",
+    "run_billing",
+    "transition_subscription",
+    "upgrade_ledger",
+    "void_invoice",
+]
