@@ -1,17 +1,21 @@
 """The simulated gateway: a deterministic, seeded source of Stripe-shaped payment objects.
 
-This first version replays a small subscription business's charge history (monthly renewals,
+`charges(start, end)` replays a small subscription business's charge history (monthly renewals,
 issuer-specific declines, retries a few days later, UPI/net banking/wallet mix, fees with GST
-on fees, T+2 settlement). The same seed always gives the same objects.
+on fees, T+2 settlement). The same seed always gives the same objects. The same class also
+implements the `Gateway` port (see `sim_gateway.SimulatedPort`) with SQLite-backed state.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from ingestion.gateways.sim_gateway import SimulatedPort, TimeoutInjector
 
 # (method, share of customers)
 METHOD_MIX: tuple[tuple[str, float], ...] = (
@@ -79,17 +83,29 @@ def _fee(amount_minor: int, method: str) -> tuple[int, int]:
     return fee, tax
 
 
-class SimulatedGateway:
-    """Deterministic simulated gateway. ``charges(start, end)`` yields Stripe-shaped charges."""
+class SimulatedGateway(SimulatedPort):
+    """Deterministic simulated gateway. ``charges(start, end)`` yields Stripe-shaped charges;
+    the port methods (`charge`, `refund`, ...) run against `state` (a SQLite path or ":memory:")."""
 
     name = "simulated"
 
-    def __init__(self, seed: int = 42, customers: int = 600, currency: str = "INR") -> None:
+    def __init__(
+        self,
+        seed: int = 42,
+        customers: int = 600,
+        currency: str = "INR",
+        *,
+        state: str | Path = ":memory:",
+        webhook_secret: str = "whsec_simulated",
+        clock: Callable[[], datetime] | None = None,
+        timeouts: TimeoutInjector | None = None,
+    ) -> None:
         if customers <= 0:
             raise ValueError(f"customers must be positive, got {customers}")
         self.seed = seed
         self.currency = currency
         self.n_customers = customers
+        self._init_port(state, webhook_secret, clock, timeouts)
 
     def customers(self, start: datetime) -> list[SimulatedCustomer]:
         rng = random.Random(f"{self.seed}:customers")
