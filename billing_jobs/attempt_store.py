@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from billing_jobs.collection import (
-    UNRESOLVED,
     AlreadyPaid,
     Attempt,
     AttemptInFlight,
@@ -84,15 +84,12 @@ class LedgerAttemptStore:
         now = _aware(now)
         inv_id = _invoice_pk(invoice.invoice_id)
         with write_conn(self.target) as conn:
-            # Lock the invoice row (Postgres); SQLite already holds the write lock.
-            inv = conn.execute(
-                select(s.invoices.c.id).where(s.invoices.c.id == inv_id).with_for_update()
-            ).first()
-            if inv is None:
-                raise NotFoundError(f"invoice {inv_id} does not exist")
-            rows = conn.execute(
-                select(_PA.c.status, _PA.c.gateway_payment_id).where(_PA.c.invoice_id == inv_id)
-            ).all()
+            if conn.dialect.name != "sqlite":
+                # Serialize attempts per invoice; SQLite already holds the database write lock.
+                conn.execute(
+                    select(s.invoices.c.id).where(s.invoices.c.id == inv_id).with_for_update()
+                )
+            rows = conn.execute(select(_PA.c.status).where(_PA.c.invoice_id == inv_id)).all()
             statuses = {r.status for r in rows}
             if "succeeded" in statuses:
                 raise AlreadyPaid(f"invoice {inv_id} is already paid")
@@ -101,45 +98,51 @@ class LedgerAttemptStore:
                     f"invoice {inv_id} has an unresolved attempt; run the janitor first"
                 )
             number = len(rows) + 1
-            pk = conn.execute(
-                insert(_PA).returning(_PA.c.id),
-                {
-                    "invoice_id": inv_id,
-                    "attempt_number": number,
-                    "idempotency_key": idempotency_key_for(invoice.invoice_id, number),
-                    "status": "pending",
-                    "gateway": self.gateway,
-                    "gateway_payment_id": None,
-                    "amount_minor": invoice.amount_minor,
-                    "currency": invoice.currency,
-                    "decline_code": None,
-                    "created_at": now,
-                    "finalized_at": None,
-                },
-            ).scalar_one()
-            return self._get(conn, str(pk))
+            try:
+                row = conn.execute(
+                    insert(_PA).returning(*_PA.c),
+                    {
+                        "invoice_id": inv_id,
+                        "attempt_number": number,
+                        "idempotency_key": idempotency_key_for(invoice.invoice_id, number),
+                        "status": "pending",
+                        "gateway": self.gateway,
+                        "gateway_payment_id": None,
+                        "amount_minor": invoice.amount_minor,
+                        "currency": invoice.currency,
+                        "decline_code": None,
+                        "created_at": now,
+                        "finalized_at": None,
+                    },
+                ).one()
+            except IntegrityError as e:
+                raise NotFoundError(f"invoice {inv_id} does not exist ({e.orig})") from None
+            return self._attempt(row)
 
     def finalize(self, attempt_id: str, result: PaymentResult, now: datetime) -> Attempt:
         now = _aware(now)
+        values: dict[str, Any] = {"decline_code": result.decline_code}
+        if result.gateway_payment_id:
+            values["gateway_payment_id"] = result.gateway_payment_id
+        if result.status is PaymentStatus.PENDING:
+            values |= {"status": "pending", "decline_code": None}
+        elif result.status is PaymentStatus.REQUIRES_ACTION:
+            values |= {
+                "status": "failed",
+                "decline_code": result.decline_code or ACTION_DEFAULT_CODE,
+                "finalized_at": now,
+            }
+        else:
+            values |= {"status": result.status.value, "finalized_at": now}
         with write_conn(self.target) as conn:
-            current = self._get(conn, attempt_id)
-            if current.status not in UNRESOLVED:
-                return current  # final states never change (duplicate or late outcomes)
-            values: dict[str, Any] = {"decline_code": result.decline_code}
-            if result.gateway_payment_id:
-                values["gateway_payment_id"] = result.gateway_payment_id
-            if result.status is PaymentStatus.PENDING:
-                values |= {"status": "pending", "decline_code": None}
-            elif result.status is PaymentStatus.REQUIRES_ACTION:
-                values |= {
-                    "status": "failed",
-                    "decline_code": result.decline_code or ACTION_DEFAULT_CODE,
-                    "finalized_at": now,
-                }
-            else:
-                values |= {"status": result.status.value, "finalized_at": now}
-            conn.execute(update(_PA).where(_PA.c.id == int(attempt_id)).values(**values))
-            return self._get(conn, attempt_id)
+            # Only unresolved attempts change: final states ignore duplicate or late outcomes.
+            row = conn.execute(
+                update(_PA)
+                .where(_PA.c.id == int(attempt_id), _PA.c.status.in_(("pending", "unknown")))
+                .values(**values)
+                .returning(*_PA.c)
+            ).first()
+            return self._attempt(row) if row is not None else self._get(conn, attempt_id)
 
     def mark_unknown(self, attempt_id: str, now: datetime) -> Attempt:
         _aware(now)

@@ -7,7 +7,7 @@ import random
 import shutil
 import time as wall
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,7 @@ class Account:
     seats: int
     churned_at: datetime | None = None
     churn_kind: str | None = None
+    past_due: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -411,17 +412,23 @@ class World:
                                inv.amount_minor, inv.currency), a.updated_at,
             )  # fmt: skip
             if inv.sub_id is not None:
-                self._transition(inv.sub_id, "past_due", now, "payment_failed")
+                self._transition(inv.account, inv.sub_id, "past_due", now, "payment_failed")
 
-    def _transition(self, sub_id: int, to: str, at: datetime, reason: str) -> None:
+    def _transition(self, acct: Account, sub_id: int, to: str, at: datetime, reason: str) -> None:
+        """past_due on a failure, active again once paid; the simulator remembers which
+        subscriptions it moved, so no status query is needed per payment."""
         assert self.conn is not None
-        status = self.conn.execute(
-            select(s.subscriptions.c.status).where(s.subscriptions.c.id == sub_id)
-        ).scalar_one()
-        if (to == "past_due" and status == "active") or (
-            to == "active" and status in ("past_due", "unpaid")
-        ):
-            service.transition_subscription(self.conn, sub_id, to, at=at, reason=reason)
+        if (to == "past_due") == (sub_id in acct.past_due):
+            return
+        try:
+            with self.conn.begin_nested():
+                service.transition_subscription(self.conn, sub_id, to, at=at, reason=reason)
+        except InvalidTransitionError:
+            return  # paused or canceled meanwhile
+        if to == "past_due":
+            acct.past_due.add(sub_id)
+        else:
+            acct.past_due.discard(sub_id)
 
     def _paid(self, inv: OpenInvoice, at: datetime) -> None:
         assert self.conn is not None
@@ -436,7 +443,7 @@ class World:
         if inv.sub_id is not None and not any(
             o.sub_id == inv.sub_id and o.dunning is not None for o in self.invoices.values()
         ):
-            self._transition(inv.sub_id, "active", at, "payment_recovered")
+            self._transition(inv.account, inv.sub_id, "active", at, "payment_recovered")
 
     def _janitor(self, now: datetime) -> None:
         assert self.store is not None
@@ -591,4 +598,4 @@ def simulate(
     )  # fmt: skip
 
 
-__all__ = ["SimulationError", "SimulationResult", "simulate", "UTC"]
+__all__ = ["SimulationError", "SimulationResult", "simulate"]

@@ -18,6 +18,7 @@ from billing_jobs.collection import (
     resolve_unknown_attempts,
     retry_context,
 )
+from billing_jobs.errors import NotFoundError
 from billing_jobs.gateway import PaymentResult, PaymentStatus
 from billing_jobs.ledger import schema as s
 from billing_jobs.subscriptions import create_subscription
@@ -124,3 +125,9 @@ def test_bad_input_is_refused(ledger, new_customer):
         store.record_pending(_charge(1, "c", "p"), T0.replace(tzinfo=None))
     with pytest.raises(CollectionError, match="gateway"):
         LedgerAttemptStore(ledger, "")
+
+
+def test_unknown_invoice_is_not_found(ledger):
+    store = LedgerAttemptStore(ledger, "simulated")
+    with pytest.raises(NotFoundError, match="does not exist"):
+        store.record_pending(InvoiceCharge("987654", "c", "p", 10, "INR"), T0)
