@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -33,7 +34,7 @@ class SimulationParams:
 def add_months(d: date, months: int) -> date:
     y, m = divmod(d.month - 1 + months, 12)
     year, month = d.year + y, m + 1
-    day = min(d.day, 28)
+    day = min(d.day, calendar.monthrange(year, month)[1])
     return date(year, month, day)
 
 
