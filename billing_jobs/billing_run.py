@@ -8,13 +8,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select
 
 from billing_jobs.invoice_builder import CustomerTax
 from billing_jobs.invoice_store import insert_invoices
 from billing_jobs.ledger import schema as s
+from billing_jobs.ledger.rawsql import from_db, insert_many, is_sqlite, ph, to_db
 from billing_jobs.ledger.session import Target, write_conn
-from billing_jobs.lifecycle import BILLABLE, Event, SubState, advance
+from billing_jobs.lifecycle import Event, SubState, advance
 from billing_jobs.periods import require_aware
 from billing_jobs.snapshot import CatalogSnapshot, load_snapshot
 
@@ -115,38 +116,65 @@ def bill_states(
     catalog: CatalogSnapshot,
     *,
     finalize: bool = True,
+    customers: dict[int, CustomerTax] | None = None,
 ) -> tuple[list[int], int]:
     """Advance subscriptions to as_of and write invoices, events and new states in `conn`.
 
     Returns the new invoice ids and the number of events."""
     if not states:
         return [], 0
-    customers = load_customer_tax(conn, (st.customer_id for st in states))
+    if customers is None:
+        customers = load_customer_tax(conn, (st.customer_id for st in states))
     balances = load_balances(conn, (st.customer_id for st in states))
-    drafts, events, updates, changed = [], [], [], []
+    sq = is_sqlite(conn)
+    drafts, events, updates, light, changed = [], [], [], [], []
+    memo: dict[tuple, Any] = {}
     for st in states:
         key = (st.customer_id, st.currency)
-        res = advance(st, as_of, catalog, customers[st.customer_id], balances.get(key, 0))
+        res = advance(st, as_of, catalog, customers[st.customer_id], balances.get(key, 0), memo)
         balances[key] = balances.get(key, 0) - res.credit_used_minor
         drafts.extend(res.invoices)
         events.extend(res.events)
         new = res.state
-        updates.append(
-            {f"b_{c}": getattr(new, c) for c in _UPDATE_COLS}
-            | {"b_id": new.id, "b_next_action_at": new.next_action_at}
-        )
+        if (
+            new.status == st.status
+            and new.period_index == st.period_index
+            and new.billing_anchor == st.billing_anchor
+            and new.pending_change_json == st.pending_change_json
+        ):
+            # The common case (a period invoiced, nothing else changed): a narrow update.
+            light.append(
+                (
+                    to_db(sq, new.billed_period_start), new.coupon_periods_used,
+                    to_db(sq, new.next_action_at), new.id,
+                )
+            )  # fmt: skip
+        else:
+            updates.append(
+                (
+                    new.status, new.interval, new.interval_count, to_db(sq, new.billing_anchor),
+                    new.period_index, to_db(sq, new.current_period_start),
+                    to_db(sq, new.current_period_end), to_db(sq, new.billed_period_start),
+                    to_db(sq, new.trial_end), new.cancel_at_period_end,
+                    to_db(sq, new.canceled_at), new.coupon_id, new.coupon_periods_used,
+                    new.pending_change_json, to_db(sq, new.next_action_at), new.id,
+                )
+            )  # fmt: skip
         if res.items_changed:
             changed.append(new)
     ids = insert_invoices(
         conn, drafts, finalize=finalize, created_at=as_of, prefix=catalog.invoice_prefix
     )
-    t = s.subscriptions
-    stmt = (
-        update(t)
-        .where(t.c.id == bindparam("b_id"))
-        .values({c: bindparam(f"b_{c}") for c in (*_UPDATE_COLS, "next_action_at")})
-    )
-    conn.execute(stmt, updates)
+    p = ph(conn)
+    assignments = ", ".join(f"{c} = {p}" for c in (*_UPDATE_COLS, "next_action_at"))
+    if updates:
+        conn.exec_driver_sql(f"UPDATE subscriptions SET {assignments} WHERE id = {p}", updates)
+    if light:
+        conn.exec_driver_sql(
+            f"UPDATE subscriptions SET billed_period_start = {p}, coupon_periods_used = {p}, "
+            f"next_action_at = {p} WHERE id = {p}",
+            light,
+        )
     if changed:
         items = s.subscription_items
         conn.execute(delete(items).where(items.c.subscription_id.in_([st.id for st in changed])))
@@ -158,25 +186,73 @@ def bill_states(
                 for p, q in st.items
             ],
         )
-    if events:
-        conn.execute(insert(s.subscription_events), event_rows(events))
+    insert_many(
+        conn,
+        "subscription_events",
+        ("subscription_id", "at", "kind", "from_status", "to_status", "detail_json"),
+        [
+            (e.subscription_id, to_db(sq, e.at), e.kind, e.from_status, e.to_status,
+             json.dumps(e.detail) if e.detail is not None else None)
+            for e in events
+        ],
+    )  # fmt: skip
     return ids, len(events)
 
 
-def _due_query(as_of: datetime, batch_size: int, ids: Sequence[int] | None, dialect: str):
-    t = s.subscriptions
-    q = (
-        select(*(t.c[c] for c in _SUB_STATE_COLS))
-        .where(t.c.status.in_(BILLABLE), t.c.next_action_at <= as_of)
-        .order_by(t.c.id)
-        .limit(batch_size)
-    )
+_DATETIME_COLS = frozenset(
+    {
+        "billing_anchor",
+        "current_period_start",
+        "current_period_end",
+        "billed_period_start",
+        "trial_end",
+        "canceled_at",
+    }
+)
+
+
+def _load_due_batch(
+    conn: Connection, as_of: datetime, batch_size: int, ids: Sequence[int] | None
+) -> tuple[list[SubState], dict[int, CustomerTax]]:
+    """Due subscriptions with their customer's tax facts and items, in two round trips."""
+    sq, p = is_sqlite(conn), ph(conn)
+    cols = ", ".join(f"s.{c}" for c in _SUB_STATE_COLS)
+    where = ["s.status IN ('trialing', 'active', 'past_due')", f"s.next_action_at <= {p}"]
+    params: list[Any] = [to_db(sq, as_of)]
     if ids is not None:
-        q = q.where(t.c.id.in_(list(ids)))
-    if dialect == "postgresql":
+        where.append(f"s.id IN ({', '.join([p] * len(ids))})")
+        params.extend(ids)
+    sql = (
+        f"SELECT {cols}, c.state_code, c.gstin, c.tax_status FROM subscriptions s "
+        f"JOIN customers c ON c.id = s.customer_id WHERE {' AND '.join(where)} "
+        f"ORDER BY s.id LIMIT {int(batch_size)}"
+    )
+    if not sq:
         # Concurrent runs split the work instead of queueing behind each other's rows.
-        q = q.with_for_update(skip_locked=True, of=t)
-    return q
+        sql += " FOR UPDATE OF s SKIP LOCKED"
+    rows = conn.exec_driver_sql(sql, tuple(params)).all()
+    if not rows:
+        return [], {}
+    n = len(_SUB_STATE_COLS)
+    dt_idx = [i for i, c in enumerate(_SUB_STATE_COLS) if c in _DATETIME_COLS]
+    sub_ids = [r[0] for r in rows]
+    items: dict[int, list[tuple[int, int]]] = {i: [] for i in sub_ids}
+    item_sql = (
+        "SELECT subscription_id, plan_id, quantity FROM subscription_items "
+        f"WHERE subscription_id IN ({', '.join([p] * len(sub_ids))}) ORDER BY id"
+    )
+    for sid, pid, qty in conn.exec_driver_sql(item_sql, tuple(sub_ids)):
+        items[sid].append((pid, qty))
+    states, customers = [], {}
+    for r in rows:
+        vals = list(r[:n])
+        for i in dt_idx:
+            vals[i] = from_db(vals[i])
+        vals[12] = bool(vals[12])  # cancel_at_period_end
+        st = SubState(*vals, items=items[r[0]])
+        states.append(st)
+        customers[st.customer_id] = CustomerTax(r[n], r[n + 1], r[n + 2])
+    return states, customers
 
 
 def _run_batch(
@@ -188,13 +264,14 @@ def _run_batch(
     finalize: bool,
     result: BillingRunResult,
 ) -> bool:
-    rows = conn.execute(_due_query(as_of, batch_size, ids, conn.dialect.name)).all()
-    if not rows:
+    states, customers = _load_due_batch(conn, as_of, batch_size, ids)
+    if not states:
         return False
-    states = load_states(conn, rows)
     if any(p not in catalog.plans for st in states for p, _ in st.items):
         catalog.__dict__.update(load_snapshot(conn).__dict__)  # catalog grew during the run
-    new_ids, n_events = bill_states(conn, states, as_of, catalog, finalize=finalize)
+    new_ids, n_events = bill_states(
+        conn, states, as_of, catalog, finalize=finalize, customers=customers
+    )
     result.subscriptions_processed += len(states)
     result.invoices_created += len(new_ids)
     result.invoice_ids.extend(new_ids)

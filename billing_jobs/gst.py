@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from functools import lru_cache
 
 from billing_jobs.errors import InvalidGSTINError, ValidationError
 
@@ -130,6 +131,7 @@ RATE_TABLE: dict[str, tuple[RateChange, ...]] = {
 SLAB_CHANGE_DATE = date(2025, 9, 22)
 
 
+@lru_cache(maxsize=4096)
 def gst_rate_bp(sac: str, on: date) -> int:
     """GST rate in basis points for `sac` on the invoice date `on`."""
     changes = RATE_TABLE.get(sac)
@@ -144,6 +146,7 @@ def gst_rate_bp(sac: str, on: date) -> int:
     return current.rate_bp
 
 
+@lru_cache(maxsize=4096)
 def place_of_supply(state_code: str, gstin: str | None, tax_status: TaxStatus | str) -> str:
     """Place of supply for services (IGST Act s.12): the registered recipient's GSTIN state,
     else the address on record; exports go to 96 (Other Countries)."""
@@ -154,6 +157,7 @@ def place_of_supply(state_code: str, gstin: str | None, tax_status: TaxStatus | 
     return state_code
 
 
+@lru_cache(maxsize=4096)
 def regime_for(supplier_state: str, pos: str, tax_status: TaxStatus | str) -> Regime:
     """CGST+SGST when supplier state equals place of supply, IGST otherwise, zero-rated for
     SEZ units and exports (supplied under LUT)."""

@@ -5,14 +5,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection
 
 from billing_jobs.invoice_builder import DraftInvoice
-from billing_jobs.ledger import schema as s
+from billing_jobs.ledger.rawsql import insert_many, is_sqlite, reserve_ids, to_db
 from billing_jobs.numbering import allocate_numbers
 from billing_jobs.periods import financial_year
 
+_INVOICE_COLS = (
+    "id", "customer_id", "subscription_id", "kind", "status", "number", "financial_year",
+    "currency", "period_start", "period_end", "issued_at", "subtotal_minor", "discount_minor",
+    "taxable_minor", "cgst_minor", "sgst_minor", "igst_minor", "tax_minor", "total_minor",
+    "credit_applied_minor", "amount_due_minor", "amount_paid_minor", "amount_credited_minor",
+    "supplier_gstin", "customer_gstin", "place_of_supply", "tax_regime", "reverse_charge",
+    "finalized_at", "paid_at", "voided_at", "created_at",
+)  # fmt: skip
+_CREDIT_COLS = (
+    "customer_id", "currency", "amount_minor", "kind", "invoice_id", "credit_note_id",
+    "created_at",
+)  # fmt: skip
 _LINE_COLS = (
+    "id",
+    "invoice_id",
+    "position",
     "kind",
     "description",
     "plan_id",
@@ -55,72 +70,43 @@ def insert_invoices(
         for fy, idxs in sorted(by_fy.items()):
             for i, number in zip(idxs, allocate_numbers(conn, prefix, fy, len(idxs)), strict=True):
                 numbers[i] = (number, fy)
-    rows = []
-    for i, d in enumerate(drafts):
+    sq = is_sqlite(conn)
+    ids = reserve_ids(conn, "invoices", len(drafts))
+    created = to_db(sq, created_at)
+    rows, lines, credits = [], [], []
+    line_ids = reserve_ids(conn, "invoice_lines", sum(len(d.lines) for d in drafts))
+    next_line = 0
+    for i, (inv_id, d) in enumerate(zip(ids, drafts, strict=True)):
         credit = d.credit_applied_minor if finalize else 0
         due = d.total_minor - credit
         status = ("paid" if due == 0 else "open") if finalize else "draft"
         number, fy = numbers.get(i, (None, None))
         rows.append(
-            {
-                "customer_id": d.customer_id,
-                "subscription_id": d.subscription_id,
-                "kind": d.kind,
-                "status": status,
-                "number": number,
-                "financial_year": fy,
-                "currency": d.currency,
-                "period_start": d.period_start,
-                "period_end": d.period_end,
-                "issued_at": d.issued_at,
-                "subtotal_minor": d.subtotal_minor,
-                "discount_minor": d.discount_minor,
-                "taxable_minor": d.taxable_minor,
-                "cgst_minor": d.cgst_minor,
-                "sgst_minor": d.sgst_minor,
-                "igst_minor": d.igst_minor,
-                "tax_minor": d.tax_minor,
-                "total_minor": d.total_minor,
-                "credit_applied_minor": credit,
-                "amount_due_minor": due,
-                "amount_paid_minor": 0,
-                "amount_credited_minor": 0,
-                "supplier_gstin": d.supplier_gstin,
-                "customer_gstin": d.customer_gstin,
-                "place_of_supply": d.place_of_supply,
-                "tax_regime": d.tax_regime,
-                "reverse_charge": False,
-                "finalized_at": created_at if finalize else None,
-                "paid_at": created_at if finalize and due == 0 else None,
-                "voided_at": None,
-                "created_at": created_at,
-            }
-        )
-    result = conn.execute(
-        insert(s.invoices).returning(s.invoices.c.id, sort_by_parameter_order=True), rows
-    )
-    ids = [r[0] for r in result]
-    lines = []
-    credits = []
-    for inv_id, d, row in zip(ids, drafts, rows, strict=True):
-        for pos, line in enumerate(d.lines):
-            rec = {c: getattr(line, c) for c in _LINE_COLS}
-            rec["invoice_id"], rec["position"] = inv_id, pos
-            lines.append(rec)
-        if row["credit_applied_minor"]:
-            credits.append(
-                {
-                    "customer_id": d.customer_id,
-                    "currency": d.currency,
-                    "amount_minor": -row["credit_applied_minor"],
-                    "kind": "applied_to_invoice",
-                    "invoice_id": inv_id,
-                    "credit_note_id": None,
-                    "created_at": created_at,
-                }
+            (
+                inv_id, d.customer_id, d.subscription_id, d.kind, status, number, fy,
+                d.currency, to_db(sq, d.period_start), to_db(sq, d.period_end),
+                to_db(sq, d.issued_at), d.subtotal_minor, d.discount_minor, d.taxable_minor,
+                d.cgst_minor, d.sgst_minor, d.igst_minor, d.tax_minor, d.total_minor, credit,
+                due, 0, 0, d.supplier_gstin, d.customer_gstin, d.place_of_supply,
+                d.tax_regime, False, created if finalize else None,
+                created if finalize and due == 0 else None, None, created,
             )
-    if lines:
-        conn.execute(insert(s.invoice_lines), lines)
-    if credits:
-        conn.execute(insert(s.customer_balance_transactions), credits)
+        )  # fmt: skip
+        for pos, x in enumerate(d.lines):
+            lines.append(
+                (
+                    line_ids[next_line], inv_id, pos, x.kind, x.description, x.plan_id, x.sac,
+                    x.quantity, x.amount_minor, x.discount_minor, x.taxable_minor,
+                    x.tax_rate_bp, x.cgst_minor, x.sgst_minor, x.igst_minor,
+                    to_db(sq, x.period_start), to_db(sq, x.period_end),
+                )
+            )  # fmt: skip
+            next_line += 1
+        if credit:
+            credits.append(
+                (d.customer_id, d.currency, -credit, "applied_to_invoice", inv_id, None, created)
+            )
+    insert_many(conn, "invoices", _INVOICE_COLS, rows)
+    insert_many(conn, "invoice_lines", _LINE_COLS, lines)
+    insert_many(conn, "customer_balance_transactions", _CREDIT_COLS, credits)
     return ids

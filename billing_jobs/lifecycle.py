@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from billing_jobs.errors import InvalidTransitionError
@@ -107,6 +108,7 @@ class AdvanceResult:
     credit_used_minor: int
 
 
+@lru_cache(maxsize=4096)
 def _fmt(d: datetime) -> str:
     return d.astimezone(IST).strftime("%d %b %Y")
 
@@ -168,10 +170,13 @@ def advance(
     catalog: CatalogSnapshot,
     customer: CustomerTax,
     credit_available: int,
+    memo: dict[tuple, DraftInvoice] | None = None,
 ) -> AdvanceResult:
     """Roll the subscription forward to `as_of`: end trials, bill each due period once, apply
     scheduled changes and cancellations at period end. Pure: returns what to write."""
-    st = replace(state, items=list(state.items))
+    st = object.__new__(SubState)  # shallow copy without copy.copy's reduce protocol
+    st.__dict__ = dict(state.__dict__)
+    st.items = list(state.items)
     invoices: list[DraftInvoice] = []
     events: list[Event] = []
     items_changed = False
@@ -190,7 +195,24 @@ def advance(
         if st.status not in INVOICING:
             break
         if st.billed_period_start != st.current_period_start and st.current_period_start <= as_of:
-            inv = recurring_invoice(st, catalog, customer, credit_available - credit_used)
+            credit_left = credit_available - credit_used
+            coupon = catalog.coupons.get(st.coupon_id) if st.coupon_id else None
+            if (
+                memo is not None
+                and credit_left <= 0
+                and not coupon_applies(coupon, st.coupon_periods_used)
+            ):
+                # Set-based pricing: subscriptions with the same items, period and tax facts
+                # get the same figures, so compute them once per batch.
+                key = (tuple(st.items), st.currency, st.current_period_start,
+                       st.current_period_end, customer)  # fmt: skip
+                tmpl = memo.get(key)
+                if tmpl is None:
+                    tmpl = memo[key] = recurring_invoice(st, catalog, customer, 0)
+                inv = tmpl.clone()
+                inv.customer_id, inv.subscription_id = st.customer_id, st.id
+            else:
+                inv = recurring_invoice(st, catalog, customer, credit_left)
             credit_used += inv.credit_applied_minor
             if inv.discount_minor:
                 st.coupon_periods_used += 1

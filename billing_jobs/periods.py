@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 from datetime import UTC, date, datetime, timedelta, timezone
 from enum import StrEnum
+from functools import lru_cache
 
 from billing_jobs.errors import ValidationError
 
@@ -55,6 +56,7 @@ def financial_year(at: datetime) -> str:
     return f"{start % 100:02d}{(start + 1) % 100:02d}"
 
 
+@lru_cache(maxsize=4096)
 def ist_date(at: datetime) -> date:
     """The calendar date in India of an instant (invoice date, GST rate lookup)."""
     return require_aware(at).astimezone(IST).date()

@@ -12,32 +12,25 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
 from billing_jobs.gateway import (
     IDEMPOTENCY_METADATA_KEY,
-    BalanceTransaction,
     Customer,
-    Dispute,
     GatewayError,
-    GatewayEvent,
     GatewayTimeout,
     NotFound,
-    Page,
     PaymentMethod,
     PaymentResult,
     PaymentStatus,
-    Payout,
     Refund,
 )
 from billing_jobs.money import normalize_currency
 from ingestion.gateways import sim_world as world
-from ingestion.gateways.cursor import page_since
-from ingestion.gateways.signing import stripe_signature
-from ingestion.gateways.sim_store import SimStore
+from ingestion.gateways.sim_feeds import SimulatedFeeds
+from ingestion.gateways.sim_store import SimStore, _dt, _ts
 
 TimeoutWhen = Literal["before", "after"] | None
 # (idempotency_key) -> "before" (request lost, nothing charged), "after" (charged, answer lost), None
@@ -50,25 +43,6 @@ DISPUTE_RATE = 0.006
 DISPUTE_REASONS = (("fraudulent", 0.4), ("product_not_received", 0.25), ("duplicate", 0.15),
                    ("subscription_canceled", 0.2))  # fmt: skip
 MANDATE_KINDS = {"upi_mandate": "upi", "card_mandate": "card"}
-
-
-@dataclass(frozen=True)
-class WebhookDelivery:
-    """One signed webhook ready to POST: headers and the exact body bytes."""
-
-    event_id: str
-    headers: Mapping[str, str]
-    body: bytes
-
-
-def _ts(dt: datetime) -> int:
-    if dt.tzinfo is None:
-        raise GatewayError("simulated gateway times must be timezone-aware")
-    return int(dt.timestamp())
-
-
-def _dt(ts: int | None) -> datetime | None:
-    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
 
 
 def _sid(prefix: str, *parts: object) -> str:
@@ -119,7 +93,7 @@ def parse_token(token: str) -> dict:
     return out
 
 
-class SimulatedPort:
+class SimulatedPort(SimulatedFeeds):
     """Mixin implementing the `Gateway` port for `SimulatedGateway`. Pass `now=` on every call,
     or give a `clock` callable; nothing here reads the system clock."""
 
@@ -591,93 +565,6 @@ class SimulatedPort:
             r["status"],
             _dt(r["created_at"]),
         )
-
-    # -- listings ------------------------------------------------------------------------------
-    def _list(
-        self, table: str, created: str, cursor: str | None, limit: int, convert: Callable
-    ) -> Page:
-        rows = self.store.all(f"select * from {table}")  # table names are ours, never input
-        key = "seq" if table == "sim_events" else "id"
-        items, nxt = page_since(
-            rows, cursor, limit, lambda r: r[created], lambda r: str(r[key]).zfill(12)
-        )
-        return Page([convert(r) for r in items], nxt)
-
-    def list_payments(self, cursor: str | None = None, limit: int = 100) -> Page[PaymentResult]:
-        return self._list("sim_payments", "created_at", cursor, limit, self._result)
-
-    def list_refunds(self, cursor: str | None = None, limit: int = 100) -> Page[Refund]:
-        return self._list("sim_refunds", "created_at", cursor, limit, self._refund)
-
-    def list_disputes(self, cursor: str | None = None, limit: int = 100) -> Page[Dispute]:
-        return self._list(
-            "sim_disputes", "created_at", cursor, limit,
-            lambda r: Dispute(r["id"], r["payment_id"], r["amount_minor"], r["currency"], r["reason"],
-                              r["status"], _dt(r["created_at"])),
-        )  # fmt: skip
-
-    def list_balance_transactions(
-        self, cursor: str | None = None, limit: int = 100
-    ) -> Page[BalanceTransaction]:
-        return self._list(
-            "sim_balance_txns", "created_at", cursor, limit,
-            lambda r: BalanceTransaction(r["id"], r["source_id"], r["kind"], r["amount_minor"], r["fee_minor"],
-                                         r["fee_tax_minor"], r["net_minor"], r["currency"], _dt(r["created_at"]),
-                                         _dt(r["available_on"])),
-        )  # fmt: skip
-
-    def list_payouts(self, cursor: str | None = None, limit: int = 100) -> Page[Payout]:
-        return self._list(
-            "sim_payouts", "created_at", cursor, limit,
-            lambda r: Payout(r["id"], r["amount_minor"], r["currency"], r["status"], _dt(r["arrival_at"]),
-                             r["fee_minor"], r["fee_tax_minor"], r["utr"]),
-        )  # fmt: skip
-
-    def list_events(self, cursor: str | None = None, limit: int = 100) -> Page[GatewayEvent]:
-        return self._list(
-            "sim_events",
-            "created_at",
-            cursor,
-            limit,
-            lambda r: GatewayEvent(
-                r["id"], r["type"], _dt(r["created_at"]), r["object_id"], json.loads(r["data"])
-            ),  # type: ignore[arg-type]
-        )
-
-    # -- webhooks ------------------------------------------------------------------------------
-    def _delivery(self, r: sqlite3.Row, at: datetime) -> WebhookDelivery:
-        body = json.dumps(
-            {"id": r["id"], "object": "event", "type": r["type"], "created": r["created_at"],
-             "data": {"object": json.loads(r["data"])}},
-            sort_keys=True, separators=(",", ":"),
-        ).encode()  # fmt: skip
-        headers = {
-            "Content-Type": "application/json",
-            "Stripe-Signature": stripe_signature(body, self.webhook_secret, at),
-        }
-        return WebhookDelivery(r["id"], headers, body)
-
-    def webhooks_due(self, now: datetime | None = None) -> list[WebhookDelivery]:
-        """Undelivered events up to `now`, signed at `now`, marked delivered (at-least-once:
-        call `redeliver` to send one again, as a real gateway does after a non-2xx)."""
-        at = self._now(now)
-        with self.store.transaction() as c:
-            self._advance(c, at)
-            rows = c.execute(
-                "select * from sim_events where delivered=0 and created_at<=? order by created_at, seq",
-                (_ts(at),),
-            ).fetchall()
-            c.executemany(
-                "update sim_events set delivered=1 where id=?", [(r["id"],) for r in rows]
-            )
-        return [self._delivery(r, at) for r in rows]
-
-    def redeliver(self, event_id: str, now: datetime | None = None) -> WebhookDelivery:
-        at = self._now(now)
-        row = self.store.one("select * from sim_events where id=?", event_id)
-        if row is None:
-            raise NotFound(f"no such event {event_id!r}")
-        return self._delivery(row, at)
 
 
 def timeout_rate(seed: int, rate: float, after_share: float = 0.5) -> TimeoutInjector:

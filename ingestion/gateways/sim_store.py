@@ -5,7 +5,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+
+from billing_jobs.gateway import GatewayError
 
 SCHEMA = """
 create table if not exists sim_customers (
@@ -82,3 +85,13 @@ class SimStore:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def _ts(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        raise GatewayError("simulated gateway times must be timezone-aware")
+    return int(dt.timestamp())
+
+
+def _dt(ts: int | None) -> datetime | None:
+    return datetime.fromtimestamp(ts, UTC) if ts is not None else None

@@ -252,7 +252,7 @@ class StripeGateway:
                     )
                 )
             ]
-        except GatewayError:
+        except NotFound:
             # Servers without the search API (localstripe): scan the list instead.
             found = [
                 pi

@@ -163,3 +163,20 @@ def test_drafts_get_numbers_only_when_finalized(ledger, new_customer) -> None:
     assert draft["status"] == "draft" and draft["number"] is None
     done = finalize_invoice(ledger, draft["id"], at=JAN)
     assert done["status"] == "open" and done["number"] == "INV/2526/000001"
+
+
+def test_run_billing_accepts_connection_and_session(ledger, new_customer, count) -> None:
+    from sqlalchemy.orm import Session
+
+    cid = new_customer(ledger)
+    create_subscription(ledger, customer_id=cid, plan="scale-monthly", start=JAN,
+                        invoice_now=False)  # fmt: skip
+    with ledger.connect() as conn:
+        trans = conn.begin()
+        assert run_billing(conn, JAN).invoices_created == 1
+        trans.rollback()  # the caller owns its transaction: nothing is kept
+    assert count(ledger, "invoices") == 0
+    with Session(ledger) as session:
+        assert run_billing(session, JAN).invoices_created == 1
+        session.commit()
+    assert count(ledger, "invoices") == 1

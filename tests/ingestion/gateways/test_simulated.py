@@ -264,3 +264,42 @@ def test_retry_success_depends_on_payday_and_time_since_failure():
     assert world.retry_success_probability(
         "issuer_not_available", 48, mid, 2, 1
     ) > 2 * world.retry_success_probability("issuer_not_available", 2, mid, 2, 1)
+
+
+def test_send_webhooks_marks_only_2xx_as_delivered():
+    import http.server
+    import threading
+
+    received: list[bytes] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            ok = (
+                verify_stripe_signature(body, self.headers["Stripe-Signature"], "whsec_r", now=T0)
+                > 0
+            )
+            # refuse the first delivery of every event (as a receiver that cannot persist: 503)
+            first = body not in received
+            received.append(body)
+            self.send_response(503 if first or not ok else 200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        g = gw(webhook_secret="whsec_r")
+        customer(g)
+        url = f"http://127.0.0.1:{srv.server_port}/webhooks/simulated"
+        first = g.send_webhooks(url, now=T0)
+        assert first and set(first.values()) == {503}
+        second = g.send_webhooks(url, now=T0)
+        assert set(second) == set(first) and set(second.values()) == {200}
+        assert g.send_webhooks(url, now=T0) == {}
+        g.create_customer(now=T0)
+        assert set(g.send_webhooks("http://127.0.0.1:9/down", now=T0).values()) == {0}
+    finally:
+        srv.shutdown()

@@ -85,6 +85,13 @@ def test_card_that_attaches_then_declines_on_charge(gw):
     assert res.gateway_payment_id  # the failed charge is identifiable
 
 
+def test_card_needing_3ds_requires_action(gw):
+    cus = gw.create_customer(email="meera@example.in")
+    pm = gw.attach_payment_method(cus.gateway_customer_id, _token(gw, "4000002500003155"))
+    res = gw.charge(cus.gateway_customer_id, pm.token, 2_000_000, "INR", "paysight-in_3-attempt-1")
+    assert res.status is PaymentStatus.REQUIRES_ACTION and not res.succeeded
+
+
 def test_unknown_objects_and_bad_cursor(gw):
     with pytest.raises(NotFound):
         gw.fetch_payment("pi_doesnotexist")
