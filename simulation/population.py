@@ -244,7 +244,10 @@ def _story(rng: random.Random, p: Profile, end: datetime, exp: date) -> list[Pla
         if paused:
             story.append(Planned(when(0.6), "pause", {}, True))
         cancel_kind = "cancel_period_end" if (not paused and rng.random() < 0.4) else "cancel"
-        story.append(Planned(_at(rng, churn), cancel_kind, {}))
-        story = [e for e in story if e.at < churn or e.kind.startswith("cancel")]
+        cancel_at = _at(rng, churn)
+        story = [e for e in story if e.at < cancel_at]
+        story.append(Planned(cancel_at, cancel_kind, {}))
+        # The truth is the moment the customer cancels (right-censored past the horizon).
+        p.intended_churn_at = cancel_at if cancel_at < end else None
     story.sort(key=lambda e: e.at)
     return [e for e in story if p.signup_at < e.at < end]
