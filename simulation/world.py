@@ -279,8 +279,14 @@ class World:
         elif k == "resume":
             service.resume_subscription(conn, acct.sub_id, at=at)
         elif k in ("cancel", "cancel_period_end"):
-            service.cancel_subscription(conn, acct.sub_id, at=at,
-                                        at_period_end=k == "cancel_period_end")  # fmt: skip
+            try:
+                service.cancel_subscription(conn, acct.sub_id, at=at,
+                                            at_period_end=k == "cancel_period_end")  # fmt: skip
+            except InvalidTransitionError:
+                if k != "cancel_period_end":
+                    raise
+                # Paused or past due: there is no period end to wait for, so cancel now.
+                service.cancel_subscription(conn, acct.sub_id, at=at)
             self._churned(acct, at, "voluntary")
         elif k == "revoke_method":
             self.gw.detach_payment_method(acct.token)
