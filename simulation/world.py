@@ -108,7 +108,7 @@ class OpenInvoice:
     currency: str
     next_at: datetime | None
     dunning: DunningState | None = None
-    token_at_failure: str | None = None
+    promised_at: datetime | None = None  # the customer said they would pay then (payday)
 
 
 class World:
@@ -314,8 +314,10 @@ class World:
         self._ledger_method(acct.customer_id, pm.token, "card", False, at)
         self.bump("payment_method_updates")
         for inv in self.invoices.values():
-            if inv.account is acct and inv.next_at is None and inv.token_at_failure:
-                inv.next_at = at + timedelta(minutes=30)  # pay the open invoice with it
+            if inv.account is acct and inv.dunning is not None:
+                # The customer pays the open invoice with it right away.
+                soon = at + timedelta(minutes=30)
+                inv.next_at = soon if inv.next_at is None else min(inv.next_at, soon)
 
     def _churned(self, acct: Account, at: datetime, kind: str) -> None:
         if acct.churned_at is None:
@@ -398,20 +400,21 @@ class World:
                             mandate=inv.account.profile.mandate)  # fmt: skip
         decision = self.policy.next_attempt(ctx) if ctx else None
         inv.next_at = decision.at if decision and decision.retry else None
-        if inv.next_at is None:
-            inv.token_at_failure = inv.account.token
-            if (
-                classify(GATEWAY, a.decline_code) is not DeclineClass.SOFT
-                and inv.account.profile.intended_churn_at is None
-                and inv.account.churned_at is None
-            ):
-                # A payer who wants to stay replaces a dead instrument within days.
-                rng = random.Random(f"{self.p.seed}:fix:{inv.invoice_id}:{len(attempts)}")
-                if rng.random() < 0.7:
-                    fix_at = pop.at_ist(
-                        (now + timedelta(days=rng.randint(1, 5))).astimezone(pop.IST).date(), 10
-                    ) + timedelta(minutes=rng.randrange(600))
-                    self.schedule(fix_at, 0, ("new_method", inv.account))
+        if inv.promised_at is not None and inv.promised_at > now:
+            # A promise to pay on payday stands even when the retry schedule says otherwise.
+            inv.next_at = min(inv.next_at or inv.promised_at, inv.promised_at)
+        if inv.next_at is None and (
+            classify(GATEWAY, a.decline_code) is not DeclineClass.SOFT
+            and inv.account.profile.intended_churn_at is None
+            and inv.account.churned_at is None
+        ):
+            # A payer who wants to stay replaces a dead instrument within days.
+            rng = random.Random(f"{self.p.seed}:fix:{inv.invoice_id}:{len(attempts)}")
+            if rng.random() < 0.7:
+                fix_at = pop.at_ist(
+                    (now + timedelta(days=rng.randint(1, 5))).astimezone(pop.IST).date(), 10
+                ) + timedelta(minutes=rng.randrange(600))
+                self.schedule(fix_at, 0, ("new_method", inv.account))
         if inv.dunning is None:
             inv.dunning = start_dunning(
                 DunningInvoice(str(inv.invoice_id), str(inv.account.customer_id),
@@ -478,6 +481,28 @@ class World:
             )  # fmt: skip
             inv.dunning = res.state
             self.bump("dunning_notifications", len(res.notifications))
+            acct = inv.account
+            if acct.profile.intended_churn_at is None and acct.churned_at is None:
+                for note in res.notifications:
+                    # Some reminders work: a customer who means to stay adds a new card.
+                    rng = random.Random(f"{self.p.seed}:remind:{inv.invoice_id}:{note.due_at}")
+                    if note.kind != "remind":
+                        continue
+                    u = rng.random()
+                    if u < 0.3:
+                        day = (now + timedelta(days=rng.randint(0, 2))).astimezone(pop.IST).date()
+                        when = pop.at_ist(day, 13) + timedelta(minutes=rng.randrange(420))
+                        self.schedule(when, 0, ("new_method", acct))
+                    elif u < 0.6:
+                        # "I'll pay when the salary comes in": the 1st, before dunning closes.
+                        local = now.astimezone(pop.IST).date()
+                        first = (local.replace(day=28) + timedelta(days=4)).replace(day=1)
+                        close = inv.dunning.started_at + timedelta(days=20)
+                        when = min(pop.at_ist(first, 10) + timedelta(minutes=rng.randrange(480)),
+                                   close)  # fmt: skip
+                        if when > now:
+                            inv.promised_at = when
+                            inv.next_at = when if inv.next_at is None else min(inv.next_at, when)
             if res.state.status in (DunningStatus.CANCELED, DunningStatus.UNPAID):
                 acct = inv.account
                 if inv.sub_id is not None:
