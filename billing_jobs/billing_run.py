@@ -225,12 +225,20 @@ def _load_due_batch(
     sql = (
         f"SELECT {cols}, c.state_code, c.gstin, c.tax_status FROM subscriptions s "
         f"JOIN customers c ON c.id = s.customer_id WHERE {' AND '.join(where)} "
-        f"ORDER BY s.id LIMIT {int(batch_size)}"
+        f"ORDER BY s.next_action_at LIMIT {int(batch_size)}"
     )
+    # Walking the (next_action_at, status) index means each batch reads only its own rows:
+    # billed subscriptions move past as_of and drop out of the range.
     if not sq:
         # Concurrent runs split the work instead of queueing behind each other's rows.
         sql += " FOR UPDATE OF s SKIP LOCKED"
-    rows = conn.exec_driver_sql(sql, tuple(params)).all()
+    # Plain DBAPI cursor: SQLAlchemy Row objects cost more than the query itself here.
+    cur = conn.connection.cursor()
+    try:
+        cur.execute(sql, tuple(params))
+        rows = cur.fetchall()
+    finally:
+        cur.close()
     if not rows:
         return [], {}
     n = len(_SUB_STATE_COLS)

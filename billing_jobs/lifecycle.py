@@ -43,6 +43,7 @@ ALLOWED: dict[Status, frozenset[Status]] = {
     Status.INCOMPLETE: frozenset({Status.ACTIVE, Status.CANCELED}),
     Status.CANCELED: frozenset(),
 }
+_TRIALING, _ACTIVE, _CANCELED = "trialing", "active", "canceled"
 # Statuses in which periods roll over and invoices are generated.
 BILLABLE = (Status.TRIALING.value, Status.ACTIVE.value, Status.PAST_DUE.value)
 INVOICING = (Status.ACTIVE.value, Status.PAST_DUE.value)
@@ -182,11 +183,11 @@ def advance(
     items_changed = False
     credit_used = 0
     for _ in range(10_000):  # a guard against a bug looping forever; ~800 years of months
-        if st.status == Status.TRIALING.value:
+        if st.status == _TRIALING:
             if st.trial_end is None or st.trial_end > as_of:
                 break
             events.append(Event(st.id, st.trial_end, "trial_ended", "trialing", "active"))
-            st.status = Status.ACTIVE.value
+            st.status = _ACTIVE
             st.billing_anchor, st.period_index = st.trial_end, 0
             st.current_period_start, st.current_period_end = period_bounds(
                 st.billing_anchor, st.interval, st.interval_count, 0
@@ -223,7 +224,7 @@ def advance(
             end = st.current_period_end
             if st.cancel_at_period_end:
                 events.append(Event(st.id, end, "canceled", st.status, "canceled"))
-                st.status, st.canceled_at = Status.CANCELED.value, end
+                st.status, st.canceled_at = _CANCELED, end
                 break
             if st.pending_change_json:
                 change = json.loads(st.pending_change_json)

@@ -49,6 +49,7 @@ def period_bounds(
     return add_months(anchor, step * index), add_months(anchor, step * (index + 1))
 
 
+@lru_cache(maxsize=4096)
 def financial_year(at: datetime) -> str:
     """Indian financial year (April-March, in IST) as 'YYyy', e.g. '2526' for FY 2025-26."""
     local = require_aware(at).astimezone(IST)

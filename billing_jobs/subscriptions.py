@@ -59,6 +59,26 @@ def _load_state(conn: Connection, sub_id: int) -> SubState:
     return load_states(conn, [row])[0]
 
 
+def _load_for_change(conn: Connection, sub_id: int, at: datetime) -> SubState:
+    st = _load_state(conn, sub_id)
+    _check_not_backdated(conn, sub_id, at)
+    return st
+
+
+def _check_not_backdated(conn: Connection, sub_id: int, at: datetime) -> None:
+    """Refuse operations dated before the subscription's latest recorded event: history is
+    append-only and prorations must not be computed against a period already moved past."""
+    ev = s.subscription_events
+    latest = conn.execute(
+        select(ev.c.at).where(ev.c.subscription_id == sub_id).order_by(ev.c.at.desc()).limit(1)
+    ).scalar()
+    if latest is not None and at < latest:
+        raise ValidationError(
+            f"subscription {sub_id} already has history up to {latest.isoformat()}; an "
+            f"operation at {at.isoformat()} would be backdated"
+        )
+
+
 def _save_state(conn: Connection, st: SubState, *, items: bool = False) -> None:
     t = s.subscriptions
     values = {c: getattr(st, c) for c in _STATE_COLS if c not in ("id", "customer_id")}
@@ -79,7 +99,7 @@ def _event(conn: Connection, *events: Event) -> None:
 
 def _catch_up(conn: Connection, sub_id: int, at: datetime, catalog: CatalogSnapshot) -> SubState:
     """Bring the subscription to `at` (bill what was due) before changing it."""
-    st = _load_state(conn, sub_id)
+    st = _load_for_change(conn, sub_id, at)
     if st.status in (Status.TRIALING.value, *INVOICING) and st.next_action_at <= at:
         bill_states(conn, [st], at, catalog)
         st = _load_state(conn, sub_id)
@@ -451,7 +471,7 @@ def resume_subscription(
     at = require_aware(at, "at")
     with write_conn(target) as conn:
         catalog = load_snapshot(conn)
-        st = _load_state(conn, sub_id)
+        st = _load_for_change(conn, sub_id, at)
         check_transition(sub_id, st.status, "active", "resume")
         if st.status != "paused":
             raise InvalidTransitionError(f"subscription {sub_id} is {st.status}, not paused")
@@ -482,7 +502,7 @@ def transition_subscription(
     """Status change driven by payments or dunning (past_due, unpaid, active again)."""
     at = require_aware(at, "at")
     with write_conn(target) as conn:
-        st = _load_state(conn, sub_id)
+        st = _load_for_change(conn, sub_id, at)
         check_transition(sub_id, st.status, to_status, f"move to {to_status}")
         if to_status in ("paused", "canceled"):
             raise InvalidTransitionError(

@@ -280,3 +280,23 @@ def test_preview_shows_prorations_without_writing(small, new_customer, count) ->
     real = change_subscription(small, sub["id"], at=HALF, plan="pro-20")
     assert real["proration_invoice"]["number"] == "INV/2627/000002"  # the preview used none
     assert get_invoice(small, real["proration_invoice"]["id"])["total_minor"] == 590
+
+
+def test_out_of_order_operations_are_refused(small, new_customer, count) -> None:
+    cid = new_customer(small)
+    sub = create_subscription(small, customer_id=cid, plan="pro-20", start=APR1)
+    change_subscription(small, sub["id"], at=HALF, plan="max-30")
+    before = _snapshot(small)
+    earlier = HALF - timedelta(days=3)
+    for action in (
+        lambda: change_subscription(small, sub["id"], at=earlier, plan="basic-10"),
+        lambda: cancel_subscription(small, sub["id"], at=earlier),
+        lambda: pause_subscription(small, sub["id"], at=earlier),
+        lambda: transition_subscription(small, sub["id"], "past_due", at=earlier, reason="x"),
+    ):
+        with pytest.raises(ValidationError, match="backdated"):
+            action()
+    assert _snapshot(small) == before
+    # a billing run for an earlier as_of than one already done creates nothing
+    run_billing(small, datetime(2026, 6, 2, tzinfo=UTC))
+    assert run_billing(small, datetime(2026, 5, 2, tzinfo=UTC)).invoices_created == 0

@@ -1,7 +1,7 @@
 """initial ledger
 
 Revision ID: 0001
-Revises:
+Revises: (none)
 """
 
 import sqlalchemy as sa
@@ -291,9 +291,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("invoices", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_invoices_customer_id"), ["customer_id"], unique=False)
-        batch_op.create_index(
-            "ix_invoices_sub_period", ["subscription_id", "period_start"], unique=False
-        )
+        batch_op.create_index("ix_invoices_subscription_id", ["subscription_id"], unique=False)
         batch_op.create_index(
             "uq_invoices_recurring_period",
             ["subscription_id", "period_start"],
@@ -624,7 +622,7 @@ def downgrade() -> None:
             sqlite_where=sa.text("kind = 'recurring'"),
             postgresql_where=sa.text("kind = 'recurring'"),
         )
-        batch_op.drop_index("ix_invoices_sub_period")
+        batch_op.drop_index("ix_invoices_subscription_id")
         batch_op.drop_index(batch_op.f("ix_invoices_customer_id"))
 
     op.drop_table("invoices")
