@@ -3,6 +3,7 @@ fail, driving the real billing, collection, retry and dunning code against the s
 
 from __future__ import annotations
 
+import heapq
 import random
 import shutil
 import time as wall
@@ -127,6 +128,10 @@ class World:
         self.fraud: list[fraud_mod.FraudCharge] = []
         self.conn: Connection | None = None
         self.store: LedgerAttemptStore | None = None
+        self.today: date | None = None
+        self.now: datetime = self.end_dt
+        self.agenda: list[tuple[datetime, int, int, Any]] = []
+        self.seq = 0
 
     def bump(self, key: str, n: int = 1) -> None:
         self.counts[key] = self.counts.get(key, 0) + n
@@ -154,18 +159,57 @@ class World:
                 self.store = LedgerAttemptStore(conn, GATEWAY)
                 if day in bursts:
                     self._fraud(day)
-                self._collect(day)
-                self._janitor(pop.at_ist(day, 12))
-                self._dunning(pop.at_ist(day, 12, 5))
-                for at, _, ev in sorted(self.pending_events.pop(day, []), key=lambda x: x[:2]):
-                    self._event(at, ev)
+                self._day(day)
                 res = service.run_billing(conn, pop.at_ist(day, 23, 50))
                 self.bump("billing_invoices", res.invoices_created)
             self.gw.advance(pop.at_ist(day, 23, 59))
         self.conn = self.store = None
 
+    def _day(self, day: date) -> None:
+        """Everything of one day in time order (the ledger refuses backdated operations):
+        charge attempts, the janitor at noon, dunning, and customers' own actions."""
+        self._register_new_invoices(day)
+        self.today, self.now, self.agenda, self.seq = day, pop.at_ist(day, 0), [], 0
+        until = pop.at_ist(day + timedelta(days=1), 0)
+        for inv in self.invoices.values():
+            if inv.next_at is not None and inv.next_at < until:
+                self._push(max(inv.next_at, self.now), 1, ("collect", inv.invoice_id))
+        self._push(pop.at_ist(day, 12), 0, ("janitor",))
+        self._push(pop.at_ist(day, 12, 5), 0, ("dunning",))
+        for at, order, ev in self.pending_events.pop(day, []):
+            self._push(at, 2 + order, ev)
+        while self.agenda:
+            at, _, _, ev = heapq.heappop(self.agenda)
+            self.now = at
+            if ev[0] == "collect":
+                inv = self.invoices.get(ev[1])
+                # Skip stale entries: the attempt was re-planned or already made.
+                if inv is not None and inv.next_at is not None and inv.next_at <= at:
+                    self._attempt(inv, at)
+            elif ev[0] == "janitor":
+                self._janitor(at)
+            elif ev[0] == "dunning":
+                self._dunning(at)
+            else:
+                self._event(at, ev)
+        self.today = None
+
+    def _push(self, at: datetime, order: int, ev: Any) -> None:
+        self.seq += 1
+        heapq.heappush(self.agenda, (at, order, self.seq, ev))
+
     def schedule(self, at: datetime, order: int, ev: Any) -> None:
-        self.pending_events.setdefault(at.astimezone(pop.IST).date(), []).append((at, order, ev))
+        day = at.astimezone(pop.IST).date()
+        if day == self.today and at >= self.now:
+            self._push(at, 2 + order, ev)  # later today: joins the running agenda
+        else:
+            self.pending_events.setdefault(day, []).append((at, order, ev))
+
+    def plan_attempt(self, inv: OpenInvoice, at: datetime) -> None:
+        """Set the next attempt; one due later today joins the running agenda."""
+        inv.next_at = at
+        if self.today is not None and at.astimezone(pop.IST).date() == self.today:
+            self._push(max(at, self.now), 1, ("collect", inv.invoice_id))
 
     # -- customer behaviour ---------------------------------------------------------------------
     def _event(self, at: datetime, ev: Any) -> None:
@@ -317,7 +361,7 @@ class World:
             if inv.account is acct and inv.dunning is not None:
                 # The customer pays the open invoice with it right away.
                 soon = at + timedelta(minutes=30)
-                inv.next_at = soon if inv.next_at is None else min(inv.next_at, soon)
+                self.plan_attempt(inv, soon if inv.next_at is None else min(inv.next_at, soon))
 
     def _churned(self, acct: Account, at: datetime, kind: str) -> None:
         if acct.churned_at is None:
@@ -352,19 +396,6 @@ class World:
             u = random.Random(f"{self.p.seed}:collect:{r.id}").random()
             first = pop.at_ist(day, 6) + timedelta(seconds=int(u * 5 * 3600))
             self.invoices[r.id] = OpenInvoice(r.id, acct, r.subscription_id, due, r.currency, first)
-
-    def _collect(self, day: date) -> None:
-        self._register_new_invoices(day)
-        until = pop.at_ist(day + timedelta(days=1), 0)
-        due = sorted(
-            (i.next_at, i.invoice_id) for i in self.invoices.values()
-            if i.next_at is not None and i.next_at < until
-        )  # fmt: skip
-        for at, inv_id in due:
-            inv = self.invoices.get(inv_id)
-            if inv is None or inv.next_at is None:
-                continue
-            self._attempt(inv, max(at, pop.at_ist(day, 0)))
 
     def _attempt(self, inv: OpenInvoice, at: datetime) -> None:
         assert self.store is not None
@@ -403,6 +434,8 @@ class World:
         if inv.promised_at is not None and inv.promised_at > now:
             # A promise to pay on payday stands even when the retry schedule says otherwise.
             inv.next_at = min(inv.next_at or inv.promised_at, inv.promised_at)
+        if inv.next_at is not None:
+            self.plan_attempt(inv, inv.next_at)
         if inv.next_at is None and (
             classify(GATEWAY, a.decline_code) is not DeclineClass.SOFT
             and inv.account.profile.intended_churn_at is None
@@ -502,7 +535,9 @@ class World:
                                    close)  # fmt: skip
                         if when > now:
                             inv.promised_at = when
-                            inv.next_at = when if inv.next_at is None else min(inv.next_at, when)
+                            self.plan_attempt(
+                                inv, when if inv.next_at is None else min(inv.next_at, when)
+                            )
             if res.state.status in (DunningStatus.CANCELED, DunningStatus.UNPAID):
                 acct = inv.account
                 if inv.sub_id is not None:

@@ -106,10 +106,11 @@ def test_the_world_ran_the_billing_and_payment_code(world):
     eng.dispose()
     assert bad == []
     assert {"created", "status_changed", "canceled"} <= kinds
-    # retries follow the exponential policy (1 day, x2, ±20% jitter) unless a new card is added
+    # retries follow the exponential policy (1 day, x2, ±20% jitter); customer-initiated payments
+    # (a new card, a payday promise) may come sooner
     hours = [(datetime.fromisoformat(str(b)) - datetime.fromisoformat(str(a))).total_seconds()
              / 3600 for a, b in gaps]  # fmt: skip
-    assert hours and min(hours) >= 0.5 and sum(h >= 19 for h in hours) >= len(hours) * 0.6
+    assert hours and min(hours) > 0 and sum(h >= 19 for h in hours) >= len(hours) * 0.6
 
 
 def test_churn_in_truth_matches_the_ledger_and_follows_signals(world):
