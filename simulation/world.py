@@ -1,0 +1,667 @@
+"""The demo world: a seeded business whose customers sign up, change plans, pause, churn, pay and
+fail, driving the real billing, collection, retry and dunning code against the simulated gateway."""
+
+from __future__ import annotations
+
+import heapq
+import random
+import shutil
+import time as wall
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, event, func, insert, select, update
+
+from billing_jobs import service
+from billing_jobs.attempt_store import LedgerAttemptStore
+from billing_jobs.catalog import DEMO_CATALOG, load_catalog
+from billing_jobs.collection import (
+    AlreadyPaid,
+    Attempt,
+    AttemptInFlight,
+    AttemptStatus,
+    InvoiceCharge,
+    collect_invoice,
+    resolve_unknown_attempts,
+    retry_context,
+)
+from billing_jobs.declines import DeclineClass, classify
+from billing_jobs.dunning import (
+    DunningInvoice,
+    DunningState,
+    DunningStatus,
+    dunning_actions,
+    load_config,
+    start_dunning,
+)
+from billing_jobs.errors import InvalidTransitionError, NotFoundError, ValidationError
+from billing_jobs.gateway import GatewayError
+from billing_jobs.ledger import make_engine, upgrade_ledger
+from billing_jobs.ledger import schema as s
+from billing_jobs.retries import ExponentialPolicy
+from ingestion.gateways.simulated import SimulatedGateway
+from simulation import fraud as fraud_mod
+from simulation import population as pop
+from simulation.params import SimulationError, SimulationParams, add_months, make_params
+from simulation.settlement import write_bank_files
+from simulation.truth import write_truth
+
+GATEWAY = "simulated"
+SKIPPABLE = (ValidationError, InvalidTransitionError, NotFoundError, GatewayError)
+
+
+@dataclass
+class SimulationResult:
+    """Where the world went and what happened in it (JSON-ready via to_dict)."""
+
+    run_dir: Path
+    ledger_url: str
+    gateway_state_path: Path
+    bank_dir: Path
+    truth_dir: Path
+    warehouse_path: Path | None
+    seed: int
+    customers: int
+    months: int
+    start: date
+    end: date
+    counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path | date) else v) for k, v in asdict(self).items()}
+
+
+class Clock:
+    """The simulated 'now' the gateway reads when collection calls it without a time."""
+
+    def __init__(self, t: datetime) -> None:
+        self.t = t
+
+    def __call__(self) -> datetime:
+        return self.t
+
+
+@dataclass
+class Account:
+    """What the simulator remembers of a customer between days (the ledger is the record)."""
+
+    profile: pop.Profile
+    customer_id: int
+    gateway_customer_id: str
+    token: str
+    sub_id: int
+    plan: str
+    seats: int
+    churned_at: datetime | None = None
+    churn_kind: str | None = None
+    past_due: set[int] = field(default_factory=set)
+
+
+@dataclass
+class OpenInvoice:
+    invoice_id: int
+    account: Account
+    sub_id: int | None
+    amount_minor: int
+    currency: str
+    next_at: datetime | None
+    dunning: DunningState | None = None
+    promised_at: datetime | None = None  # the customer said they would pay then (payday)
+
+
+class World:
+    def __init__(self, p: SimulationParams, engine: Engine, gw: SimulatedGateway, clock: Clock):
+        self.p, self.engine, self.gw, self.clock = p, engine, gw, clock
+        self.rng = random.Random(f"paysight-sim:{p.seed}")
+        self.end_dt = pop.at_ist(add_months(p.start, p.months), 0)
+        self.policy = ExponentialPolicy()
+        self.dunning_cfg = load_config()
+        self.accounts: dict[int, Account] = {}
+        self.invoices: dict[int, OpenInvoice] = {}
+        self.max_invoice_seen = 0
+        self.counts: dict[str, int] = {}
+        self.signals: list[dict[str, Any]] = []
+        self.churns: list[dict[str, Any]] = []
+        self.fraud: list[fraud_mod.FraudCharge] = []
+        self.conn: Connection | None = None
+        self.store: LedgerAttemptStore | None = None
+        self.today: date | None = None
+        self.now: datetime = self.end_dt
+        self.agenda: list[tuple[datetime, int, int, Any]] = []
+        self.seq = 0
+
+    def bump(self, key: str, n: int = 1) -> None:
+        self.counts[key] = self.counts.get(key, 0) + n
+
+    # -- the day loop ---------------------------------------------------------------------------
+    def run(self) -> None:
+        p = self.p
+        days = p.days
+        signups = pop.signup_days(self.rng, p.customers, p.start, days)
+        profiles = [
+            pop.make_profile(random.Random(f"{p.seed}:customer:{i}"), i, d, self.end_dt)
+            for i, d in enumerate(signups)
+        ]
+        by_day: dict[date, list[tuple[datetime, int, Any]]] = {}
+        for prof in profiles:
+            by_day.setdefault(prof.signup_at.astimezone(pop.IST).date(), []).append(
+                (prof.signup_at, prof.idx, ("signup", prof))
+            )
+        bursts = set(fraud_mod.burst_days(random.Random(f"{p.seed}:fraud"), p.start, days))
+        self.pending_events: dict[date, list[tuple[datetime, int, Any]]] = by_day
+        for d in range(days):
+            day = p.start + timedelta(days=d)
+            with self.engine.begin() as conn:
+                self.conn = conn
+                self.store = LedgerAttemptStore(conn, GATEWAY)
+                if day in bursts:
+                    self._fraud(day)
+                self._day(day)
+                res = service.run_billing(conn, pop.at_ist(day, 23, 50))
+                self.bump("billing_invoices", res.invoices_created)
+            self.gw.advance(pop.at_ist(day, 23, 59))
+        self.conn = self.store = None
+
+    def _day(self, day: date) -> None:
+        """Everything of one day in time order (the ledger refuses backdated operations):
+        charge attempts, the janitor at noon, dunning, and customers' own actions."""
+        self._register_new_invoices(day)
+        self.today, self.now, self.agenda, self.seq = day, pop.at_ist(day, 0), [], 0
+        until = pop.at_ist(day + timedelta(days=1), 0)
+        for inv in self.invoices.values():
+            if inv.next_at is not None and inv.next_at < until:
+                self._push(max(inv.next_at, self.now), 1, ("collect", inv.invoice_id))
+        self._push(pop.at_ist(day, 12), 0, ("janitor",))
+        self._push(pop.at_ist(day, 12, 5), 0, ("dunning",))
+        for at, order, ev in self.pending_events.pop(day, []):
+            self._push(at, 2 + order, ev)
+        while self.agenda:
+            at, _, _, ev = heapq.heappop(self.agenda)
+            self.now = at
+            if ev[0] == "collect":
+                inv = self.invoices.get(ev[1])
+                # Skip stale entries: the attempt was re-planned or already made.
+                if inv is not None and inv.next_at is not None and inv.next_at <= at:
+                    self._attempt(inv, at)
+            elif ev[0] == "janitor":
+                self._janitor(at)
+            elif ev[0] == "dunning":
+                self._dunning(at)
+            else:
+                self._event(at, ev)
+        self.today = None
+
+    def _push(self, at: datetime, order: int, ev: Any) -> None:
+        self.seq += 1
+        heapq.heappush(self.agenda, (at, order, self.seq, ev))
+
+    def schedule(self, at: datetime, order: int, ev: Any) -> None:
+        day = at.astimezone(pop.IST).date()
+        if day == self.today and at >= self.now:
+            self._push(at, 2 + order, ev)  # later today: joins the running agenda
+        else:
+            self.pending_events.setdefault(day, []).append((at, order, ev))
+
+    def plan_attempt(self, inv: OpenInvoice, at: datetime) -> None:
+        """Set the next attempt; one due later today joins the running agenda."""
+        inv.next_at = at
+        if self.today is not None and at.astimezone(pop.IST).date() == self.today:
+            self._push(max(at, self.now), 1, ("collect", inv.invoice_id))
+
+    # -- customer behaviour ---------------------------------------------------------------------
+    def _event(self, at: datetime, ev: Any) -> None:
+        kind = ev[0]
+        assert self.conn is not None
+        try:
+            with self.conn.begin_nested():
+                if kind == "signup":
+                    self._signup(at, ev[1])
+                elif kind == "story":
+                    self._story(at, ev[1], ev[2])
+                elif kind == "new_method":
+                    self._new_method(at, ev[1])
+        except SKIPPABLE:
+            self.bump(f"skipped_{kind}")
+
+    def _signup(self, at: datetime, prof: pop.Profile) -> None:
+        conn = self.conn
+        assert conn is not None
+        cust = service.create_customer(
+            conn, name=prof.name, state_code=prof.state_code, currency=prof.currency, now=at,
+            email=f"billing+{prof.idx}@example.in", gstin=prof.gstin, tax_status=prof.tax_status,
+            external_ref=f"sim-{self.p.seed}-{prof.idx}",
+        )  # fmt: skip
+        gcus = self.gw.create_customer(
+            email=f"billing+{prof.idx}@example.in", name=prof.name,
+            metadata={"paysight_customer_id": str(cust["id"])}, now=at,
+        )  # fmt: skip
+        pm = self.gw.attach_payment_method(gcus.gateway_customer_id, prof.token)
+        self._ledger_method(cust["id"], pm.token, prof.method, prof.mandate, at)
+        plan, qty, addons = self._items(prof.plan, prof.seats)
+        sub = service.create_subscription(
+            conn, customer_id=cust["id"], plan=plan, start=at, quantity=qty, addons=addons,
+            coupon=prof.coupon if prof.currency == "INR" else None,
+        )  # fmt: skip
+        acct = Account(prof, cust["id"], gcus.gateway_customer_id, pm.token, sub["id"], plan,
+                       prof.seats)  # fmt: skip
+        self.accounts[cust["id"]] = acct
+        self.bump("customers")
+        for i, e in enumerate(prof.story):
+            self.schedule(e.at, 1_000_000 + prof.idx * 100 + i, ("story", acct, e))
+
+    def _ledger_method(self, cid: int, token: str, kind: str, mandate: bool, at: datetime) -> None:
+        assert self.conn is not None
+        t = s.payment_methods
+        self.conn.execute(
+            update(t).where(t.c.customer_id == cid, t.c.removed_at.is_(None))
+            .values(removed_at=at, is_default=False)
+        )  # fmt: skip
+        self.conn.execute(
+            insert(t),
+            {"customer_id": cid, "gateway": GATEWAY, "gateway_token": token, "kind": kind,
+             "label": f"{kind} (simulated)", "is_default": True,
+             "mandate_ref": f"mdt_{token[-12:]}" if mandate else None, "created_at": at},
+        )  # fmt: skip
+
+    @staticmethod
+    def _items(plan: str, seats: int) -> tuple[str, int, dict[str, int]]:
+        if plan.startswith("starter"):
+            return plan, 1, {}
+        if plan.startswith("growth"):
+            return plan, max(1, seats), {}
+        extra = max(0, seats - pop.SCALE_INCLUDED_SEATS)
+        addon = {"scale-monthly": "seats-monthly", "scale-yearly": "seats-yearly"}.get(plan)
+        return plan, 1, ({addon: extra} if addon and extra else {})
+
+    def _story(self, at: datetime, acct: Account, e: pop.Planned) -> None:
+        conn = self.conn
+        assert conn is not None
+        if acct.churned_at is not None:
+            return
+        k = e.kind
+        done = True
+        if k in ("add_seats", "remove_seats"):
+            if acct.plan.startswith("starter") or acct.plan == "scale-quarterly":
+                return
+            n = e.args["n"] if k == "add_seats" else -e.args["n"]
+            floor = pop.SCALE_INCLUDED_SEATS if acct.plan.startswith("scale") else 1
+            seats = max(floor, acct.seats + n)
+            if seats == acct.seats:
+                return
+            plan, qty, addons = self._items(acct.plan, seats)
+            if acct.plan.startswith("scale") and not addons:
+                addon = {"scale-monthly": "seats-monthly", "scale-yearly": "seats-yearly"}[plan]
+                addons = {addon: 0}
+            service.change_subscription(
+                conn, acct.sub_id, at=at, quantity=qty if plan.startswith("growth") else None,
+                addons=addons or None,
+            )  # fmt: skip
+            acct.seats = seats
+        elif k in ("upgrade", "downgrade"):
+            ladder = pop.LADDER[pop.INTERVAL[acct.plan]]
+            i = ladder.index(acct.plan) + (1 if k == "upgrade" else -1)
+            if not 0 <= i < len(ladder):
+                return
+            new = ladder[i]
+            seats = max(acct.seats, pop.SCALE_INCLUDED_SEATS) if new.startswith("scale") else (
+                acct.seats)  # fmt: skip
+            plan, qty, addons = self._items(new, seats)
+            if acct.plan.startswith("scale"):
+                old_addon = {"scale-monthly": "seats-monthly", "scale-yearly": "seats-yearly"}
+                if acct.plan in old_addon:
+                    addons = {**addons, old_addon[acct.plan]: 0}
+            service.change_subscription(
+                conn, acct.sub_id, at=at, plan=plan, quantity=qty, addons=addons or None,
+                when=e.args.get("when", "now"),
+            )  # fmt: skip
+            acct.plan, acct.seats = new, seats
+        elif k == "pause":
+            service.pause_subscription(conn, acct.sub_id, at=at)
+        elif k == "resume":
+            service.resume_subscription(conn, acct.sub_id, at=at)
+        elif k in ("cancel", "cancel_period_end"):
+            try:
+                service.cancel_subscription(conn, acct.sub_id, at=at,
+                                            at_period_end=k == "cancel_period_end")  # fmt: skip
+            except InvalidTransitionError:
+                if k != "cancel_period_end":
+                    raise
+                # Paused or past due: there is no period end to wait for, so cancel now.
+                service.cancel_subscription(conn, acct.sub_id, at=at)
+            self._churned(acct, at, "voluntary")
+        elif k == "revoke_method":
+            self.gw.detach_payment_method(acct.token)
+        elif k == "update_method":
+            self._new_method(at, acct)
+        else:
+            done = False
+        if done:
+            self.bump(f"story_{k}")
+            self.signals.append({
+                "customer_id": acct.customer_id, "subscription_id": acct.sub_id, "at": at,
+                "kind": k, "precedes_churn": e.signal,
+            })  # fmt: skip
+
+    def _new_method(self, at: datetime, acct: Account) -> None:
+        """The customer adds a fresh card (after an expiry or a hard decline)."""
+        if acct.churned_at is not None:
+            return
+        rng = random.Random(f"{self.p.seed}:method:{acct.customer_id}:{at.isoformat()}")
+        issuer = pop.pick(rng, pop.ISSUERS["card"])
+        exp = date(at.year + rng.randint(2, 5), rng.randint(1, 12), 1)
+        pm = self.gw.attach_payment_method(acct.gateway_customer_id,
+                                           pop.card_token(rng, issuer, exp))  # fmt: skip
+        acct.token = pm.token
+        self._ledger_method(acct.customer_id, pm.token, "card", False, at)
+        self.bump("payment_method_updates")
+        for inv in self.invoices.values():
+            if inv.account is acct and inv.dunning is not None:
+                # The customer pays the open invoice with it right away.
+                soon = at + timedelta(minutes=30)
+                self.plan_attempt(inv, soon if inv.next_at is None else min(inv.next_at, soon))
+
+    def _churned(self, acct: Account, at: datetime, kind: str) -> None:
+        if acct.churned_at is None:
+            acct.churned_at, acct.churn_kind = at, kind
+            self.churns.append({
+                "customer_id": acct.customer_id, "subscription_id": acct.sub_id,
+                "churned_at": at, "kind": kind,
+                "on_purpose": acct.profile.intended_churn_at is not None,
+                "intended_churn_at": acct.profile.intended_churn_at,
+            })  # fmt: skip
+            self.bump(f"churn_{kind}")
+        if kind == "voluntary":
+            for inv in list(self.invoices.values()):
+                if inv.account is acct:
+                    self._write_off(inv, at)
+
+    # -- collection, retries, dunning -----------------------------------------------------------
+    def _register_new_invoices(self, day: date) -> None:
+        assert self.conn is not None
+        t = s.invoices
+        rows = self.conn.execute(
+            select(t.c.id, t.c.customer_id, t.c.subscription_id, t.c.status, t.c.amount_due_minor,
+                   t.c.amount_paid_minor, t.c.currency)
+            .where(t.c.id > self.max_invoice_seen).order_by(t.c.id)
+        ).all()  # fmt: skip
+        for r in rows:
+            self.max_invoice_seen = r.id
+            due = r.amount_due_minor - r.amount_paid_minor
+            if r.status != "open" or due <= 0:
+                continue
+            acct = self.accounts[r.customer_id]
+            u = random.Random(f"{self.p.seed}:collect:{r.id}").random()
+            first = pop.at_ist(day, 6) + timedelta(seconds=int(u * 5 * 3600))
+            self.invoices[r.id] = OpenInvoice(r.id, acct, r.subscription_id, due, r.currency, first)
+
+    def _attempt(self, inv: OpenInvoice, at: datetime) -> None:
+        assert self.store is not None
+        self.clock.t = at
+        charge = self._charge(inv)
+        try:
+            a = collect_invoice(self.store, self.gw, charge, at)
+        except AlreadyPaid:
+            self._paid(inv, at)
+            return
+        except AttemptInFlight:
+            inv.next_at = None
+            return
+        self.bump("attempts")
+        self._outcome(inv, a, at)
+
+    def _charge(self, inv: OpenInvoice) -> InvoiceCharge:
+        return InvoiceCharge(str(inv.invoice_id), inv.account.gateway_customer_id,
+                             inv.account.token, inv.amount_minor, inv.currency,
+                             {"paysight_customer_id": str(inv.account.customer_id)})  # fmt: skip
+
+    def _outcome(self, inv: OpenInvoice, a: Attempt, now: datetime) -> None:
+        assert self.store is not None and self.conn is not None
+        if a.status is AttemptStatus.SUCCEEDED:
+            self._paid(inv, a.updated_at)
+            return
+        if a.status is not AttemptStatus.FAILED:
+            inv.next_at = None  # processing (UPI) or unknown: the janitor resolves it
+            return
+        self.bump("failed_attempts")
+        attempts = self.store.attempts(str(inv.invoice_id))
+        ctx = retry_context(self._charge(inv), attempts, GATEWAY,
+                            mandate=inv.account.profile.mandate)  # fmt: skip
+        decision = self.policy.next_attempt(ctx) if ctx else None
+        inv.next_at = decision.at if decision and decision.retry else None
+        if inv.promised_at is not None and inv.promised_at > now:
+            # A promise to pay on payday stands even when the retry schedule says otherwise.
+            inv.next_at = min(inv.next_at or inv.promised_at, inv.promised_at)
+        if inv.next_at is not None:
+            self.plan_attempt(inv, inv.next_at)
+        if inv.next_at is None and (
+            classify(GATEWAY, a.decline_code) is not DeclineClass.SOFT
+            and inv.account.profile.intended_churn_at is None
+            and inv.account.churned_at is None
+        ):
+            # A payer who wants to stay replaces a dead instrument within days.
+            rng = random.Random(f"{self.p.seed}:fix:{inv.invoice_id}:{len(attempts)}")
+            if rng.random() < 0.7:
+                fix_at = pop.at_ist(
+                    (now + timedelta(days=rng.randint(1, 5))).astimezone(pop.IST).date(), 10
+                ) + timedelta(minutes=rng.randrange(600))
+                self.schedule(fix_at, 0, ("new_method", inv.account))
+        if inv.dunning is None:
+            inv.dunning = start_dunning(
+                DunningInvoice(str(inv.invoice_id), str(inv.account.customer_id),
+                               inv.amount_minor, inv.currency), a.updated_at,
+            )  # fmt: skip
+            if inv.sub_id is not None:
+                self._transition(inv.account, inv.sub_id, "past_due", now, "payment_failed")
+
+    def _transition(self, acct: Account, sub_id: int, to: str, at: datetime, reason: str) -> None:
+        """past_due on a failure, active again once paid; the simulator remembers which
+        subscriptions it moved, so no status query is needed per payment."""
+        assert self.conn is not None
+        if (to == "past_due") == (sub_id in acct.past_due):
+            return
+        try:
+            with self.conn.begin_nested():
+                service.transition_subscription(self.conn, sub_id, to, at=at, reason=reason)
+        except InvalidTransitionError:
+            return  # paused or canceled meanwhile
+        if to == "past_due":
+            acct.past_due.add(sub_id)
+        else:
+            acct.past_due.discard(sub_id)
+
+    def _paid(self, inv: OpenInvoice, at: datetime) -> None:
+        assert self.conn is not None
+        self.invoices.pop(inv.invoice_id, None)
+        try:
+            service.mark_invoice_paid(self.conn, inv.invoice_id, at=at)
+        except InvalidTransitionError:
+            return
+        self.bump("invoices_paid")
+        if inv.dunning is not None:
+            self.bump("dunning_recovered")
+        if inv.sub_id is not None and not any(
+            o.sub_id == inv.sub_id and o.dunning is not None for o in self.invoices.values()
+        ):
+            self._transition(inv.account, inv.sub_id, "active", at, "payment_recovered")
+
+    def _janitor(self, now: datetime) -> None:
+        assert self.store is not None
+        self.clock.t = now
+        for a in resolve_unknown_attempts(self.store, self.gw, now):
+            inv = self.invoices.get(int(a.invoice_id))
+            if inv is not None:
+                self._outcome(inv, a, now)
+            elif a.status is AttemptStatus.SUCCEEDED:
+                # Paid after it was written off (a late UPI success): record the money.
+                try:
+                    service.mark_invoice_paid(self.conn, int(a.invoice_id), at=a.updated_at)
+                    self.bump("late_payments_after_write_off")
+                except InvalidTransitionError:
+                    pass
+
+    def _dunning(self, now: datetime) -> None:
+        for inv in list(self.invoices.values()):
+            if inv.dunning is None:
+                continue
+            res = dunning_actions(
+                inv.dunning,
+                DunningInvoice(str(inv.invoice_id), str(inv.account.customer_id),
+                               inv.amount_minor, inv.currency),
+                now, self.dunning_cfg, retry_times=[inv.next_at] if inv.next_at else [],
+            )  # fmt: skip
+            inv.dunning = res.state
+            self.bump("dunning_notifications", len(res.notifications))
+            acct = inv.account
+            if acct.profile.intended_churn_at is None and acct.churned_at is None:
+                for note in res.notifications:
+                    # Some reminders work: a customer who means to stay adds a new card.
+                    rng = random.Random(f"{self.p.seed}:remind:{inv.invoice_id}:{note.due_at}")
+                    if note.kind != "remind":
+                        continue
+                    u = rng.random()
+                    if u < 0.3:
+                        day = (now + timedelta(days=rng.randint(0, 2))).astimezone(pop.IST).date()
+                        when = pop.at_ist(day, 13) + timedelta(minutes=rng.randrange(420))
+                        self.schedule(when, 0, ("new_method", acct))
+                    elif u < 0.6:
+                        # "I'll pay when the salary comes in": the 1st, before dunning closes.
+                        local = now.astimezone(pop.IST).date()
+                        first = (local.replace(day=28) + timedelta(days=4)).replace(day=1)
+                        close = inv.dunning.started_at + timedelta(days=20)
+                        when = min(pop.at_ist(first, 10) + timedelta(minutes=rng.randrange(480)),
+                                   close)  # fmt: skip
+                        if when > now:
+                            inv.promised_at = when
+                            self.plan_attempt(
+                                inv, when if inv.next_at is None else min(inv.next_at, when)
+                            )
+            if res.state.status in (DunningStatus.CANCELED, DunningStatus.UNPAID):
+                acct = inv.account
+                if inv.sub_id is not None:
+                    try:
+                        with self.conn.begin_nested():  # type: ignore[union-attr]
+                            service.cancel_subscription(self.conn, inv.sub_id, at=now,
+                                                        credit_unused=False)  # fmt: skip
+                    except InvalidTransitionError:
+                        pass
+                if acct.sub_id == inv.sub_id:
+                    self._churned(acct, now, "involuntary")
+                self._write_off(inv, now)
+                for other in list(self.invoices.values()):
+                    if other.sub_id == inv.sub_id and other.sub_id is not None:
+                        self._write_off(other, now)
+
+    def _write_off(self, inv: OpenInvoice, at: datetime) -> None:
+        assert self.conn is not None
+        self.invoices.pop(inv.invoice_id, None)
+        try:
+            service.mark_uncollectible(self.conn, inv.invoice_id, at=at)
+            self.bump("invoices_uncollectible")
+        except InvalidTransitionError:
+            pass
+
+    # -- fraud ----------------------------------------------------------------------------------
+    def _fraud(self, day: date) -> None:
+        rng = random.Random(f"{self.p.seed}:burst:{day.isoformat()}")
+        live = [a for a in self.accounts.values() if a.churned_at is None]
+        if not live:
+            return
+        victims = rng.sample(live, min(len(live), rng.randint(1, 3)))
+        rows = [
+            (a.customer_id, a.gateway_customer_id,
+             100 * pop.MONTHLY_PRICE_INR[a.plan] * (a.seats if a.plan.startswith("growth") else 1)
+             if a.profile.currency == "INR" else 100 * 40, a.profile.currency)
+            for a in victims
+        ]  # fmt: skip
+        charges = fraud_mod.run_burst(rng, self.gw, f"burst-{day.isoformat()}", day, rows)
+        self.fraud.extend(charges)
+        self.bump("fraud_charges", len(charges))
+
+
+def _prepare(run_dir: Path, engine_url: str | None, overwrite: bool) -> tuple[str, Path]:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    gw_path = run_dir / "gateway.sqlite"
+    url = engine_url or f"sqlite:///{run_dir / 'ledger.sqlite'}"
+    ledger_file = Path(url.split("///", 1)[1]) if url.startswith("sqlite:///") else None
+    leftovers = [x for x in (gw_path, ledger_file, run_dir / "sim_truth") if x and x.exists()]
+    if leftovers and not overwrite:
+        raise SimulationError(
+            f"{', '.join(map(str, leftovers))} already exist; pass overwrite=True or a fresh run_dir"
+        )
+    for x in leftovers:
+        if x.is_dir():
+            shutil.rmtree(x)
+        else:
+            x.unlink()
+            for suffix in ("-wal", "-shm"):
+                Path(str(x) + suffix).unlink(missing_ok=True)
+    return url, gw_path
+
+
+def _fast_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _relaxed(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        # A simulated world is rebuilt from its seed after a crash, so it need not fsync.
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA synchronous=OFF")
+        cur.close()
+
+
+def simulate(
+    engine_url: str | None = None,
+    run_dir: str | Path = "data/sim",
+    *,
+    customers: int = 5000,
+    months: int = 24,
+    seed: int = 42,
+    start: date | str = date(2025, 1, 1),
+    landing_dir: str | Path | None = None,
+    warehouse_path: str | Path | None = None,
+    overwrite: bool = False,
+) -> SimulationResult:
+    """Build the demo world. Writes the ledger (`engine_url`, default `<run_dir>/ledger.sqlite`),
+    the gateway state `<run_dir>/gateway.sqlite`, bank files `<landing_dir>/bank/settlement_*.csv`
+    (default landing `<run_dir>/landing`) and ground truth `<run_dir>/sim_truth/*.parquet`
+    (also schema `sim_truth` of the DuckDB at `warehouse_path` when given). Deterministic."""
+    p = make_params(customers, months, seed, start, run_dir)
+    began = wall.perf_counter()
+    url, gw_path = _prepare(p.run_dir, engine_url, overwrite)
+    engine = make_engine(url)
+    if engine.dialect.name == "sqlite":
+        _fast_sqlite(engine)
+    try:
+        upgrade_ledger(engine)
+        with engine.connect() as conn:
+            n = conn.execute(select(func.count()).select_from(s.customers)).scalar_one()
+        if n:
+            raise SimulationError(f"the ledger at {url} already has {n} customers; use a fresh one")
+        start_at = pop.at_ist(p.start, 0)
+        load_catalog(engine, DEMO_CATALOG, now=start_at - timedelta(days=1))
+        clock = Clock(start_at)
+        gw = SimulatedGateway(p.seed, 1, state=gw_path, clock=clock)
+        gw.store.conn.execute("pragma synchronous=off")
+        world = World(p, engine, gw, clock)
+        world.run()
+        gw.store.close()
+    finally:
+        engine.dispose()
+    landing = Path(landing_dir) if landing_dir is not None else p.run_dir / "landing"
+    bank_dir = landing / "bank"
+    files, discrepancies = write_bank_files(gw_path, bank_dir, p.seed, world.end_dt)
+    world.counts["bank_files"] = len(files)
+    world.counts["discrepancies"] = len(discrepancies)
+    truth_dir = p.run_dir / "sim_truth"
+    write_truth(truth_dir, world, discrepancies, warehouse_path)
+    end = add_months(p.start, p.months)
+    return SimulationResult(
+        run_dir=p.run_dir, ledger_url=url, gateway_state_path=gw_path, bank_dir=bank_dir,
+        truth_dir=truth_dir, warehouse_path=Path(warehouse_path) if warehouse_path else None,
+        seed=p.seed, customers=p.customers, months=p.months, start=p.start, end=end,
+        counts=dict(sorted(world.counts.items())), seconds=round(wall.perf_counter() - began, 2),
+    )  # fmt: skip
+
+
+__all__ = ["SimulationError", "SimulationResult", "simulate"]

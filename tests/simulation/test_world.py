@@ -1,0 +1,218 @@
+"""The simulated world: deterministic, consistent with its ground truth, and truth kept apart."""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from collections import Counter
+from datetime import UTC, datetime
+
+import duckdb
+import pandas as pd
+from sqlalchemy import create_engine, inspect, text
+
+from ingestion.gateways.sim_gateway import fee_and_tax, settlement_time
+from simulation.world import simulate
+
+
+def _ledger_totals(url: str) -> dict[str, object]:
+    eng = create_engine(url)
+    with eng.connect() as c:
+        out = {
+            "invoices": c.execute(
+                text("select status, count(*), sum(total_minor), sum(amount_paid_minor)"
+                     " from invoices group by status order by status")
+            ).all(),
+            "attempts": c.execute(
+                text("select status, count(*), sum(amount_minor) from payment_attempts"
+                     " group by status order by status")
+            ).all(),
+            "subs": c.execute(
+                text("select status, count(*) from subscriptions group by status order by status")
+            ).all(),
+            "credit_notes": c.execute(text("select count(*), sum(total_minor) from credit_notes")).all(),
+        }  # fmt: skip
+    eng.dispose()
+    return out
+
+
+def _gateway_rows(path) -> list[tuple]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(
+            "select id, status, amount_minor, decline_code, created_at from sim_payments order by id"
+        ).fetchall()
+    finally:
+        conn.close()
+
+
+def _bank_lines(world) -> list[dict[str, str]]:
+    rows = []
+    for f in sorted(world.bank_dir.glob("settlement_*.csv")):
+        with f.open(newline="") as fh:
+            rows += [r | {"file": f.name} for r in csv.DictReader(fh)]
+    return rows
+
+
+def _minor(text_amount: str) -> int:
+    whole, _, frac = text_amount.partition(".")
+    return int(whole) * 100 + int((frac + "00")[:2])
+
+
+def _truth(world, name: str) -> pd.DataFrame:
+    return pd.read_parquet(world.truth_dir / f"{name}.parquet")
+
+
+def test_same_seed_same_world(world, world_args, tmp_path):
+    again = simulate(None, tmp_path / "again", **world_args)
+    assert _ledger_totals(again.ledger_url) == _ledger_totals(world.ledger_url)
+    assert _gateway_rows(again.gateway_state_path) == _gateway_rows(world.gateway_state_path)
+    assert again.counts == world.counts
+    files = sorted(p.name for p in world.bank_dir.iterdir())
+    assert files == sorted(p.name for p in again.bank_dir.iterdir()) and files
+    for name in files:
+        assert (world.bank_dir / name).read_bytes() == (again.bank_dir / name).read_bytes()
+    for name in ("customers", "churn_events", "fraud_transactions", "settlement_discrepancies"):
+        pd.testing.assert_frame_equal(_truth(world, name), _truth(again, name))
+
+
+def test_another_seed_gives_another_world(world, world_args, tmp_path):
+    other = simulate(None, tmp_path / "other", **(world_args | {"seed": 12, "months": 1}))
+    assert _gateway_rows(other.gateway_state_path) != _gateway_rows(world.gateway_state_path)
+
+
+def test_the_world_ran_the_billing_and_payment_code(world):
+    totals = _ledger_totals(world.ledger_url)
+    statuses = dict((s, n) for s, n, *_ in totals["invoices"])
+    assert statuses.get("paid", 0) > 50
+    attempts = dict((s, n) for s, n, _ in totals["attempts"])
+    assert attempts.get("succeeded", 0) > 50 and attempts.get("failed", 0) > 5
+    c = world.counts
+    assert c["customers"] == 60 and c["dunning_notifications"] > 0 and c["fraud_charges"] > 0
+    eng = create_engine(world.ledger_url)
+    with eng.connect() as conn:
+        # every paid invoice has exactly one succeeded attempt for the amount due
+        bad = conn.execute(text(
+            "select i.id from invoices i where i.status = 'paid' and i.amount_due_minor > 0"
+            " and (select count(*) from payment_attempts a where a.invoice_id = i.id"
+            " and a.status = 'succeeded' and a.amount_minor = i.amount_due_minor) != 1"
+        )).all()  # fmt: skip
+        kinds = {r[0] for r in conn.execute(text("select distinct kind from subscription_events"))}
+        gaps = conn.execute(text(
+            "select a.created_at, b.created_at from payment_attempts a join payment_attempts b"
+            " on a.invoice_id = b.invoice_id and b.attempt_number = a.attempt_number + 1"
+            " where a.status = 'failed' and a.decline_code != 'resource_missing'"
+        )).all()  # fmt: skip
+    eng.dispose()
+    assert bad == []
+    assert {"created", "status_changed", "canceled"} <= kinds
+    # retries follow the exponential policy (1 day, x2, ±20% jitter); customer-initiated payments
+    # (a new card, a payday promise) may come sooner
+    hours = [(datetime.fromisoformat(str(b)) - datetime.fromisoformat(str(a))).total_seconds()
+             / 3600 for a, b in gaps]  # fmt: skip
+    assert hours and min(hours) > 0 and sum(h >= 19 for h in hours) >= len(hours) * 0.6
+
+
+def test_churn_in_truth_matches_the_ledger_and_follows_signals(world):
+    churn = _truth(world, "churn_events")
+    signals = _truth(world, "behaviour_signals")
+    assert len(churn) > 0 and set(churn["kind"]) <= {"voluntary", "involuntary"}
+    eng = create_engine(world.ledger_url)
+    with eng.connect() as conn:
+        subs = dict(conn.execute(text("select id, status from subscriptions")).all())
+        scheduled = {r[0] for r in conn.execute(text(
+            "select subscription_id from subscription_events where kind = 'cancel_scheduled'"))}  # fmt: skip
+    eng.dispose()
+    for r in churn.itertuples():
+        assert subs[r.subscription_id] == "canceled" or r.subscription_id in scheduled
+        earlier = signals[(signals.customer_id == r.customer_id) & signals.precedes_churn]
+        assert (earlier["at"] <= r.churned_at).all()
+    voluntary = churn[churn.kind == "voluntary"]
+    assert voluntary["on_purpose"].all()
+
+
+def test_every_injected_discrepancy_is_in_the_bank_files(world):
+    truth = _truth(world, "settlement_discrepancies")
+    lines = _bank_lines(world)
+    by_payment: dict[str, list[dict[str, str]]] = {}
+    for row in lines:
+        by_payment.setdefault(row["payment_id"], []).append(row)
+    assert set(truth["kind"]) == {"missing", "short_paid", "duplicated", "late"}
+    for d in truth.itertuples():
+        got = by_payment.get(d.payment_id, [])
+        assert len(got) == d.bank_copies
+        if d.kind == "missing":
+            assert got == []
+        elif d.kind == "duplicated":
+            assert len(got) == 2 and got[0] == got[1]
+        elif d.kind == "short_paid":
+            assert _minor(got[0]["net"]) == d.bank_net_minor < d.expected_net_minor
+        elif d.kind == "late" and got:
+            when = datetime.fromisoformat(got[0]["settled_at"])
+            assert when > d.expected_settled_at.to_pydatetime()
+    # everything not injected matches the gateway exactly: fees, GST on fees, net, T+2
+    conn = sqlite3.connect(world.gateway_state_path)
+    pays = {r[0]: r[1:] for r in conn.execute(
+        "select id, method, amount_minor, created_at from sim_payments")}  # fmt: skip
+    conn.close()
+    injected = set(truth["payment_id"])
+    clean = [r for r in lines if r["payment_id"] not in injected]
+    assert clean and Counter(r["payment_id"] for r in clean).most_common(1)[0][1] == 1
+    for r in clean:
+        method, amount, created = pays[r["payment_id"]]
+        fee, tax = fee_and_tax(amount, method)
+        assert (_minor(r["gross"]), _minor(r["fee"]), _minor(r["tax"])) == (amount, fee, tax)
+        assert _minor(r["net"]) == amount - fee - tax
+        assert tax == (fee * 18 + 50) // 100
+        settled = datetime.fromisoformat(r["settled_at"])
+        assert settled == settlement_time(datetime.fromtimestamp(created, UTC)) or (
+            settled >= settlement_time(datetime.fromtimestamp(created, UTC))  # UPI resolves later
+        )
+
+
+def test_fraud_is_tagged_only_in_truth(world):
+    fraud = _truth(world, "fraud_transactions")
+    assert len(fraud) > 0
+    assert (fraud["amount_minor"] >= 5 * fraud["plan_price_minor"]).all()
+    hours_ist = (fraud["at"].dt.tz_convert("Asia/Kolkata").dt.hour).tolist()
+    assert all(1 <= h <= 5 for h in hours_ist)
+    conn = sqlite3.connect(world.gateway_state_path)
+    meta = conn.execute(
+        f"select metadata, pm_token from sim_payments where id in ({','.join('?' * len(fraud))})",
+        list(fraud["gateway_payment_id"]),
+    ).fetchall()  # fmt: skip
+    all_meta = " ".join(r[0] for r in conn.execute("select metadata from sim_payments"))
+    conn.close()
+    assert len(meta) == len(fraud) and "fraud" not in all_meta.lower()
+    eng = create_engine(world.ledger_url)
+    with eng.connect() as c:
+        known = {r[0] for r in c.execute(text("select gateway_token from payment_methods"))}
+    eng.dispose()
+    assert not {tok for _, tok in meta} & known  # fresh instruments, never the customer's own
+
+
+def test_truth_is_kept_apart(world):
+    eng = create_engine(world.ledger_url)
+    ledger_tables = set(inspect(eng).get_table_names())
+    eng.dispose()
+    assert not {t for t in ledger_tables if "truth" in t or "fraud" in t or "churn" in t}
+    conn = sqlite3.connect(world.gateway_state_path)
+    gw_tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
+    conn.close()
+    assert all(t.startswith(("sim_", "sqlite_")) and "truth" not in t for t in gw_tables)
+    assert world.truth_dir.parent == world.run_dir and not str(world.bank_dir).startswith(
+        str(world.truth_dir)
+    )
+    con = duckdb.connect(str(world.warehouse_path), read_only=True)
+    try:
+        schemas = {r[0] for r in con.execute(
+            "select distinct table_schema from information_schema.tables").fetchall()}  # fmt: skip
+        tables = {r[0] for r in con.execute(
+            "select table_name from information_schema.tables where table_schema='sim_truth'"
+        ).fetchall()}  # fmt: skip
+        n = con.execute("select count(*) from sim_truth.customers").fetchone()[0]
+    finally:
+        con.close()
+    assert schemas == {"sim_truth"}
+    assert {"customers", "churn_events", "fraud_transactions", "settlement_discrepancies"} <= tables
+    assert n == 60
