@@ -77,6 +77,53 @@ def settings(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     _emit(data, as_json, lambda d: [typer.echo(f"{k:24} {v}") for k, v in sorted(d.items())])
 
 
+@app.command()
+def simulate(
+    customers: Annotated[int, typer.Option(min=1, max=200_000, help="Customers.")] = 300,
+    months: Annotated[int, typer.Option(min=1, max=60, help="Months to simulate.")] = 12,
+    seed: Annotated[int, typer.Option(help="Seed of the world.")] = 42,
+    start: Annotated[str, typer.Option(help="First day (YYYY-MM-DD).")] = "2025-01-01",
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Replace an existing world (ledger, gateway, truth)."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Build only the simulated business: ledger, gateway state, bank files and ground truth."""
+    from simulation import SimulationError
+    from simulation import simulate as run_simulation
+
+    s = _settings()
+    if overwrite:
+        for old in (s.landing_dir / "bank").glob("settlement_*.csv"):
+            old.unlink()
+    try:
+        result = run_simulation(
+            s.ledger_url,
+            s.data_dir,
+            customers=customers,
+            months=months,
+            seed=seed,
+            start=start,
+            landing_dir=s.landing_dir,
+            warehouse_path=s.warehouse_path,
+            overwrite=overwrite,
+        )
+    except SimulationError as exc:
+        message = str(exc).replace("pass overwrite=True", "pass --overwrite")
+        typer.secho(f"paysight simulate: {message}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
+    payload = result.to_dict()
+    _emit(
+        payload,
+        as_json,
+        lambda d: (
+            [typer.echo(f"{k:20} {v}") for k, v in sorted(d.items()) if k != "counts"]
+            + [typer.echo(f"  {k:18} {v:,}") for k, v in sorted(d.get("counts", {}).items())]
+        ),
+    )
+
+
 webhooks_app = typer.Typer(help="The webhook receiver.", no_args_is_help=True)
 app.add_typer(webhooks_app, name="webhooks")
 
