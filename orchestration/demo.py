@@ -83,6 +83,7 @@ def warehouse_summary(warehouse_path: str, currency: str) -> dict[str, Any]:
                from ml.revenue_forecast where currency = ?""",
             [currency],
         ).fetchone()
+        backtest = con.execute("select * from ml.revenue_forecast_backtest").df()
         duplicates = con.execute(
             "select count(*) - count(distinct charge_id) from raw.gateway_charges"
         ).fetchone()[0]
@@ -104,6 +105,10 @@ def warehouse_summary(warehouse_path: str, currency: str) -> dict[str, Any]:
         "forecast_net_revenue": fmt(fc_total),
         "forecast_interval_80": [fmt(fc_lo), fmt(fc_hi)],
         "duplicate_raw_rows": int(duplicates),
+        "forecast_backtest": [
+            {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
+            for row in backtest.to_dict(orient="records")
+        ],
     }
 
 
@@ -129,5 +134,13 @@ def render_summary(s: dict[str, Any]) -> None:
         f"  duplicate raw rows      {s['duplicate_raw_rows']}",
     ]
     lines += [f"    failed: {c}" for c in s["checks_failed"]]
+    if s.get("forecast_backtest"):
+        lines += ["", "Forecast backtest (rolling origin, out-of-sample):"]
+        cols = [
+            c for c in ("candidate", "smape", "mase", "chosen") if c in s["forecast_backtest"][0]
+        ]
+        lines.append("  " + "  ".join(f"{c:>14}" for c in cols))
+        for row in s["forecast_backtest"]:
+            lines.append("  " + "  ".join(f"{row[c]!s:>14}" for c in cols))
     lines += ["", "Where next:"] + [f"  {k:12} {v}" for k, v in s["where_next"].items()]
     typer.echo("\n".join(line for line in lines if line is not None))
