@@ -176,6 +176,7 @@ def _parse_line(
     line_number: int,
     default_currency: str | None,
     default_tz: timezone,
+    check_net: bool = True,
 ) -> BankSettlementRow:
     if len(cells) != len(cols):
         raise _LineError(f"expected {len(cols)} fields, got {len(cells)}")
@@ -200,7 +201,7 @@ def _parse_line(
     except MoneyError as exc:
         raise _LineError(str(exc)) from exc
     amounts = {a: _amount(a, cell(a), currency, a in minor) for a in AMOUNTS}
-    if amounts["gross"] - amounts["fee"] - amounts["tax"] != amounts["net"]:
+    if check_net and amounts["gross"] - amounts["fee"] - amounts["tax"] != amounts["net"]:
         raise _LineError(
             f"net {amounts['net']} != gross {amounts['gross']} - fee {amounts['fee']} "
             f"- tax {amounts['tax']} (minor units)"
@@ -225,11 +226,17 @@ def parse_bank_settlement_csv(
     default_currency: str | None = "INR",
     default_tz: timezone = IST,
     max_bytes: int = MAX_FILE_BYTES,
+    keep_duplicates: bool = False,
+    check_net: bool = True,
 ) -> tuple[list[BankSettlementRow], list[Reject]]:
     """Parse a settlement CSV (path or bytes); return (rows, rejects) in file order.
 
     Duplicates of an already loaded (settlement_id, payment_id) are rejected and name the line
-    they repeat; the first occurrence stays loaded. Out-of-order dates are fine.
+    they repeat; the first occurrence stays loaded. With ``keep_duplicates`` an exact repeat is
+    kept (a double credit is money that moved, for reconciliation to flag); a conflicting
+    repeat (different amounts) is still rejected. Without ``check_net`` a line whose net is not
+    gross - fee - tax is kept as written (a short payment, for reconciliation to flag).
+    Out-of-order dates are fine.
     """
     reader = csv.reader(io.StringIO(_read_text(source, max_bytes), newline=""))
     rows: list[BankSettlementRow] = []
@@ -258,7 +265,7 @@ def parse_bank_settlement_csv(
             continue
         raw = ",".join(cells)[:200]
         try:
-            row = _parse_line(cells, cols, minor, start, default_currency, default_tz)
+            row = _parse_line(cells, cols, minor, start, default_currency, default_tz, check_net)
         except _LineError as exc:
             rejects.append(Reject(start, str(exc), raw))
             continue
@@ -267,6 +274,9 @@ def parse_bank_settlement_csv(
         if first is not None:
             same = (first.gross_minor, first.net_minor) == (row.gross_minor, row.net_minor)
             what = "duplicate of" if same else "conflicts with"
+            if same and keep_duplicates:
+                rows.append(row)
+                continue
             rejects.append(
                 Reject(start, f"{what} line {first.line_number} for {key[0]}/{key[1]}", raw)
             )

@@ -8,7 +8,7 @@ the next load read only what is new. Re-running a load never duplicates a row.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -82,11 +82,33 @@ def _quarantine(
     return len(frame)
 
 
+# Bank lines: same checks as the suite, but a payment may legitimately appear twice (the bank
+# credited it twice); uniqueness is per file line.
+BANK_LINES = replace(BANK_SETTLEMENTS, unique=(("file", "line_number"),))
+
+RAW_LANDING_DDL = {
+    "webhook_events": "received_at timestamp, source varchar, event_id varchar, "
+    "event_type varchar, signature_verified boolean, body varchar, event_key varchar",
+    "bank_settlements": "line_number bigint, settlement_id varchar, utr varchar, "
+    "payment_id varchar, gross_minor bigint, fee_minor bigint, tax_minor bigint, "
+    "net_minor bigint, currency varchar, settled_at timestamp, file varchar, "
+    "bank_row_id varchar",
+}
+
+
+def ensure_raw_landing_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The raw contract: these tables exist (maybe empty) so staging always builds."""
+    con.execute("create schema if not exists raw")
+    for table, columns in RAW_LANDING_DDL.items():
+        con.execute(f"create table if not exists raw.{table} ({columns})")
+
+
 def load_webhook_events(
     landing_dir: Path, con: duckdb.DuckDBPyConnection, as_of: datetime
 ) -> LoadReport:
     """Append newly landed webhook events to ``raw.webhook_events`` (keyed by source:event id)."""
     report = LoadReport("webhook_events")
+    ensure_raw_landing_tables(con)
     cursor = get_cursor(con, "webhook_events")
     events, new_cursor = iter_landed_events(landing_dir, cursor)
     report.cursor = new_cursor
@@ -110,6 +132,7 @@ def load_bank_settlements(
 ) -> LoadReport:
     """Load every new bank settlement CSV under ``bank_dir`` (files already loaded are skipped)."""
     report = LoadReport("bank_settlements")
+    ensure_raw_landing_tables(con)
     done: list[str] = list(get_cursor(con, "bank_settlements") or [])
     files = (
         sorted(p for p in bank_dir.glob("*.csv") if p.name not in done) if bank_dir.is_dir() else []
@@ -118,7 +141,10 @@ def load_bank_settlements(
     rejects: list[dict] = []
     for path in files:
         try:
-            parsed, rejected = parse_bank_settlement_csv(path)
+            # Money that moved is kept for reconciliation: double credits and short payments.
+            parsed, rejected = parse_bank_settlement_csv(
+                path, keep_duplicates=True, check_net=False
+            )
         except BankFileError as exc:
             rejects.append(
                 {"file": path.name, "line_number": 0, REASON_COLUMN: str(exc), "raw": ""}
@@ -133,11 +159,13 @@ def load_bank_settlements(
     if rows:
         df = pd.DataFrame(rows)
         df["settled_at"] = pd.to_datetime(df["settled_at"], utc=True)
-        result = validate_table(df, BANK_SETTLEMENTS, as_of=as_of)
+        result = validate_table(df, BANK_LINES, as_of=as_of)
         report.checks = result.checks
         valid = result.valid_df.copy()
         if not valid.empty:
-            valid["bank_row_id"] = valid["settlement_id"] + ":" + valid["payment_id"]
+            # One row per file line: a payment credited twice is a real event that
+            # reconciliation must see (status duplicate), so it is not collapsed here.
+            valid["bank_row_id"] = valid["file"] + ":" + valid["line_number"].astype(str)
             valid["settled_at"] = valid["settled_at"].dt.tz_convert("UTC").dt.tz_localize(None)
             report.loaded = upsert_dataframe(
                 con, "raw", "bank_settlements", valid, key="bank_row_id"

@@ -48,8 +48,8 @@ def _emit(payload: dict[str, Any], as_json: bool, render) -> None:
 
 @app.command()
 def demo(
-    customers: Annotated[int, typer.Option(min=1, max=200_000, help="Simulated customers.")] = 600,
-    months: Annotated[int, typer.Option(min=2, max=36, help="Months of history.")] = 6,
+    customers: Annotated[int, typer.Option(min=1, max=200_000, help="Simulated customers.")] = 300,
+    months: Annotated[int, typer.Option(min=2, max=36, help="Months of history.")] = 12,
     seed: Annotated[int, typer.Option(help="Seed of the simulated world.")] = 42,
     start: Annotated[str, typer.Option(help="First day of the simulated history.")] = "2025-01-01",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -59,9 +59,11 @@ def demo(
 
     settings = _settings()
     _ensure_dagster_home()
+    from simulation import SimulationError
+
     try:
         summary = run_demo(settings, customers=customers, months=months, seed=seed, start=start)
-    except ValueError as exc:
+    except (ValueError, SimulationError) as exc:
         typer.secho(f"paysight demo: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from None
     _emit(summary, as_json, render_summary)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -11,32 +12,54 @@ import typer
 from billing_jobs.money import Money
 from orchestration.lib.env import Settings
 
+DEMO_RUN_CONFIG: dict[str, Any] = {
+    # Keep the console quiet: the summary is the output; the full log is in the UI.
+    "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+}
 
-def demo_run_config(customers: int, months: int, seed: int, start: str) -> dict[str, Any]:
+
+def build_world(settings: Settings, *, customers: int, months: int, seed: int, start: str):
+    """A fresh simulated business where the settings point (ledger, gateway, bank files), and
+    a fresh warehouse, so the same seed always gives the same summary."""
+    from simulation import simulate
+
     try:
         date.fromisoformat(start)
     except ValueError:
         raise ValueError(f"--start must be a date like 2025-01-01, got {start!r}") from None
-    return {
-        # Keep the console quiet: the summary is the output; the full log is in the UI.
-        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-        "ops": {
-            "raw_gateway_charges": {
-                "config": {"seed": seed, "customers": customers, "start": start, "months": months}
-            }
-        },
-    }
+    for stale in (settings.landing_dir / "bank").glob("settlement_*.csv"):
+        stale.unlink()
+    assert settings.warehouse_path is not None
+    for suffix in ("", ".wal"):
+        Path(f"{settings.warehouse_path}{suffix}").unlink(missing_ok=True)
+    return simulate(
+        settings.ledger_url,
+        settings.data_dir,
+        customers=customers,
+        months=months,
+        seed=seed,
+        start=start,
+        landing_dir=settings.landing_dir,
+        warehouse_path=settings.warehouse_path,
+        overwrite=True,
+    )
 
 
 def run_demo(
     settings: Settings, *, customers: int, months: int, seed: int, start: str
 ) -> dict[str, Any]:
-    """Run `platform_demo_job` in the configured Dagster instance and return the summary."""
+    """Build the world, run `platform_demo_job` in the configured instance, summarize."""
     from orchestration.definitions import defs
 
-    run_config = demo_run_config(customers, months, seed, start)
+    world = build_world(settings, customers=customers, months=months, seed=seed, start=start)
     job = defs.resolve_job_def("platform_demo_job")
     with dg.DagsterInstance.get() as instance:
+        # Data quality judges freshness at the end of the simulated history, not today.
+        as_of = {"config": {"as_of": f"{world.end}T00:00:00+05:30"}}
+        run_config = {
+            **DEMO_RUN_CONFIG,
+            "ops": {"raw_bank_settlements": as_of, "raw_webhook_events": as_of},
+        }
         result = job.execute_in_process(run_config=run_config, instance=instance)
     checks = [
         (e.asset_key.to_user_string(), e.check_name, e.passed)
@@ -46,7 +69,14 @@ def run_demo(
     summary.update(
         {
             "success": result.success,
-            "world": {"customers": customers, "months": months, "seed": seed, "start": start},
+            "world": {
+                "customers": customers,
+                "months": months,
+                "seed": seed,
+                "start": start,
+                "end": str(world.end),
+            },
+            "simulation": dict(world.counts),
             "checks_passed": sum(1 for *_, ok in checks if ok),
             "checks_failed": sorted(f"{a}:{c}" for a, c, ok in checks if not ok),
             "where_next": {
@@ -86,7 +116,7 @@ def warehouse_summary(warehouse_path: str, currency: str) -> dict[str, Any]:
         backtest = con.execute("select * from ml.revenue_forecast_backtest").df()
         duplicates = con.execute(
             "select count(*) - count(distinct charge_id) from raw.gateway_charges"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     finally:
         con.close()
 

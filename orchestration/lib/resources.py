@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -104,5 +105,42 @@ class GatewayResource(dg.ConfigurableResource):
     """Which gateway adapters are active (``PAYSIGHT_GATEWAYS``) and how to reach them."""
 
     gateways: list[str]
+    simulated_state: str | None = None
     stripe_api_key: str | None = None
     stripe_api_base: str | None = None
+    razorpay_key_id: str | None = None
+    razorpay_key_secret: str | None = None
+
+    def adapters(self) -> list[tuple[str, Any]]:
+        """The configured adapters that can be reached; a missing simulated world is skipped."""
+        out: list[tuple[str, Any]] = []
+        for name in self.gateways:
+            if name == "simulated":
+                if self.simulated_state and Path(self.simulated_state).exists():
+                    from ingestion.gateways.simulated import SimulatedGateway
+
+                    out.append((name, SimulatedGateway(customers=1, state=self.simulated_state)))
+            elif name == "stripe":
+                if not self.stripe_api_key:
+                    raise dg.Failure("PAYSIGHT_GATEWAYS has stripe but STRIPE_API_KEY is not set")
+                from ingestion.gateways.stripe import StripeConfig, StripeGateway
+
+                out.append(
+                    (name, StripeGateway(StripeConfig(self.stripe_api_key, self.stripe_api_base)))
+                )
+            elif name == "razorpay":
+                if not (self.razorpay_key_id and self.razorpay_key_secret):
+                    raise dg.Failure(
+                        "PAYSIGHT_GATEWAYS has razorpay but RAZORPAY_KEY_ID/SECRET are not set"
+                    )
+                from ingestion.gateways.razorpay import RazorpayConfig, RazorpayGateway
+
+                out.append(
+                    (
+                        name,
+                        RazorpayGateway(
+                            RazorpayConfig(self.razorpay_key_id, self.razorpay_key_secret)
+                        ),
+                    )
+                )
+        return out

@@ -115,3 +115,32 @@ def test_missing_bank_dir_is_empty_not_an_error(tmp_path, missing):
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     report = load_bank_settlements(tmp_path / missing, con, datetime(2025, 5, 3, tzinfo=UTC))
     assert report.files == 0 and report.loaded == 0
+
+
+def test_a_payment_credited_twice_is_kept_for_reconciliation(tmp_path):
+    bank = tmp_path / "bank"
+    bank.mkdir()
+    line = "setl_9,UTR9,pay_9,100.00,2.00,0.36,97.64,2025-05-02T11:00:00+05:30,INR\n"
+    (bank / "dup.csv").write_text(HEADER + line + line)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    report = load_bank_settlements(bank, con, datetime(2025, 5, 4, tzinfo=UTC))
+    assert (report.loaded, report.quarantined) == (2, 0)
+    assert (
+        con.execute(
+            "select count(*) from raw.bank_settlements where payment_id = 'pay_9'"
+        ).fetchall()[0][0]
+        == 2
+    )
+
+
+def test_a_short_payment_is_kept_for_reconciliation(tmp_path):
+    bank = tmp_path / "bank"
+    bank.mkdir()
+    (bank / "short.csv").write_text(
+        HEADER + "setl_8,UTR8,pay_8,1178.82,0.00,0.00,1155.25,2025-05-02T11:00:00+05:30,INR\n"
+    )
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    report = load_bank_settlements(bank, con, datetime(2025, 5, 4, tzinfo=UTC))
+    assert (report.loaded, report.quarantined) == (1, 0)
+    row = con.execute("select gross_minor, net_minor from raw.bank_settlements").fetchall()[0]
+    assert row == (117882, 115525)

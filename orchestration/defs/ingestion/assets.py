@@ -4,8 +4,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from ingestion.gateway_charges import charges_frame
-from ingestion.gateways.simulated import SimulatedGateway
+from ingestion.gateway_sync import ensure_raw_gateway_tables, sync_gateway
 from ingestion.landing_loads import (
     get_cursor,
     load_bank_settlements,
@@ -13,7 +12,7 @@ from ingestion.landing_loads import (
     set_cursor,
 )
 from ingestion.ledger_copy import copy_ledger_tables
-from ingestion.warehouse import table_count, upsert_dataframe
+from ingestion.warehouse import table_count
 from orchestration.lib.resources import (
     GatewayResource,
     LandingResource,
@@ -21,46 +20,56 @@ from orchestration.lib.resources import (
     WarehouseResource,
 )
 
-
-class SimulatedWorldConfig(dg.Config):
-    """The simulated business whose gateway history is ingested (used by the demo)."""
-
-    seed: int = 42
-    customers: int = 600
-    start: str = "2025-01-01"
-    months: int = 6
-
-
-@dg.asset(
-    group_name="ingestion",
-    kinds={"python", "duckdb"},
-    description="Charge attempts from every active gateway, one row per attempt (raw.gateway_charges).",
+GATEWAY_TABLES = (
+    "gateway_charges",
+    "gateway_refunds",
+    "gateway_disputes",
+    "gateway_balance_transactions",
+    "gateway_settlements",
 )
-def raw_gateway_charges(
-    context: dg.AssetExecutionContext,
-    config: SimulatedWorldConfig,
-    warehouse: WarehouseResource,
-    gateway: GatewayResource,
-) -> dg.MaterializeResult:
-    if "simulated" not in gateway.gateways:
-        raise dg.Failure("raw_gateway_charges: no supported gateway active in PAYSIGHT_GATEWAYS")
-    start = datetime.fromisoformat(config.start).replace(tzinfo=UTC)
-    month_index = start.month - 1 + config.months
-    end = start.replace(year=start.year + month_index // 12, month=month_index % 12 + 1)
-    sim = SimulatedGateway(seed=config.seed, customers=config.customers)
-    frame = charges_frame(sim.charges(start, end), gateway="simulated")
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            f"raw_{table}",
+            group_name="ingestion",
+            kinds={"python", "duckdb"},
+            description=f"Gateway objects ({table.removeprefix('gateway_')}) from every active "
+            f"adapter, read through the Gateway port into raw.{table}.",
+        )
+        for table in GATEWAY_TABLES
+    ],
+)
+def raw_gateway_objects(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, gateway: GatewayResource
+):
+    """Incremental copy of payments, refunds, disputes, fees and payouts from each gateway."""
+    totals: dict[str, int] = {}
     with warehouse.connect() as con:
-        written = upsert_dataframe(con, "raw", "gateway_charges", frame, key="charge_id")
-        total = table_count(con, "raw", "gateway_charges")
-    context.log.info("wrote %d charge rows (%d in table)", written, total)
-    return dg.MaterializeResult(
-        metadata={
-            "rows_written": written,
-            "rows_in_table": total,
-            "window": f"{start.date()} .. {end.date()}",
-            "preview": dg.MetadataValue.md(frame.drop(columns=["raw_json"]).head(5).to_markdown()),
-        }
-    )
+        ensure_raw_gateway_tables(con)
+        for name, adapter in gateway.adapters():
+            counts = sync_gateway(adapter, name, con)
+            context.log.info("gateway %s: %s", name, counts)
+            for kind, n in counts.items():
+                totals[kind] = totals.get(kind, 0) + n
+        rows = {t: table_count(con, "raw", t) for t in GATEWAY_TABLES}
+    copied = {
+        "gateway_charges": totals.get("payments", 0),
+        "gateway_refunds": totals.get("refunds", 0),
+        "gateway_disputes": totals.get("disputes", 0),
+        "gateway_balance_transactions": totals.get("balance_transactions", 0),
+        "gateway_settlements": totals.get("payouts", 0),
+    }
+    for table in GATEWAY_TABLES:
+        yield dg.MaterializeResult(
+            asset_key=f"raw_{table}",
+            metadata={
+                "rows_copied": copied[table],
+                "rows_in_table": rows[table],
+                "events_applied": totals.get("events", 0),
+            },
+        )
 
 
 def _check_results(asset: str, report) -> list[dg.AssetCheckResult]:
@@ -105,6 +114,18 @@ def _quality_specs(asset: str) -> list[dg.AssetCheckSpec]:
     ]
 
 
+class QualityConfig(dg.Config):
+    """Freshness is judged against `as_of` (ISO instant; default: now)."""
+
+    as_of: str | None = None
+
+    def instant(self) -> datetime:
+        if not self.as_of:
+            return datetime.now(UTC)
+        at = datetime.fromisoformat(self.as_of)
+        return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
 @dg.asset(
     group_name="ingestion",
     kinds={"python", "duckdb"},
@@ -113,10 +134,13 @@ def _quality_specs(asset: str) -> list[dg.AssetCheckSpec]:
     "incrementally; invalid records go to raw.quarantine_webhook_events.",
 )
 def raw_webhook_events(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, landing: LandingResource
+    context: dg.AssetExecutionContext,
+    config: QualityConfig,
+    warehouse: WarehouseResource,
+    landing: LandingResource,
 ) -> dg.MaterializeResult:
     with warehouse.connect() as con:
-        report = load_webhook_events(landing.landing_dir(), con, datetime.now(UTC))
+        report = load_webhook_events(landing.landing_dir(), con, config.instant())
     return dg.MaterializeResult(
         metadata={"loaded": report.loaded, "quarantined": report.quarantined},
         check_results=_check_results("raw_webhook_events", report),
@@ -131,10 +155,13 @@ def raw_webhook_events(
     "(raw.bank_settlements); rejected lines go to raw.quarantine_bank_settlements.",
 )
 def raw_bank_settlements(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, landing: LandingResource
+    context: dg.AssetExecutionContext,
+    config: QualityConfig,
+    warehouse: WarehouseResource,
+    landing: LandingResource,
 ) -> dg.MaterializeResult:
     with warehouse.connect() as con:
-        report = load_bank_settlements(landing.landing_dir() / "bank", con, datetime.now(UTC))
+        report = load_bank_settlements(landing.landing_dir() / "bank", con, config.instant())
     return dg.MaterializeResult(
         metadata={
             "files": report.files,

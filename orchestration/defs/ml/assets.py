@@ -1,6 +1,7 @@
 """ML assets: models trained on the marts, tracked in MLflow, written to the ``ml`` schema."""
 
 import dagster as dg
+import pandas as pd
 
 from ml.forecast import fit_forecast
 from orchestration.lib.resources import MlflowResource, WarehouseResource
@@ -35,6 +36,13 @@ def revenue_forecast(
 
     with warehouse.connect() as con:
         history = con.execute(DAILY_REVENUE_SQL, [config.currency]).df()
+    # Days without a successful payment are zero-revenue days, not missing ones.
+    history = (
+        history.assign(ds=pd.to_datetime(history["ds"]))
+        .set_index("ds")
+        .asfreq("D", fill_value=0)
+        .reset_index()
+    )
     # One BLAS/OpenMP thread: model fits here are small and oversubscription costs 10-25x.
     with threadpool_limits(1):
         result = fit_forecast(history, horizon=config.horizon_days)

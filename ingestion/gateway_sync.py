@@ -1,0 +1,259 @@
+"""Copying a gateway's objects into ``raw.gateway_*`` through the `Gateway` port.
+
+Every list is read incrementally from a cursor kept in the warehouse and upserted by id, so a
+re-run reads only what is new and never duplicates. Payments whose status changes later (UPI
+that settles or fails after minutes) are brought up to date from the gateway's events, applied
+in event order, so late and out-of-order deliveries converge on the newest state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from billing_jobs.gateway import (
+    BalanceTransaction,
+    Dispute,
+    Gateway,
+    GatewayEvent,
+    Page,
+    PaymentResult,
+    Payout,
+    Refund,
+)
+from ingestion.gateway_charges import RAW_CHARGE_COLUMNS
+from ingestion.landing_loads import get_cursor, set_cursor
+from ingestion.warehouse import upsert_dataframe
+
+PAGE_SIZE = 500
+# The raw contract (dbt_project/models/staging/_raw__sources.yml): tables exist even when empty.
+RAW_GATEWAY_DDL = {
+    "gateway_charges": "charge_id varchar, gateway varchar, customer_id varchar, "
+    "invoice_id varchar, amount_minor bigint, currency varchar, status varchar, method varchar, "
+    "issuer varchar, decline_code varchar, attempt_number bigint, fee_minor bigint, "
+    "fee_tax_minor bigint, balance_transaction_id varchar, settlement_id varchar, "
+    "created_at timestamp, settled_at timestamp, raw_json varchar",
+    "gateway_refunds": "id varchar, gateway varchar, created_at timestamp, status varchar, "
+    "amount_minor bigint, currency varchar, payment_id varchar, reason varchar",
+    "gateway_disputes": "id varchar, gateway varchar, created_at timestamp, status varchar, "
+    "amount_minor bigint, currency varchar, payment_id varchar, reason varchar",
+    "gateway_balance_transactions": "id varchar, gateway varchar, source_id varchar, "
+    "kind varchar, amount_minor bigint, fee_minor bigint, fee_tax_minor bigint, "
+    "net_minor bigint, currency varchar, created_at timestamp, available_on timestamp",
+    "gateway_settlements": "id varchar, gateway varchar, created_at timestamp, status varchar, "
+    "amount_minor bigint, fee_minor bigint, tax_minor bigint, currency varchar, utr varchar",
+}
+
+
+def ensure_raw_gateway_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists raw")
+    for table, columns in RAW_GATEWAY_DDL.items():
+        con.execute(f"create table if not exists raw.{table} ({columns})")
+
+
+STATUS = {
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "processing": "pending",
+    "pending": "pending",
+    "requires_action": "failed",
+    "unknown": "pending",
+}
+
+
+def _pages(
+    fetch: Callable[..., Page[Any]], cursor: str | None
+) -> Iterator[tuple[list, str | None]]:
+    while True:
+        page = fetch(cursor, PAGE_SIZE)
+        items = list(page.items)
+        if items:
+            yield items, page.next_cursor or cursor
+        if not page.next_cursor or not items:
+            return
+        cursor = page.next_cursor
+
+
+def _naive(ts: datetime | None) -> datetime | None:
+    return ts.astimezone().replace(tzinfo=None) if ts and ts.tzinfo else ts
+
+
+def _utc(ts: datetime | None) -> datetime | None:
+    if ts is None:
+        return None
+    from datetime import UTC
+
+    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
+
+
+def payment_row(p: PaymentResult, gateway: str) -> dict[str, Any]:
+    meta = dict(p.metadata or {})
+    status = STATUS.get(str(p.status.value if hasattr(p.status, "value") else p.status), "pending")
+    decline = p.decline_code
+    if str(p.status) in {"requires_action", "PaymentStatus.REQUIRES_ACTION"} and not decline:
+        decline = "authentication_required"
+    return {
+        "charge_id": p.gateway_payment_id,
+        "gateway": gateway,
+        "customer_id": meta.get("paysight_customer_id") or meta.get("customer_id"),
+        "invoice_id": meta.get("invoice_id"),
+        "amount_minor": int(p.amount_minor),
+        "currency": p.currency.upper(),
+        "status": status,
+        "method": meta.get("method"),
+        "issuer": meta.get("issuer"),
+        "decline_code": decline,
+        "attempt_number": int(meta.get("attempt_number", 1)),
+        "fee_minor": 0,
+        "fee_tax_minor": 0,
+        "balance_transaction_id": None,
+        "settlement_id": None,
+        "created_at": _utc(p.created_at),
+        "settled_at": None,
+        "raw_json": pd.io.json.ujson_dumps(
+            {
+                k: (v.isoformat() if isinstance(v, datetime) else str(v))
+                for k, v in asdict(p).items()
+            }
+        ),
+    }
+
+
+def _frame(rows: list[dict], columns: list[str] | None = None) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=columns)
+    for col in df.columns:
+        if col.endswith("_minor") or col == "attempt_number":
+            df[col] = df[col].astype("int64")
+        elif col.endswith("_at") or col == "available_on":
+            df[col] = pd.to_datetime(df[col]).astype("datetime64[us]")
+        elif df[col].isna().all():
+            df[col] = df[col].astype("string")
+    return df
+
+
+def sync_gateway(gateway: Gateway, name: str, con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Copy payments, refunds, disputes, balance transactions and payouts; apply events."""
+    ensure_raw_gateway_tables(con)
+    cursors: dict[str, str | None] = dict(get_cursor(con, f"gateway:{name}") or {})
+    counts: dict[str, int] = {}
+
+    def copy(kind: str, fetch, to_row, table: str, key: str, columns=None) -> None:
+        total = 0
+        for items, cursor in _pages(fetch, cursors.get(kind)):
+            df = _frame([to_row(i) for i in items], columns)
+            df = df.drop_duplicates(subset=[key], keep="last")
+            total += upsert_dataframe(con, "raw", table, df, key=key)
+            cursors[kind] = cursor
+        counts[kind] = total
+
+    copy("payments", gateway.list_payments, lambda p: payment_row(p, name),
+         "gateway_charges", "charge_id", RAW_CHARGE_COLUMNS)  # fmt: skip
+    copy("refunds", gateway.list_refunds, lambda r: _refund_row(r, name), "gateway_refunds", "id")
+    copy("disputes", gateway.list_disputes, lambda d: _dispute_row(d, name),
+         "gateway_disputes", "id")  # fmt: skip
+    copy("balance_transactions", gateway.list_balance_transactions,
+         lambda b: _balance_row(b, name), "gateway_balance_transactions", "id")  # fmt: skip
+    copy("payouts", gateway.list_payouts, lambda p: _payout_row(p, name),
+         "gateway_settlements", "id")  # fmt: skip
+    try:
+        counts["events"] = _apply_events(gateway, name, con, cursors)
+    except NotImplementedError:
+        counts["events"] = 0
+    _apply_fees(con, name)
+    set_cursor(con, f"gateway:{name}", cursors)
+    return counts
+
+
+def _refund_row(r: Refund, gateway: str) -> dict[str, Any]:
+    return {"id": r.gateway_refund_id, "gateway": gateway, "created_at": _utc(r.created_at),
+            "status": r.status, "amount_minor": int(r.amount_minor), "currency": r.currency.upper(),
+            "payment_id": r.gateway_payment_id, "reason": None}  # fmt: skip
+
+
+def _dispute_row(d: Dispute, gateway: str) -> dict[str, Any]:
+    return {"id": d.gateway_dispute_id, "gateway": gateway, "created_at": _utc(d.created_at),
+            "status": d.status, "amount_minor": int(d.amount_minor), "currency": d.currency.upper(),
+            "payment_id": d.gateway_payment_id, "reason": d.reason}  # fmt: skip
+
+
+def _balance_row(b: BalanceTransaction, gateway: str) -> dict[str, Any]:
+    return {"id": b.gateway_txn_id, "gateway": gateway, "source_id": b.source_id, "kind": b.kind,
+            "amount_minor": int(b.amount_minor), "fee_minor": int(b.fee_minor),
+            "fee_tax_minor": int(b.fee_tax_minor), "net_minor": int(b.net_minor),
+            "currency": b.currency.upper(), "created_at": _utc(b.created_at),
+            "available_on": _utc(b.available_on)}  # fmt: skip
+
+
+def _payout_row(p: Payout, gateway: str) -> dict[str, Any]:
+    return {"id": p.gateway_payout_id, "gateway": gateway, "created_at": _utc(p.arrival_at),
+            "status": p.status, "amount_minor": int(p.amount_minor), "fee_minor": int(p.fee_minor),
+            "tax_minor": int(p.fee_tax_minor), "currency": p.currency.upper(), "utr": p.utr}  # fmt: skip
+
+
+PAYMENT_EVENT_STATUS = {
+    "payment_intent.succeeded": "succeeded",
+    "payment_intent.payment_failed": "failed",
+    "payment_intent.processing": "pending",
+    "payment_intent.requires_action": "failed",
+}
+
+
+def _apply_events(
+    gateway: Gateway, name: str, con: duckdb.DuckDBPyConnection, cursors: dict
+) -> int:
+    applied = 0
+    rows: list[dict[str, Any]] = []
+    for items, cursor in _pages(gateway.list_events, cursors.get("events")):
+        for ev in items:
+            assert isinstance(ev, GatewayEvent)
+            status = PAYMENT_EVENT_STATUS.get(ev.type)
+            if status and ev.object_id:
+                rows.append({"charge_id": ev.object_id, "status": status,
+                             "event_at": _utc(ev.created_at), "event_id": ev.event_id})  # fmt: skip
+        cursors["events"] = cursor
+    if not rows:
+        return 0
+    events = pd.DataFrame(rows)
+    con.register("_events", events)
+    try:
+        # The newest event per payment wins, whatever order the events were delivered in.
+        con.execute(
+            """
+            update raw.gateway_charges as c
+            set status = e.status
+            from (
+                select charge_id, arg_max(status, event_at) as status from _events group by charge_id
+            ) as e
+            where c.charge_id = e.charge_id and c.gateway = ?
+            """,
+            [name],
+        )
+        applied = len(events)
+    finally:
+        con.unregister("_events")
+    return applied
+
+
+def _apply_fees(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    exists = con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'raw' "
+        "and table_name in ('gateway_balance_transactions', 'gateway_charges')"
+    ).fetchall()[0][0]
+    if exists < 2:
+        return
+    con.execute(
+        """
+        update raw.gateway_charges as c
+        set fee_minor = b.fee_minor, fee_tax_minor = b.fee_tax_minor,
+            balance_transaction_id = b.id, settled_at = b.available_on
+        from raw.gateway_balance_transactions as b
+        where b.source_id = c.charge_id and b.kind = 'charge' and c.gateway = ?
+          and b.gateway = ?
+        """,
+        [name, name],
+    )
