@@ -1,8 +1,17 @@
 -- Grain: one row per calendar day 2024-01-01 .. 2027-12-31. Indian bank working days are
 -- numbered consecutively so "N working days after d" is a lookup, not a loop.
-with days as (
+{#- generate_series, not date_spine: date_spine asks the warehouse for the day count, which
+    would make `dbt compile` need a live connection. 1461 days = 2024-01-01 .. 2027-12-31. #}
+with series as (
 
-    {{ dbt.date_spine('day', "cast('2024-01-01' as date)", "cast('2028-01-01' as date)") }}
+    {{ dbt.generate_series(1461) }}
+
+),
+
+days as (
+
+    select {{ dbt.dateadd('day', 'generated_number - 1', "cast('2024-01-01' as date)") }} as date_day
+    from series
 
 ),
 

@@ -28,14 +28,21 @@ plans as (
 
 ),
 
+series as (
+
+    -- 48 months from 2024-01 (generate_series needs no warehouse round trip at compile time)
+    {{ dbt.generate_series(48) }}
+
+),
+
 months as (
 
     select
-        cast(date_month as date) as month_start,
-        cast({{ dbt.dateadd('month', 1, 'date_month') }} as date) as next_month_start
-    from (
-        {{ dbt.date_spine('month', "cast('2024-01-01' as date)", "cast('2028-01-01' as date)") }}
-    ) as spine
+        cast({{ dbt.dateadd('month', 'generated_number - 1', "cast('2024-01-01' as date)") }}
+            as date) as month_start,
+        cast({{ dbt.dateadd('month', 'generated_number', "cast('2024-01-01' as date)") }}
+            as date) as next_month_start
+    from series
 
 ),
 
