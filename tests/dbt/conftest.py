@@ -633,6 +633,10 @@ class BuiltWarehouse:
     expected_recon: dict[str, str] = field(default_factory=lambda: dict(EXPECTED_RECON))
     plans: dict[int, tuple[str, str, int, int]] = field(default_factory=lambda: dict(PLANS))
 
+    @staticmethod
+    def run_dbt(args: list[str], db: Path, target: Path) -> subprocess.CompletedProcess:
+        return run_dbt(args, db, target)
+
     def query(self, sql: str) -> pd.DataFrame:
         con = duckdb.connect(str(self.path), read_only=True)
         try:

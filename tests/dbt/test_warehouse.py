@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 from collections import defaultdict
 from datetime import date, datetime
 
+import duckdb
 import pandas as pd
 
 
@@ -164,3 +167,36 @@ def test_settlements_split_gross_fee_gst_refunds(warehouse):
         + row.adjustments_minor
     )
     assert row.utr.startswith("UTR")
+
+
+def test_money_invariant_tests_catch_broken_marts(warehouse, tmp_path):
+    """The singular tests can fail: break a copy of the built marts and run them."""
+    broken = tmp_path / "broken.duckdb"
+    shutil.copy(warehouse.path, broken)
+    con = duckdb.connect(str(broken))
+    con.execute("update marts.fct_invoices set total_minor = total_minor + 1 where invoice_id = 1")
+    con.execute("update marts.fct_settlements set fee_minor = fee_minor + 1")
+    con.execute(
+        "update marts.mrr_monthly set churn_minor = churn_minor + 1 where month = '2025-03-01'"
+    )
+    con.close()
+    result = warehouse.run_dbt(
+        [
+            "test",
+            "--select",
+            "assert_invoice_total_equals_lines_plus_tax",
+            "assert_settlement_net_equals_gross_less_deductions",
+            "assert_mrr_roll_forward",
+            "--vars",
+            f"{{as_of: '{warehouse.as_of}'}}",
+        ],
+        broken,
+        tmp_path / "target",
+    )
+    assert result.returncode != 0
+    for name in (
+        "assert_invoice_total_equals_lines_plus_tax",
+        "assert_settlement_net_equals_gross_less_deductions",
+        "assert_mrr_roll_forward",
+    ):
+        assert re.search(rf"FAIL \d+ {name}", result.stdout), result.stdout[-3000:]
