@@ -158,6 +158,7 @@ def generate(con: duckdb.DuckDBPyConnection, n: int) -> None:
 
 # The floor: the same three results in one hand-written DuckDB script.
 FLOOR_SQL = f"""
+set preserve_insertion_order = false;  -- the same setting the dbt profile uses
 create schema if not exists floor;
 create or replace table floor.fct_payments as
 select gateway || ':' || charge_id as payment_id, gateway, charge_id as gateway_payment_id,

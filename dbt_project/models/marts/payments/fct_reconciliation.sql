@@ -41,16 +41,6 @@ bank as (
 
 ),
 
-keys as (
-
-    select gateway_payment_id from ledger
-    union
-    select gateway_payment_id from gateway
-    union
-    select gateway_payment_id from bank
-
-),
-
 calendar as (
 
     select calendar_date, working_day_seq from {{ ref('int_bank_days_numbered') }}
@@ -60,10 +50,12 @@ calendar as (
 joined as (
 
     select
-        keys.gateway_payment_id as recon_key,
+        coalesce(ledger.gateway_payment_id, gateway.gateway_payment_id, bank.gateway_payment_id)
+            as recon_key,
         ledger.ledger_payment_id,
         gateway.gateway,
-        keys.gateway_payment_id,
+        coalesce(ledger.gateway_payment_id, gateway.gateway_payment_id, bank.gateway_payment_id)
+            as gateway_payment_id,
         bank.settlement_id,
         bank.utr,
         ledger.amount_minor as ledger_amount_minor,
@@ -82,10 +74,12 @@ joined as (
         coalesce(gateway.invoice_charge_rank, 1) as invoice_charge_rank,
         coalesce(gateway.created_at, ledger.created_at, bank.settled_at) as created_at,
         bank.settled_at
-    from keys
-    left join ledger on keys.gateway_payment_id = ledger.gateway_payment_id
-    left join gateway on keys.gateway_payment_id = gateway.gateway_payment_id
-    left join bank on keys.gateway_payment_id = bank.gateway_payment_id
+    -- full outer joins, not a union of keys: one pass over each side at scale
+    from ledger
+    full outer join gateway on ledger.gateway_payment_id = gateway.gateway_payment_id
+    full outer join bank
+        on coalesce(ledger.gateway_payment_id, gateway.gateway_payment_id)
+            = bank.gateway_payment_id
 
 ),
 
