@@ -1,8 +1,31 @@
 {{ config(materialized='table') }}
 
-with charges as (
+-- Union over gateways: the simulated gateway and the real ones (Stripe, Razorpay).
+with simulated as (
 
-    select * from {{ ref('stg_simulated__charges') }}
+    select
+        gateway, gateway_payment_id, invoice_id, customer_id, method, issuer, status,
+        amount_minor, currency, fee_minor, fee_tax_minor, decline_code, attempt_number,
+        created_at, settled_at, settlement_id
+    from {{ ref('stg_simulated__charges') }}
+
+),
+
+real_gateways as (
+
+    select
+        gateway, gateway_payment_id, invoice_id, customer_id, method, issuer, status,
+        amount_minor, currency, fee_minor, fee_tax_minor, decline_code, attempt_number,
+        created_at, settled_at, settlement_id
+    from {{ ref('stg_gateway__charges') }}
+
+),
+
+payments as (
+
+    select * from simulated
+    union all
+    select * from real_gateways
 
 ),
 
@@ -26,7 +49,7 @@ final as (
         created_at,
         settled_at,
         settlement_id
-    from charges
+    from payments
 
 )
 

@@ -1,0 +1,390 @@
+"""Warehouse at scale: N gateway charges through dbt (payments, reconciliation, MRR) against a
+hand-written single DuckDB SQL script computing the same results (the floor).
+
+    .venv/bin/python benchmarks/warehouse_scale.py --n 10000000
+
+Prints both wall times, their ratio and each side's peak memory, and checks the results agree.
+Goal: ratio <= 1.5, peak memory <= 4 GiB, 10 million charges in under 3 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DBT_DIR = REPO_ROOT / "dbt_project"
+AS_OF = "2025-12-31"
+SLA_DAYS = 2
+
+
+def create_raw(con: duckdb.DuckDBPyConnection) -> None:
+    """Every raw table of the contract (the source YAML), empty."""
+    doc = yaml.safe_load((DBT_DIR / "models" / "staging" / "_raw__sources.yml").read_text())
+    con.execute("create schema if not exists raw")
+    for t in doc["sources"][0]["tables"]:
+        cols = ", ".join(f'"{c["name"]}" {c["data_type"]}' for c in t["columns"])
+        con.execute(f"create table raw.{t['name']} ({cols})")
+
+
+def generate(con: duckdb.DuckDBPyConnection, n: int) -> None:
+    """N charges over 2025 with ~0.1% of each discrepancy, ledger attempts, bank lines, and
+    n/100 subscriptions with a year of monthly/quarterly/yearly invoices."""
+    con.execute(f"""
+    insert into raw.gateway_charges by name
+    select
+        'ch_' || i as charge_id,
+        ['simulated', 'stripe', 'razorpay'][1 + i % 3] as gateway,
+        'cus_' || (i % 100000) as customer_id,
+        'inv_' || (case when i % 100000 = 1 then i - 1 else i end) as invoice_id,
+        10000 + (i * 7919) % 500000 as amount_minor,
+        case when i % 1000 = 13 then 'USD' else 'INR' end as currency,
+        case when i % 10 = 0 then 'failed' else 'succeeded' end as status,
+        ['card', 'upi', 'netbanking', 'wallet'][1 + i % 4] as method,
+        ['HDFC', 'ICICI', 'SBI', 'AXIS', 'okaxis', 'ybl', 'paytm'][1 + i % 7] as issuer,
+        case when i % 10 = 0 then ['insufficient_funds', 'do_not_honor'][1 + i % 2] end
+            as decline_code,
+        1 as attempt_number,
+        case when i % 10 = 0 then 0 else (10000 + (i * 7919) % 500000) * 2 // 100 end as fee_minor,
+        case when i % 10 = 0 then 0 else (10000 + (i * 7919) % 500000) * 2 // 100 * 18 // 100 end
+            as fee_tax_minor,
+        timestamp '2025-01-01' + to_seconds(i % (364 * 86400)) as created_at,
+        '{{}}' as raw_json
+    from range({n}) as r(i)
+    """)
+    con.execute("""
+    insert into raw.ledger_payment_attempts by name
+    select
+        row_number() over () as id, i as invoice_id, 1 as attempt_number,
+        'k' || charge_id as idempotency_key, status, gateway, charge_id as gateway_payment_id,
+        amount_minor + case when i % 1000 = 3 then 100 else 0 end as amount_minor,
+        'INR' as currency, decline_code, created_at, created_at as finalized_at
+    from (select *, cast(substr(charge_id, 4) as bigint) as i from raw.gateway_charges)
+    where i % 1000 <> 7
+    union all
+    select 10000000000 + i, 10000000000 + i, 1, 'lg' || i, 'succeeded', 'stripe', 'lg_' || i,
+           5000, 'INR', null, timestamp '2025-06-01', timestamp '2025-06-01'
+    from range(greatest(1, (select count(*) from raw.gateway_charges) // 1000)) as r(i)
+    """)
+    con.execute(f"""
+    insert into raw.bank_settlements by name
+    select
+        'setl_' || strftime(settled_at, '%Y%m%d') as settlement_id,
+        'UTR' || strftime(settled_at, '%Y%m%d') as utr,
+        charge_id as payment_id, gross_minor, fee_minor, fee_tax_minor as tax_minor,
+        gross_minor - fee_minor - fee_tax_minor as net_minor, currency, settled_at,
+        row_number() over () as line_number
+    from (
+        select charge_id, currency, created_at + interval 2 day as settled_at,
+               amount_minor - case when i % 1000 = 17 then 1000 else 0 end as gross_minor,
+               fee_minor + case when i % 1000 = 9 then 1 else 0 end as fee_minor, fee_tax_minor,
+               i
+        from (select *, cast(substr(charge_id, 4) as bigint) as i from raw.gateway_charges)
+        where status = 'succeeded' and i % 1000 <> 5
+          and created_at < timestamp '{AS_OF}' - interval 5 day
+    ) as s
+    cross join range(2) as dup(k)
+    where k = 0 or i % 1000 = 11
+    """)
+    subs = max(n // 100, 10)
+    con.execute("""
+    insert into raw.ledger_plans by name
+    select * from (values
+        (1, 'starter', 1, 1, 'starter', 'month', 1, 0, 'flat', false, 'f1', true, timestamp '2024-01-01'),
+        (2, 'pro', 1, 1, 'pro', 'month', 1, 0, 'flat', false, 'f2', true, timestamp '2024-01-01'),
+        (3, 'team_q', 1, 1, 'team_q', 'quarter', 1, 0, 'flat', false, 'f3', true, timestamp '2024-01-01'),
+        (4, 'pro_y', 1, 1, 'pro_y', 'year', 1, 0, 'flat', false, 'f4', true, timestamp '2024-01-01')
+    ) as p(id, code, version, product_id, name, "interval", interval_count, trial_days,
+           pricing_model, is_addon, fingerprint, is_current, created_at)
+    """)
+    # Subscription s: plan 1 + s % 4 (2 for the second half-year when s % 7 = 0: an upgrade),
+    # starts on day s % 28 of January, churns after month s % 12 when s % 5 = 0, and comes
+    # back in November when s % 35 = 0.
+    con.execute(f"""
+    create temp table periods as
+    with subs as (
+        select s, 1 + s % 4 as base_plan from range({subs}) as r(s)
+    ),
+    months as (
+        select s, base_plan, k,
+               case when s % 7 = 0 and k >= 6 and base_plan = 1 then 2 else base_plan end as plan_id
+        from subs cross join range(12) as m(k)
+    ),
+    plan_len as (
+        select *, case plan_id when 3 then 3 when 4 then 12 else 1 end as months
+        from months
+    )
+    select
+        s, plan_id, k,
+        timestamp '2025-01-01' + to_days(cast(s % 28 as integer)) + to_months(cast(k as integer))
+            as period_start,
+        timestamp '2025-01-01' + to_days(cast(s % 28 as integer)) + to_months(cast(k + months as integer))
+            as period_end,
+        case plan_id when 1 then 99900 when 2 then 249900 when 3 then 600000 else 2400000 end
+            as amount
+    from plan_len
+    where k % months = 0
+      and not (s % 5 = 0 and k > s % 12 and not (s % 35 = 0 and k >= 10))
+    """)
+    con.execute("""
+    insert into raw.ledger_invoices by name
+    select row_number() over (order by s, k) as id, s as customer_id, s as subscription_id,
+           'recurring' as kind, 'paid' as status, 'INR' as currency, period_start, period_end,
+           period_start as issued_at, amount as subtotal_minor, 0 as discount_minor,
+           amount as taxable_minor, amount * 9 // 100 as cgst_minor, amount * 9 // 100 as sgst_minor,
+           0 as igst_minor, amount * 9 // 100 * 2 as tax_minor,
+           amount + amount * 9 // 100 * 2 as total_minor, '29' as place_of_supply,
+           'intra' as tax_regime, false as reverse_charge, period_start as created_at
+    from periods
+    """)
+    con.execute("""
+    insert into raw.ledger_invoice_lines by name
+    select row_number() over (order by s, k) as id, row_number() over (order by s, k) as invoice_id,
+           1 as position, 'recurring' as kind, 'plan' as description, plan_id, '998314' as sac,
+           1 as quantity, amount as amount_minor, 0 as discount_minor, amount as taxable_minor,
+           1800 as tax_rate_bp, amount * 9 // 100 as cgst_minor, amount * 9 // 100 as sgst_minor,
+           0 as igst_minor, period_start, period_end
+    from periods
+    """)
+
+
+# The floor: the same three results in one hand-written DuckDB script.
+FLOOR_SQL = f"""
+set preserve_insertion_order = false;  -- the same setting the dbt profile uses
+create schema if not exists floor;
+create or replace table floor.fct_payments as
+select gateway || ':' || charge_id as payment_id, gateway, charge_id as gateway_payment_id,
+       invoice_id, customer_id, method, issuer, status, amount_minor, upper(currency) as currency,
+       coalesce(fee_minor, 0) as fee_minor, coalesce(fee_tax_minor, 0) as fee_tax_minor,
+       decline_code, attempt_number, created_at, settled_at, settlement_id
+from raw.gateway_charges;
+
+create or replace table floor.fct_reconciliation as
+with ledger as (
+    select gateway_payment_id, min(id) as ledger_payment_id, min(amount_minor) as amount_minor,
+           min(currency) as currency, min(created_at) as created_at, count(*) as n
+    from raw.ledger_payment_attempts
+    where status = 'succeeded' and gateway_payment_id is not null group by 1
+),
+gw as (
+    select gateway_payment_id, amount_minor, currency, fee_minor, fee_tax_minor, created_at,
+           case when invoice_id is null then 1 else row_number() over (
+               partition by gateway, invoice_id order by created_at, gateway_payment_id) end as rk
+    from floor.fct_payments where status = 'succeeded'
+),
+bank as (
+    select payment_id as gateway_payment_id, min(currency) as currency, max(currency) as maxc,
+           sum(gross_minor) as gross, sum(fee_minor) as fee, sum(tax_minor) as tax,
+           min(settled_at) as settled_at, count(*) as n
+    from raw.bank_settlements where gross_minor > 0 group by 1
+),
+cal as (
+    select d::date as day,
+           sum(case when isodow(d) = 7 or h.holiday_date is not null then 0 else 1 end)
+               over (order by d) as seq
+    from range(timestamp '2024-01-01', timestamp '2028-01-01', interval 1 day) as r(d)
+    left join staging.indian_bank_holidays as h on h.holiday_date = d::date
+),
+j as (
+    select coalesce(l.gateway_payment_id, g.gateway_payment_id, b.gateway_payment_id) as k,
+           l.ledger_payment_id, l.amount_minor as la, g.amount_minor as ga, b.gross,
+           l.currency as lc, g.currency as gc, b.currency as bc, b.maxc,
+           g.fee_minor as gf, g.fee_tax_minor as gt, b.fee, b.tax, coalesce(l.n, 0) as ln,
+           coalesce(b.n, 0) as bn, coalesce(g.rk, 1) as rk,
+           coalesce(g.created_at, l.created_at, b.settled_at) as created_at, b.settled_at
+    from ledger l
+    full join gw g on l.gateway_payment_id = g.gateway_payment_id
+    full join bank b on coalesce(l.gateway_payment_id, g.gateway_payment_id) = b.gateway_payment_id
+)
+select k as recon_key, gross as settled_amount_minor,
+    case
+        when bn > 1 or rk > 1 or ln > 1 then 'duplicate'
+        when ledger_payment_id is not null and ga is null then 'missing_in_gateway'
+        when ledger_payment_id is null then 'missing_in_ledger'
+        when lc <> gc or bc <> gc or maxc <> bc then 'currency_mismatch'
+        when la <> ga or gross <> ga then 'amount_mismatch'
+        when fee <> gf or tax <> gt then 'fee_mismatch'
+        when settled_at is null
+             and (select seq from cal where day = date '{AS_OF}') > c.seq + {SLA_DAYS}
+            then 'unsettled_overdue'
+        else 'matched'
+    end as status
+from j left join cal c on c.day = j.created_at::date;
+
+create or replace table floor.mrr_monthly as
+with sm as (
+    select date_trunc('month', m)::date as month, i.subscription_id, i.customer_id,
+           upper(i.currency) as currency,
+           sum(l.taxable_minor // (p.interval_count * case p."interval" when 'month' then 1
+               when 'quarter' then 3 else 12 end)) as mrr
+    from raw.ledger_invoice_lines l
+    join raw.ledger_invoices i on l.invoice_id = i.id
+    left join raw.ledger_plans p on l.plan_id = p.id
+    cross join range(timestamp '2024-01-01', timestamp '2028-01-01', interval 1 month) as r(m)
+    where l.kind = 'recurring' and i.status in ('open', 'paid', 'uncollectible')
+      and i.subscription_id is not null
+      and l.period_start < m + interval 1 month and l.period_end >= m + interval 1 month
+      and m <= date_trunc('month', date '{AS_OF}')
+    group by all
+),
+mv as (
+    select coalesce(c.month, (p.month + interval 1 month)::date) as month,
+           coalesce(c.subscription_id, p.subscription_id) as sub,
+           coalesce(c.customer_id, p.customer_id) as cus,
+           coalesce(c.currency, p.currency) as currency,
+           coalesce(c.mrr, 0) as mrr, coalesce(p.mrr, 0) as prior
+    from sm c full join sm p
+      on c.subscription_id = p.subscription_id and c.month = (p.month + interval 1 month)::date
+),
+classified as (
+    select mv.*, case
+        when prior = 0 and month = min(month) filter (where mrr > 0) over (partition by sub)
+            then 'new'
+        when prior = 0 then 'reactivation' when mrr = 0 then 'churn'
+        when mrr > prior then 'expansion' when mrr < prior then 'contraction'
+        else 'unchanged' end as movement
+    from mv where month <= date_trunc('month', date '{AS_OF}')
+),
+logos as (
+    select month, currency, sum((mrr > 0)::int) as active, sum((prior > 0)::int) as prior_active,
+           sum((prior > 0 and mrr = 0)::int) as churned
+    from (select month, currency, cus, sum(mrr) as mrr, sum(prior) as prior
+          from classified group by all) group by all
+)
+select c.month, c.currency, sum(mrr) as mrr_minor, sum(prior) as prior_mrr_minor,
+       sum(mrr) filter (where movement = 'new') as new_minor,
+       sum(mrr - prior) filter (where movement = 'expansion') as expansion_minor,
+       sum(prior - mrr) filter (where movement = 'contraction') as contraction_minor,
+       sum(prior) filter (where movement = 'churn') as churn_minor,
+       sum(mrr) filter (where movement = 'reactivation') as reactivation_minor,
+       any_value(active) as active_customers, any_value(churned) as churned_customers
+from classified c join logos using (month, currency)
+group by all;
+"""
+
+
+def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str]:
+    """Run a command; return (seconds, peak RSS bytes of that process, output tail)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    out = proc.stdout.read() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{out[-4000:]}")
+    return seconds, usage.ru_maxrss * 1024, out[-2000:]
+
+
+def dbt_cmd(args: list[str], target: Path) -> list[str]:
+    return [
+        str(Path(sys.executable).parent / "dbt"),
+        *args,
+        "--project-dir",
+        str(DBT_DIR),
+        "--profiles-dir",
+        str(DBT_DIR),
+        "--target-path",
+        str(target),
+        "--vars",
+        f"{{as_of: '{AS_OF}', settlement_sla_days: {SLA_DAYS}}}",
+    ]
+
+
+def compare(db: Path) -> list[str]:
+    """Differences between dbt's marts and the floor's tables (empty when they agree)."""
+    con = duckdb.connect(str(db), read_only=True)
+    problems = []
+    checks = {
+        "fct_payments": (
+            "select count(*), sum(amount_minor), sum(fee_minor) from {s}.fct_payments"
+        ),
+        "fct_reconciliation": (
+            "select status, count(*), sum(coalesce(settled_amount_minor, 0))"
+            " from {s}.fct_reconciliation group by 1 order by 1"
+        ),
+        "mrr_monthly": (
+            "select month, currency, mrr_minor, prior_mrr_minor, coalesce(new_minor, 0),"
+            " coalesce(expansion_minor, 0), coalesce(contraction_minor, 0),"
+            " coalesce(churn_minor, 0), coalesce(reactivation_minor, 0), active_customers,"
+            " churned_customers from {s}.mrr_monthly order by 1, 2"
+        ),
+    }
+    for name, sql in checks.items():
+        got = con.execute(sql.format(s="marts")).fetchall()
+        want = con.execute(sql.format(s="floor")).fetchall()
+        if got != want:
+            problems.append(f"{name}: dbt {got[:4]} != floor {want[:4]}")
+    statuses = dict(
+        con.execute("select status, count(*) from marts.fct_reconciliation group by 1").fetchall()
+    )
+    con.close()
+    print("reconciliation statuses:", statuses)
+    return problems
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=10_000_000, help="gateway charges to write")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary warehouse")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="paysight-scale-"))
+    db = tmp / "warehouse.duckdb"
+    env = {**os.environ, "PAYSIGHT_WAREHOUSE_PATH": str(db), "PAYSIGHT_DBT_TARGET": "dev"}
+
+    t0 = time.perf_counter()
+    con = duckdb.connect(str(db))
+    create_raw(con)
+    generate(con, args.n)
+    rows = con.execute("select count(*) from raw.gateway_charges").fetchone()[0]
+    lines = con.execute("select count(*) from raw.ledger_invoice_lines").fetchone()[0]
+    con.close()
+    print(
+        f"wrote {rows:,} charges and {lines:,} invoice lines in "
+        f"{time.perf_counter() - t0:.1f}s into {db}"
+    )
+    # Setup, not timed: the holiday seed both sides read.
+    run_measured(dbt_cmd(["seed"], tmp / "target"), env)
+
+    select = "+fct_payments +fct_reconciliation +mrr_monthly"
+    dbt_s, dbt_rss, _ = run_measured(
+        dbt_cmd(["run", "--select", *select.split()], tmp / "target"), env
+    )
+    floor_script = (
+        "import duckdb, sys; con = duckdb.connect(sys.argv[1]); con.execute(sys.argv[2]); "
+        "con.close()"
+    )
+    floor_s, floor_rss, _ = run_measured(
+        [sys.executable, "-c", floor_script, str(db), FLOOR_SQL], env
+    )
+    problems = compare(db)
+    gib = 1024**3
+    print(f"charges            {rows:>14,}")
+    print(f"dbt run            {dbt_s:>10.1f} s   peak RSS {dbt_rss / gib:.2f} GiB")
+    print(f"floor (1 script)   {floor_s:>10.1f} s   peak RSS {floor_rss / gib:.2f} GiB")
+    print(f"ratio dbt / floor  {dbt_s / floor_s:>10.2f}   (goal <= 1.5)")
+    print(
+        f"goals: ratio {'OK' if dbt_s / floor_s <= 1.5 else 'MISSED'}, memory "
+        f"{'OK' if max(dbt_rss, floor_rss) <= 4 * gib else 'MISSED'}, time "
+        f"{'OK' if dbt_s <= 180 else 'MISSED'} (10M goal 180 s)"
+    )
+    print("results agree" if not problems else "RESULTS DIFFER:\n" + "\n".join(problems))
+    if not args.keep:
+        for p in sorted(tmp.rglob("*"), reverse=True):
+            p.unlink() if p.is_file() else p.rmdir()
+        tmp.rmdir()
+    sys.exit(1 if problems else 0)
+
+
+if __name__ == "__main__":
+    main()

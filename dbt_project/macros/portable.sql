@@ -1,0 +1,43 @@
+{#- Adapter-dispatched helpers so models stay portable (DuckDB default, Spark for scale). -#}
+
+{#- The "today" of a run: var('as_of') (YYYY-MM-DD) pins it for replays and tests. -#}
+{% macro as_of_date() -%}
+    {%- set as_of = var('as_of', none) -%}
+    {%- if as_of -%}cast('{{ as_of }}' as date){%- else -%}current_date{%- endif -%}
+{%- endmacro %}
+
+{#- Integer division of non-negative integers (money stays integer). -#}
+{% macro int_div(numerator, denominator) -%}
+    {{ return(adapter.dispatch('int_div', 'paysight')(numerator, denominator)) }}
+{%- endmacro %}
+{% macro default__int_div(numerator, denominator) -%}
+    cast(floor(cast({{ numerator }} as decimal(38, 6)) / ({{ denominator }})) as bigint)
+{%- endmacro %}
+{% macro duckdb__int_div(numerator, denominator) -%}
+    (cast({{ numerator }} as bigint) // cast({{ denominator }} as bigint))
+{%- endmacro %}
+{% macro spark__int_div(numerator, denominator) -%}
+    (cast({{ numerator }} as bigint) div cast({{ denominator }} as bigint))
+{%- endmacro %}
+
+{#- ISO day of week: Monday = 1 ... Sunday = 7. -#}
+{% macro iso_day_of_week(date_expr) -%}
+    {{ return(adapter.dispatch('iso_day_of_week', 'paysight')(date_expr)) }}
+{%- endmacro %}
+{% macro default__iso_day_of_week(date_expr) -%}
+    cast(extract(isodow from {{ date_expr }}) as integer)
+{%- endmacro %}
+{% macro spark__iso_day_of_week(date_expr) -%}
+    (((dayofweek({{ date_expr }}) + 5) % 7) + 1)
+{%- endmacro %}
+
+{#- A ratio as a decimal, null when the denominator is zero. -#}
+{% macro safe_ratio(numerator, denominator) -%}
+    case when ({{ denominator }}) = 0 then null
+         else cast({{ numerator }} as decimal(18, 6)) / cast({{ denominator }} as decimal(18, 6)) end
+{%- endmacro %}
+
+{#- Calendar month start as a date. -#}
+{% macro month_of(ts_expr) -%}
+    cast({{ dbt.date_trunc('month', ts_expr) }} as date)
+{%- endmacro %}
