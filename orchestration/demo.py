@@ -58,11 +58,15 @@ def run_demo(
         as_of = {"config": {"as_of": f"{world.end}T00:00:00+05:30"}}
         run_config = {
             **DEMO_RUN_CONFIG,
-            "ops": {"raw_bank_settlements": as_of, "raw_webhook_events": as_of},
+            "ops": {
+                "raw_bank_settlements": as_of,
+                "raw_webhook_events": as_of,
+                "paysight_dbt_models": {"config": {"as_of": str(world.end)}},
+            },
         }
         result = job.execute_in_process(run_config=run_config, instance=instance)
     checks = [
-        (e.asset_key.to_user_string(), e.check_name, e.passed)
+        (e.asset_key.to_user_string(), e.check_name, e.passed, e.severity)
         for e in result.get_asset_check_evaluations()
     ]
     summary = warehouse_summary(str(settings.warehouse_path), settings.default_currency)
@@ -77,8 +81,17 @@ def run_demo(
                 "end": str(world.end),
             },
             "simulation": dict(world.counts),
-            "checks_passed": sum(1 for *_, ok in checks if ok),
-            "checks_failed": sorted(f"{a}:{c}" for a, c, ok in checks if not ok),
+            "checks_passed": sum(1 for _, _, ok, _ in checks if ok),
+            "checks_failed": sorted(
+                f"{a}:{c}"
+                for a, c, ok, sev in checks
+                if not ok and sev == dg.AssetCheckSeverity.ERROR
+            ),
+            "checks_warned": sorted(
+                f"{a}:{c}"
+                for a, c, ok, sev in checks
+                if not ok and sev == dg.AssetCheckSeverity.WARN
+            ),
             "where_next": {
                 "dagster_ui": "make ui  (http://127.0.0.1:3000)",
                 "warehouse": str(settings.warehouse_path),
@@ -114,6 +127,16 @@ def warehouse_summary(warehouse_path: str, currency: str) -> dict[str, Any]:
             [currency],
         ).fetchone()
         backtest = con.execute("select * from ml.revenue_forecast_backtest").df()
+        mrr = con.execute(
+            """select month, mrr_minor, arr_minor, nrr, active_customers from marts.mrr_monthly
+               where currency = ? and active_customers > 0 order by month desc limit 1""",
+            [currency],
+        ).fetchall()
+        recon = dict(
+            con.execute(
+                "select status, count(*) from marts.fct_reconciliation group by 1 order by 1"
+            ).fetchall()
+        )
         duplicates = con.execute(
             "select count(*) - count(distinct charge_id) from raw.gateway_charges"
         ).fetchall()[0][0]
@@ -135,6 +158,12 @@ def warehouse_summary(warehouse_path: str, currency: str) -> dict[str, Any]:
         "forecast_net_revenue": fmt(fc_total),
         "forecast_interval_80": [fmt(fc_lo), fmt(fc_hi)],
         "duplicate_raw_rows": int(duplicates),
+        "mrr_month": str(mrr[0][0]) if mrr else None,
+        "mrr": fmt(mrr[0][1]) if mrr else None,
+        "arr": fmt(mrr[0][2]) if mrr else None,
+        "nrr": round(float(mrr[0][3]), 4) if mrr and mrr[0][3] is not None else None,
+        "active_customers": int(mrr[0][4]) if mrr else 0,
+        "reconciliation": {k: int(v) for k, v in recon.items()},
         "forecast_backtest": [
             {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
             for row in backtest.to_dict(orient="records")
@@ -152,6 +181,8 @@ def render_summary(s: dict[str, Any]) -> None:
     lines = [
         f"paysight demo {ok}: {w['customers']} customers, {w['months']} months, seed {w['seed']}",
         "",
+        f"  MRR ({s['mrr_month']})       {s['mrr']}  ARR {s['arr']}  NRR {s['nrr']}"
+        f"  ({s['active_customers']} active customers)",
         f"  payment attempts        {s['payment_attempts']:,} from {s['paying_customers']:,} customers",
         f"  success rate            {s['success_rate']:.2%}"
         if s["success_rate"] is not None
@@ -160,10 +191,15 @@ def render_summary(s: dict[str, Any]) -> None:
         f"  (net of fees {s['net_of_fees_last_full_month']})",
         f"  forecast next {s['forecast_days']} days  {s['forecast_net_revenue']}"
         f"  (80%: {s['forecast_interval_80'][0]} .. {s['forecast_interval_80'][1]})",
-        f"  data checks             {s['checks_passed']} passed, {len(s['checks_failed'])} failed",
+        f"  data checks             {s['checks_passed']} passed, {len(s['checks_failed'])} failed,"
+        f" {len(s['checks_warned'])} warnings",
         f"  duplicate raw rows      {s['duplicate_raw_rows']}",
     ]
     lines += [f"    failed: {c}" for c in s["checks_failed"]]
+    lines += [f"    warning: {c}" for c in s["checks_warned"]]
+    if s.get("reconciliation"):
+        lines += ["", "Reconciliation (ledger x gateway x bank):"]
+        lines += [f"  {k:22} {v:,}" for k, v in s["reconciliation"].items()]
     if s.get("forecast_backtest"):
         lines += ["", "Forecast backtest (rolling origin, out-of-sample):"]
         cols = [

@@ -1,5 +1,7 @@
 """dbt models as Dagster assets; dbt tests appear as asset checks."""
 
+import json
+
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
@@ -7,9 +9,21 @@ from orchestration.lib.dbt import dbt_project, translator
 from orchestration.lib.resources import WarehouseResource
 
 
+class DbtBuildConfig(dg.Config):
+    """`as_of` (YYYY-MM-DD) is the day the marts describe (aging, SLAs); default: today."""
+
+    as_of: str | None = None
+
+
 @dbt_assets(manifest=dbt_project.manifest_path, dagster_dbt_translator=translator)
 def paysight_dbt_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    config: DbtBuildConfig,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
 ):
+    args = ["build"]
+    if config.as_of:
+        args += ["--vars", json.dumps({"as_of": config.as_of})]
     with warehouse.dbt_env():
-        yield from dbt.cli(["build"], context=context).stream()
+        yield from dbt.cli(args, context=context).stream()
