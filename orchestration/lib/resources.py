@@ -106,3 +106,6 @@ class GatewayResource(dg.ConfigurableResource):
     gateways: list[str]
     stripe_api_key: str | None = None
     stripe_api_base: str | None = None
+    razorpay_key_id: str | None = None
+    razorpay_key_secret: str | None = None
+    data_dir: str = "data"  # the simulated gateway's state lives in <data_dir>/gateway.sqlite
