@@ -283,12 +283,8 @@ def _record_paid(engine: Engine, inv_id: int, gateway: str, at: datetime, now: d
     except InvalidTransitionError:
         pass  # already paid (a re-run, or a late success recorded by someone else)
     with engine.begin() as conn:
-        row = _state_row(conn, inv_id)
-        dunning = row.dunning_json if row is not None else None
-        if dunning:
-            dunning = _dump_dunning(replace(_load_dunning(dunning), status=DunningStatus.RECOVERED))
-        _upsert_state(conn, inv_id, gateway, now, next_retry_at=None, closed=1,
-                      dunning_json=dunning)  # fmt: skip
+        # Dunning keeps its state: the next dunning run records the "recovered" notification.
+        _upsert_state(conn, inv_id, gateway, now, next_retry_at=None, closed=1)
         sub_id = conn.execute(
             select(s.invoices.c.subscription_id).where(s.invoices.c.id == inv_id)
         ).scalar_one()
@@ -296,7 +292,7 @@ def _record_paid(engine: Engine, inv_id: int, gateway: str, at: datetime, now: d
     if sub_id is not None and not others:
         with engine.connect() as conn:
             status = _sub_status(conn, sub_id)
-        if status == "past_due":
+        if status in ("past_due", "unpaid"):  # unpaid: restricted by dunning, now paid
             _move_sub(engine, sub_id, "active", now, "payment_recovered")
     return changed
 
@@ -527,6 +523,12 @@ def run_dunning(
     for r in rows:
         state = _load_dunning(r.dunning_json)
         if state.status in CLOSED:
+            continue
+        if r.inv_status in ("void", "uncollectible"):
+            # Settled another way (voided, written off): stop dunning without telling anyone.
+            with engine.begin() as conn:
+                _upsert_state(conn, r.invoice_id, r.gateway, now, next_retry_at=None, closed=1,
+                              dunning_json=_dump_dunning(replace(state, status=DunningStatus.CANCELED)))  # fmt: skip
             continue
         due = r.amount_due_minor - r.amount_paid_minor
         dinv = DunningInvoice(str(r.invoice_id), str(r.customer_id), due, r.currency,

@@ -323,3 +323,28 @@ def test_partial_refunds_issue_credit_notes_up_to_the_capture(ledger, new_custom
         ps.create_refund(ledger, gw, inv.id, 1, t)
     assert _rows(ledger, s.credit_notes) == 2 and _rows(ledger, ps.refunds) == 2
     assert gw.store.one("select sum(amount_minor) from sim_refunds")[0] == inv.amount_paid_minor
+
+
+def test_void_invoice_ends_dunning_silently(ledger, new_customer, gw):
+    from billing_jobs.invoices import void_invoice
+
+    _cid, _sub_id, start, _ = _declined_invoice(ledger, new_customer, gw)
+    (inv,) = _invoices(ledger)
+    void_invoice(ledger, inv.id, at=start + timedelta(hours=2))
+    out = ps.run_dunning(ledger, start + timedelta(days=8))
+    assert out["notifications"] == 0 and _rows(ledger, ps.dunning_notifications) == 0
+
+
+def test_restricted_subscription_is_restored_when_paid(ledger, new_customer, tmp_path):
+    # Seed 1: the simulated issuer approves the retry on the new method (seed 7 declines it).
+    gw = SimulatedGateway(1, 1, state=tmp_path / "gw1.sqlite", clock=Clock(T0))
+    gw.test_clock = gw.clock  # type: ignore[attr-defined]
+    cid, sub_id, start, _ = _declined_invoice(ledger, new_customer, gw)
+    ps.run_dunning(ledger, start + timedelta(days=14, hours=1))
+    assert get_subscription(ledger, sub_id)["status"] == "unpaid"
+    t = _at(gw, start + timedelta(days=15))
+    ps.add_payment_method(ledger, gw, cid, NETBANKING, t, make_default=True)
+    report = ps.run_due_retries(ledger, gw, t)
+    assert report.charged == report.paid == [_invoices(ledger)[0].id]
+    assert get_subscription(ledger, sub_id)["status"] == "active"
+    assert ps.run_dunning(ledger, t + timedelta(days=1))["recovered"] == [report.paid[0]]
