@@ -31,6 +31,22 @@ class Clock:
         return self.t
 
 
+@pytest.fixture(autouse=True)
+def _empty_payment_tables(request):
+    """The ledger fixture truncates only ledger tables between PostgreSQL tests; payments and
+    mail keep their own tables, so empty those too (a no-op on a fresh SQLite copy)."""
+    from billing_jobs.mail import ensure_delivery_tables
+    from billing_jobs.mail import metadata as mail_metadata
+
+    engine = request.getfixturevalue("ledger")
+    ps.ensure_payments_tables(engine)
+    ensure_delivery_tables(engine)
+    with engine.begin() as conn:
+        for meta in (ps.payments_metadata, mail_metadata):
+            for table in reversed(meta.sorted_tables):
+                conn.execute(table.delete())
+
+
 @pytest.fixture
 def gw(tmp_path):
     clock = Clock(T0)
