@@ -746,6 +746,33 @@ def _retry_now(conn: Any, customer_id: int, gateway: str, now: datetime) -> None
         )
 
 
+def link_gateway_customer(
+    engine: Engine, customer_id: int, gateway_name: str, gateway_customer_id: str, now: datetime
+) -> bool:
+    """Record which gateway customer a ledger customer is (for customers created at the gateway
+    elsewhere, e.g. by the simulator). Idempotent; refuses to re-point an existing link."""
+    now = _aware(now)
+    ensure_payments_tables(engine)
+    if not gateway_customer_id:
+        raise PaymentsError("a gateway customer id is required")
+    with engine.begin() as conn:
+        _customer(conn, customer_id)
+        current = _gateway_customer(conn, customer_id, gateway_name)
+        if current == gateway_customer_id:
+            return False
+        if current is not None:
+            raise PaymentsError(
+                f"customer {customer_id} is already {current} at {gateway_name}, "
+                f"not {gateway_customer_id}"
+            )
+        conn.execute(
+            insert(gateway_customers),
+            {"customer_id": customer_id, "gateway": gateway_name,
+             "gateway_customer_id": gateway_customer_id, "created_at": now},
+        )  # fmt: skip
+    return True
+
+
 def list_payment_methods(engine: Engine, customer_id: int) -> list[dict[str, Any]]:
     ensure_payments_tables(engine)
     with engine.connect() as conn:

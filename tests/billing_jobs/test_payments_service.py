@@ -364,3 +364,24 @@ def test_restricted_subscription_is_restored_when_paid(ledger, new_customer, tmp
     assert report.charged == report.paid == [_invoices(ledger)[0].id]
     assert get_subscription(ledger, sub_id)["status"] == "active"
     assert ps.run_dunning(ledger, t + timedelta(days=1))["recovered"] == [report.paid[0]]
+
+
+def test_customers_created_at_the_gateway_elsewhere_can_be_linked(ledger, new_customer, gw):
+    cid = new_customer(ledger)
+    gcus = gw.create_customer(email="x@acme.example").gateway_customer_id
+    pm = gw.attach_payment_method(gcus, "tok_netbanking_HDFC")
+    with ledger.begin() as conn:  # a method written straight to the ledger, as the simulator does
+        conn.execute(
+            s.payment_methods.insert(),
+            {"customer_id": cid, "gateway": "simulated", "gateway_token": pm.token,
+             "kind": "netbanking", "is_default": True, "created_at": T0},
+        )  # fmt: skip
+    create_subscription(ledger, customer_id=cid, plan="scale-monthly", start=T0)
+    skipped = ps.collect_open_invoices(ledger, gw, "simulated", T0)
+    assert "has no simulated customer" in next(iter(skipped.skipped.values()))
+    assert ps.link_gateway_customer(ledger, cid, "simulated", gcus, T0)
+    assert not ps.link_gateway_customer(ledger, cid, "simulated", gcus, T0)
+    with pytest.raises(ps.PaymentsError, match="already"):
+        ps.link_gateway_customer(ledger, cid, "simulated", "cus_other", T0)
+    # Skipped invoices have no attempt, so the next run charges them.
+    assert ps.collect_open_invoices(ledger, gw, "simulated", T0).paid == [_invoices(ledger)[0].id]
