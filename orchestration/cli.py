@@ -171,6 +171,7 @@ def webhooks_serve(
 from orchestration import cli_billing  # noqa: E402  (sub-apps register on the main app)
 
 cli_billing.register(app)
+__import__("orchestration.cli_payments").cli_payments.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry

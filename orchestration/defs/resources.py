@@ -29,16 +29,17 @@ def build_resources() -> dict[str, object]:
         "gateway": GatewayResource(
             gateways=settings.gateways,
             simulated_state=str(settings.data_dir / "gateway.sqlite"),
+            stripe_api_key=(
+                settings.stripe_api_key.get_secret_value() if settings.stripe_api_key else None
+            ),
+            stripe_api_base=settings.stripe_api_base,
             razorpay_key_id=settings.razorpay_key_id,
             razorpay_key_secret=(
                 settings.razorpay_key_secret.get_secret_value()
                 if settings.razorpay_key_secret
                 else None
             ),
-            stripe_api_key=(
-                settings.stripe_api_key.get_secret_value() if settings.stripe_api_key else None
-            ),
-            stripe_api_base=settings.stripe_api_base,
+            data_dir=str(settings.data_dir),
         ),
         "dbt": DbtCliResource(
             project_dir=dbt_project,

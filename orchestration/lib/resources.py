@@ -105,11 +105,12 @@ class GatewayResource(dg.ConfigurableResource):
     """Which gateway adapters are active (``PAYSIGHT_GATEWAYS``) and how to reach them."""
 
     gateways: list[str]
-    simulated_state: str | None = None
+    simulated_state: str | None = None  # <data_dir>/gateway.sqlite
     stripe_api_key: str | None = None
     stripe_api_base: str | None = None
     razorpay_key_id: str | None = None
     razorpay_key_secret: str | None = None
+    data_dir: str = "data"  # the simulated gateway's state lives in <data_dir>/gateway.sqlite
 
     def adapters(self) -> list[tuple[str, Any]]:
         """The configured adapters that can be reached; a missing simulated world is skipped."""

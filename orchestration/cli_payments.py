@@ -1,0 +1,159 @@
+"""Operator commands for payments: `paysight payment-methods {add,list,remove,set-default}` and
+`paysight refunds create`. Bad input exits with code 2 and one clear line; nothing is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+
+from orchestration.cli_billing import AtOption, JsonOption, emit, ledger, parse_instant
+
+methods_app = typer.Typer(help="Customers' payment methods (gateway tokens).", no_args_is_help=True)
+refunds_app = typer.Typer(help="Refunds of captured payments.", no_args_is_help=True)
+GatewayOption = Annotated[
+    str | None,
+    typer.Option("--gateway", help="Gateway adapter (default: the first active one)."),
+]
+
+
+def run_payments(action: Callable[[Any], Any]) -> Any:
+    """Run against the ledger; domain, payment-method and gateway errors exit with code 2."""
+    from billing_jobs.errors import BillingError
+    from billing_jobs.gateway import GatewayError
+    from billing_jobs.money import MoneyError
+    from billing_jobs.payment_methods import PaymentMethodError
+
+    with ledger() as engine:
+        try:
+            return action(engine)
+        except (BillingError, MoneyError, PaymentMethodError, GatewayError) as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=2) from None
+
+
+def _gateway(name: str | None, at: datetime) -> Any:
+    from billing_jobs.gateway import GatewayError
+    from orchestration.lib.gateways import gateway_from_settings
+
+    try:
+        return gateway_from_settings(name, clock=lambda: at)
+    except GatewayError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
+
+
+@methods_app.command("add")
+def methods_add(
+    customer_id: int,
+    kind: Annotated[str, typer.Option(help="card, upi, netbanking, wallet, upi_mandate, ...")],
+    token: Annotated[str, typer.Option(help="The gateway token (never a card number).")],
+    last4: Annotated[str | None, typer.Option(help="Card: last four digits.")] = None,
+    exp_month: Annotated[int | None, typer.Option(help="Card: expiry month.")] = None,
+    exp_year: Annotated[int | None, typer.Option(help="Card: expiry year.")] = None,
+    brand: Annotated[str | None, typer.Option(help="Card brand (visa, rupay...).")] = None,
+    vpa: Annotated[str | None, typer.Option(help="UPI: the VPA, name@handle.")] = None,
+    bank: Annotated[str | None, typer.Option(help="Net banking: bank code.")] = None,
+    wallet: Annotated[str | None, typer.Option(help="Wallet name.")] = None,
+    max_amount_minor: Annotated[
+        int | None, typer.Option(help="Mandate: registered ceiling in minor units.")
+    ] = None,
+    default: Annotated[
+        bool | None, typer.Option("--default/--no-default", help="Make it the default.")
+    ] = None,
+    gateway: GatewayOption = None,
+    at: AtOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Validate a payment method, attach it at the gateway and store its token."""
+    from billing_jobs.payments_service import add_payment_method
+
+    now = parse_instant(at)
+    fields = {"kind": kind, "token": token, "last4": last4, "exp_month": exp_month,
+              "exp_year": exp_year, "brand": brand, "vpa": vpa, "bank": bank, "wallet": wallet,
+              "max_amount_minor": max_amount_minor}  # fmt: skip
+    data = {k: v for k, v in fields.items() if v is not None}
+    gw = _gateway(gateway, now)
+    out = run_payments(
+        lambda engine: add_payment_method(engine, gw, customer_id, data, now, make_default=default)
+    )
+    emit(out, as_json, f"payment method {out['id']}")
+
+
+@methods_app.command("list")
+def methods_list(customer_id: int, as_json: JsonOption = False) -> None:
+    """A customer's current payment methods."""
+    from billing_jobs.payments_service import list_payment_methods
+
+    out = run_payments(lambda engine: list_payment_methods(engine, customer_id))
+    if as_json:
+        emit(out, True)
+        return
+    if not out:
+        typer.echo(f"customer {customer_id} has no payment methods")
+    for m in out:
+        star = "*" if m["is_default"] else " "
+        typer.echo(f"{star} {m['id']:>5}  {m['kind']:12} {m['label'] or '':40} {m['gateway']}")
+
+
+@methods_app.command("remove")
+def methods_remove(
+    customer_id: int,
+    method_id: int,
+    gateway: GatewayOption = None,
+    at: AtOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Detach a payment method at the gateway and mark it removed."""
+    from billing_jobs.payments_service import remove_payment_method
+
+    now = parse_instant(at)
+    gw = _gateway(gateway, now)
+    out = run_payments(
+        lambda engine: remove_payment_method(engine, gw, customer_id, method_id, now)
+    )
+    emit(out, as_json, f"removed payment method {method_id}")
+
+
+@methods_app.command("set-default")
+def methods_set_default(
+    customer_id: int, method_id: int, at: AtOption = None, as_json: JsonOption = False
+) -> None:
+    """Make a payment method the default (failing invoices are retried on it)."""
+    from billing_jobs.payments_service import set_default_payment_method
+
+    now = parse_instant(at)
+    out = run_payments(
+        lambda engine: set_default_payment_method(engine, customer_id, method_id, now)
+    )
+    emit(out, as_json, f"default payment method {method_id}")
+
+
+@refunds_app.command("create")
+def refunds_create(
+    invoice_or_payment: Annotated[
+        str, typer.Argument(help="An invoice id or a gateway payment id.")
+    ],
+    amount_minor: Annotated[int, typer.Option(help="Refund amount in minor units (paise).")],
+    memo: Annotated[str | None, typer.Option(help="Reason shown on the credit note.")] = None,
+    gateway: GatewayOption = None,
+    at: AtOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Refund (part of) a captured payment and issue the credit note."""
+    from billing_jobs.payments_service import create_refund
+
+    now = parse_instant(at)
+    gw = _gateway(gateway, now)
+    out = run_payments(
+        lambda engine: create_refund(engine, gw, invoice_or_payment, amount_minor, now, memo=memo)
+    )
+    emit(out, as_json, f"refund {out['gateway_refund_id']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(methods_app, name="payment-methods")
+    app.add_typer(refunds_app, name="refunds")

@@ -1,0 +1,1 @@
+"""Dagster definitions for payments: collection, retries, dunning, the janitor and alerts."""

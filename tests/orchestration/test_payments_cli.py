@@ -1,0 +1,127 @@
+"""`paysight payment-methods` and `paysight refunds` run against a temporary data dir (ledger and
+simulated gateway state); bad input exits with code 2 and writes nothing."""
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from billing_jobs import payments_service as ps
+from billing_jobs.catalog import DEMO_CATALOG, load_catalog
+from billing_jobs.customers import create_customer
+from billing_jobs.ledger import make_engine, upgrade_ledger
+from billing_jobs.ledger import schema as s
+from billing_jobs.subscriptions import create_subscription
+
+T0 = datetime(2025, 3, 3, 6, 0, tzinfo=UTC)
+AT = ["--at", T0.isoformat()]
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(paysight_env):
+    from orchestration.lib.env import get_settings
+
+    engine = make_engine(str(get_settings().ledger_url))
+    upgrade_ledger(engine)
+    load_catalog(engine, DEMO_CATALOG, now=T0)
+    cid = create_customer(
+        engine, name="Acme", state_code="29", currency="INR", now=T0, email="ap@acme.test"
+    )["id"]
+    yield engine, cid
+    engine.dispose()
+
+
+def _cli(*args: str):
+    from orchestration.cli import app
+
+    return runner.invoke(app, list(args))
+
+
+def _count(engine, table) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def test_add_list_set_default_remove(env):
+    _, cid = env
+    card = _cli("payment-methods", "add", str(cid), "--kind", "card", "--token",
+                "tok_card_hdfc_visa_4242_12_2030", "--last4", "4242", "--exp-month", "12",
+                "--exp-year", "2030", "--brand", "visa", "--json", *AT)  # fmt: skip
+    assert card.exit_code == 0, card.output
+    card_id = json.loads(card.output)["id"]
+    upi = _cli("payment-methods", "add", str(cid), "--kind", "upi", "--token",
+               "tok_upi_okicici", "--vpa", "acme@okicici", "--json", *AT)  # fmt: skip
+    assert upi.exit_code == 0, upi.output
+    upi_id = json.loads(upi.output)["id"]
+    listed = json.loads(_cli("payment-methods", "list", str(cid), "--json").output)
+    assert [(m["id"], m["is_default"]) for m in listed] == [(card_id, True), (upi_id, False)]
+    human = _cli("payment-methods", "list", str(cid))
+    assert "•••• 4242" in human.output and human.exit_code == 0
+    assert _cli("payment-methods", "set-default", str(cid), str(upi_id), *AT).exit_code == 0
+    removed = _cli("payment-methods", "remove", str(cid), str(card_id), "--json", *AT)
+    assert removed.exit_code == 0 and json.loads(removed.output)["removed_at"]
+    listed = json.loads(_cli("payment-methods", "list", str(cid), "--json").output)
+    assert [(m["id"], m["is_default"]) for m in listed] == [(upi_id, True)]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--kind", "cheque", "--token", "tok_x_1"], "unknown payment method"),
+        (["--kind", "card", "--token", "4242 4242 4242 4242"], "looks like a card number"),
+        (["--kind", "card", "--token", "tok_card_hdfc_visa_4242_12_2030", "--last4", "4242"],
+         "exp_month and exp_year"),
+        (["--kind", "upi", "--token", "tok_upi_ybl", "--vpa", "not-a-vpa"], "VPA"),
+        (["--kind", "netbanking", "--token", "tok_netbanking_NOPE"], "not supported"),
+        (["--kind", "netbanking", "--token", "tok_netbanking_HDFC", "--gateway", "paypal"],
+         "not active"),
+    ],
+)  # fmt: skip
+def test_bad_method_exits_2_and_stores_nothing(env, args, needle):
+    engine, cid = env
+    result = _cli("payment-methods", "add", str(cid), *args, *AT)
+    assert result.exit_code == 2, result.output
+    assert needle in result.output
+    assert "4242 4242 4242 4242" not in result.output  # a PAN is never echoed
+    assert _count(engine, s.payment_methods) == 0
+
+
+def test_unknown_customer_or_method_exits_2(env):
+    _, cid = env
+    assert _cli("payment-methods", "list", "999").exit_code == 2
+    out = _cli("payment-methods", "set-default", str(cid), "77", *AT)
+    assert out.exit_code == 2 and "no payment method 77" in out.output
+    assert _cli("payment-methods", "remove", str(cid), "77", *AT).exit_code == 2
+
+
+def test_refunds_create_and_refuse_above_captured(env):
+    from orchestration.lib.gateways import gateway_from_settings
+
+    engine, cid = env
+    gw = gateway_from_settings(clock=lambda: T0)
+    ps.add_payment_method(
+        engine, gw, cid, {"kind": "netbanking", "token": "tok_netbanking_HDFC"}, T0
+    )
+    create_subscription(engine, customer_id=cid, plan="scale-monthly", start=T0)
+    report = ps.collect_open_invoices(engine, gw, "simulated", T0)
+    assert report.paid, report
+    inv_id = report.paid[0]
+    with engine.connect() as conn:
+        paid = conn.execute(
+            select(s.invoices.c.amount_paid_minor).where(s.invoices.c.id == inv_id)
+        ).scalar_one()
+    too_much = _cli("refunds", "create", str(inv_id), "--amount-minor", str(paid + 1), *AT)
+    assert too_much.exit_code == 2 and "exceeds" in too_much.output
+    assert _count(engine, s.credit_notes) == 0
+    ok = _cli("refunds", "create", str(inv_id), "--amount-minor", "50000", "--memo",
+              "goodwill", "--json", *AT)  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    body = json.loads(ok.output)
+    assert body["amount_minor"] == 50_000 and body["refundable_left_minor"] == paid - 50_000
+    assert body["credit_note"]["number"]
+    missing = _cli("refunds", "create", "pi_nope", "--amount-minor", "1", *AT)
+    assert missing.exit_code == 2 and "no captured payment" in missing.output
+    assert _count(engine, s.credit_notes) == 1
