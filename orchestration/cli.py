@@ -168,10 +168,10 @@ def webhooks_serve(
     serve(host, port, config, log_level=log_level)
 
 
-from orchestration import cli_billing  # noqa: E402  (sub-apps register on the main app)
+from orchestration import cli_billing, cli_payments  # noqa: E402  (sub-apps register below)
 
 cli_billing.register(app)
-__import__("orchestration.cli_payments").cli_payments.register(app)
+cli_payments.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry
