@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
+import signal
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,7 +65,12 @@ def main(state: Path, run: int, steps: int, final: bool) -> None:
     rng = random.Random(run)
     print("ready", flush=True)
     late: list[bytes] = []
+    # A SIGKILL at a chosen step, from inside: a crash at a random point of the work that does
+    # not depend on how fast this machine is (the test also kills from outside at random times).
+    die_at = int(os.environ.get("PAYSIGHT_TEST_DIE_AT_STEP", "-1"))
     for step in range(steps):
+        if step == die_at:
+            os.kill(os.getpid(), signal.SIGKILL)
         now = clock[0] = T0 + timedelta(days=2 * run, minutes=7 * step)
         action = (
             "janitor"
