@@ -65,6 +65,7 @@ joined as (
         bank.settled_fee_minor,
         gateway.fee_tax_minor as gateway_fee_tax_minor,
         bank.settled_fee_tax_minor,
+        bank.settled_net_minor,
         ledger.currency as ledger_currency,
         gateway.currency as gateway_currency,
         bank.currency as bank_currency,
@@ -129,8 +130,11 @@ final as (
                 or bank_currency <> gateway_currency
                 or bank_max_currency <> bank_currency
                 then 'currency_mismatch'
+            -- a short payment: the bank credited less than gross - fee - GST on fee
             when ledger_amount_minor <> gateway_amount_minor
                 or settled_amount_minor <> gateway_amount_minor
+                or settled_net_minor
+                    <> settled_amount_minor - settled_fee_minor - settled_fee_tax_minor
                 then 'amount_mismatch'
             when settled_fee_minor <> gateway_fee_minor
                 or settled_fee_tax_minor <> gateway_fee_tax_minor
