@@ -36,6 +36,10 @@ class NotFound(GatewayError):
     """The requested object does not exist at the gateway."""
 
 
+class Unsupported(GatewayError):
+    """The gateway has no API for this (e.g. Razorpay has no events or balance listing)."""
+
+
 @dataclass(frozen=True)
 class Customer:
     gateway_customer_id: str

@@ -8,9 +8,10 @@ in event order, so late and out-of-order deliveries converge on the newest state
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
@@ -23,8 +24,10 @@ from billing_jobs.gateway import (
     GatewayEvent,
     Page,
     PaymentResult,
+    PaymentStatus,
     Payout,
     Refund,
+    Unsupported,
 )
 from ingestion.gateway_charges import RAW_CHARGE_COLUMNS
 from ingestion.landing_loads import get_cursor, set_cursor
@@ -79,23 +82,18 @@ def _pages(
         cursor = page.next_cursor
 
 
-def _naive(ts: datetime | None) -> datetime | None:
-    return ts.astimezone().replace(tzinfo=None) if ts and ts.tzinfo else ts
-
-
 def _utc(ts: datetime | None) -> datetime | None:
+    """UTC-naive, as the raw tables store timestamps."""
     if ts is None:
         return None
-    from datetime import UTC
-
     return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
 
 
 def payment_row(p: PaymentResult, gateway: str) -> dict[str, Any]:
     meta = dict(p.metadata or {})
-    status = STATUS.get(str(p.status.value if hasattr(p.status, "value") else p.status), "pending")
+    status = STATUS.get(PaymentStatus(p.status).value, "pending")
     decline = p.decline_code
-    if str(p.status) in {"requires_action", "PaymentStatus.REQUIRES_ACTION"} and not decline:
+    if p.status == PaymentStatus.REQUIRES_ACTION and not decline:
         decline = "authentication_required"
     return {
         "charge_id": p.gateway_payment_id,
@@ -115,12 +113,7 @@ def payment_row(p: PaymentResult, gateway: str) -> dict[str, Any]:
         "settlement_id": None,
         "created_at": _utc(p.created_at),
         "settled_at": None,
-        "raw_json": pd.io.json.ujson_dumps(
-            {
-                k: (v.isoformat() if isinstance(v, datetime) else str(v))
-                for k, v in asdict(p).items()
-            }
-        ),
+        "raw_json": json.dumps(asdict(p), default=str, sort_keys=True),
     }
 
 
@@ -144,11 +137,14 @@ def sync_gateway(gateway: Gateway, name: str, con: duckdb.DuckDBPyConnection) ->
 
     def copy(kind: str, fetch, to_row, table: str, key: str, columns=None) -> None:
         total = 0
-        for items, cursor in _pages(fetch, cursors.get(kind)):
-            df = _frame([to_row(i) for i in items], columns)
-            df = df.drop_duplicates(subset=[key], keep="last")
-            total += upsert_dataframe(con, "raw", table, df, key=key)
-            cursors[kind] = cursor
+        try:
+            for items, cursor in _pages(fetch, cursors.get(kind)):
+                df = _frame([to_row(i) for i in items], columns)
+                df = df.drop_duplicates(subset=[key], keep="last")
+                total += upsert_dataframe(con, "raw", table, df, key=key)
+                cursors[kind] = cursor
+        except Unsupported:
+            pass  # this gateway has no such listing (its data arrives another way)
         counts[kind] = total
 
     copy("payments", gateway.list_payments, lambda p: payment_row(p, name),
@@ -162,8 +158,8 @@ def sync_gateway(gateway: Gateway, name: str, con: duckdb.DuckDBPyConnection) ->
          "gateway_settlements", "id")  # fmt: skip
     try:
         counts["events"] = _apply_events(gateway, name, con, cursors)
-    except NotImplementedError:
-        counts["events"] = 0
+    except Unsupported:
+        counts["events"] = 0  # events arrive only as webhooks for this gateway
     _apply_fees(con, name)
     set_cursor(con, f"gateway:{name}", cursors)
     return counts

@@ -50,6 +50,7 @@ def run_demo(
 ) -> dict[str, Any]:
     """Build the world, run `platform_demo_job` in the configured instance, summarize."""
     from orchestration.definitions import defs
+    from orchestration.defs.resources import build_resources
 
     world = build_world(settings, customers=customers, months=months, seed=seed, start=start)
     job = defs.resolve_job_def("platform_demo_job")
@@ -64,7 +65,10 @@ def run_demo(
                 "paysight_dbt_models": {"config": {"as_of": str(world.end)}},
             },
         }
-        result = job.execute_in_process(run_config=run_config, instance=instance)
+        # Resources from the settings given, not those bound when the definitions were loaded.
+        result = job.execute_in_process(
+            run_config=run_config, instance=instance, resources=build_resources(settings)
+        )
     checks = [
         (e.asset_key.to_user_string(), e.check_name, e.passed, e.severity)
         for e in result.get_asset_check_evaluations()

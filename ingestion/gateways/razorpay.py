@@ -33,6 +33,7 @@ from billing_jobs.gateway import (
     PaymentStatus,
     Payout,
     Refund,
+    Unsupported,
 )
 from billing_jobs.money import normalize_currency
 from ingestion.gateways.cursor import page_since, parse_cursor
@@ -396,10 +397,10 @@ class RazorpayGateway:
         self, cursor: str | None = None, limit: int = 100
     ) -> Page[BalanceTransaction]:
         """Razorpay has no balance-transaction list; fees come from `settlement_recon` per day."""
-        raise GatewayError(
+        raise Unsupported(
             "razorpay has no balance-transaction listing; call settlement_recon(year, month, day)"
         )
 
     def list_events(self, cursor: str | None = None, limit: int = 100) -> Page[GatewayEvent]:
         """Razorpay has no events API; its events arrive only as webhooks (see the receiver)."""
-        raise GatewayError("razorpay has no events API; events arrive as webhooks only")
+        raise Unsupported("razorpay has no events API; events arrive as webhooks only")

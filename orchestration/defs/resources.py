@@ -6,7 +6,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from orchestration.lib.dbt import dbt_executable, dbt_project
-from orchestration.lib.env import get_settings
+from orchestration.lib.env import Settings, get_settings
 from orchestration.lib.resources import (
     GatewayResource,
     LandingResource,
@@ -16,8 +16,9 @@ from orchestration.lib.resources import (
 )
 
 
-def build_resources() -> dict[str, object]:
-    settings = get_settings()
+def build_resources(settings: Settings | None = None) -> dict[str, object]:
+    """Resources for `settings` (default: the process's settings)."""
+    settings = settings or get_settings()
     return {
         "warehouse": WarehouseResource(path=str(settings.warehouse_path)),
         "ledger": LedgerResource(url=str(settings.ledger_url)),
@@ -28,7 +29,6 @@ def build_resources() -> dict[str, object]:
         ),
         "gateway": GatewayResource(
             gateways=settings.gateways,
-            simulated_state=str(settings.data_dir / "gateway.sqlite"),
             stripe_api_key=(
                 settings.stripe_api_key.get_secret_value() if settings.stripe_api_key else None
             ),

@@ -76,16 +76,9 @@ class MlflowResource(dg.ConfigurableResource):
 
     def setup(self) -> str:
         """Configure mlflow and return the experiment id."""
-        import mlflow
+        from ml.registry import configure
 
-        mlflow.set_tracking_uri(self.tracking_uri)
-        experiment = mlflow.get_experiment_by_name(self.experiment)
-        if experiment is None:
-            Path(self.artifacts_dir).mkdir(parents=True, exist_ok=True)
-            return mlflow.create_experiment(
-                self.experiment, artifact_location=Path(self.artifacts_dir).resolve().as_uri()
-            )
-        return experiment.experiment_id
+        return configure(self.tracking_uri, self.experiment, artifact_location=self.artifacts_dir)
 
     @contextmanager
     def run(self, context: dg.AssetExecutionContext, asset_name: str) -> Iterator[object]:
@@ -105,7 +98,6 @@ class GatewayResource(dg.ConfigurableResource):
     """Which gateway adapters are active (``PAYSIGHT_GATEWAYS``) and how to reach them."""
 
     gateways: list[str]
-    simulated_state: str | None = None  # <data_dir>/gateway.sqlite
     stripe_api_key: str | None = None
     stripe_api_base: str | None = None
     razorpay_key_id: str | None = None
@@ -113,35 +105,23 @@ class GatewayResource(dg.ConfigurableResource):
     data_dir: str = "data"  # the simulated gateway's state lives in <data_dir>/gateway.sqlite
 
     def adapters(self) -> list[tuple[str, Any]]:
-        """The configured adapters that can be reached; a missing simulated world is skipped."""
-        out: list[tuple[str, Any]] = []
-        for name in self.gateways:
-            if name == "simulated":
-                if self.simulated_state and Path(self.simulated_state).exists():
-                    from ingestion.gateways.simulated import SimulatedGateway
+        """Every active adapter (built by `orchestration.lib.gateways.build_gateway`); the
+        simulated one only once a world exists, so reading never creates an empty gateway."""
+        from orchestration.lib.gateways import build_gateway, simulated_state_path
 
-                    out.append((name, SimulatedGateway(customers=1, state=self.simulated_state)))
-            elif name == "stripe":
-                if not self.stripe_api_key:
-                    raise dg.Failure("PAYSIGHT_GATEWAYS has stripe but STRIPE_API_KEY is not set")
-                from ingestion.gateways.stripe import StripeConfig, StripeGateway
-
-                out.append(
-                    (name, StripeGateway(StripeConfig(self.stripe_api_key, self.stripe_api_base)))
-                )
-            elif name == "razorpay":
-                if not (self.razorpay_key_id and self.razorpay_key_secret):
-                    raise dg.Failure(
-                        "PAYSIGHT_GATEWAYS has razorpay but RAZORPAY_KEY_ID/SECRET are not set"
-                    )
-                from ingestion.gateways.razorpay import RazorpayConfig, RazorpayGateway
-
-                out.append(
-                    (
-                        name,
-                        RazorpayGateway(
-                            RazorpayConfig(self.razorpay_key_id, self.razorpay_key_secret)
-                        ),
-                    )
-                )
-        return out
+        data_dir = Path(self.data_dir)
+        return [
+            (
+                name,
+                build_gateway(
+                    name,
+                    data_dir=data_dir,
+                    stripe_api_key=self.stripe_api_key,
+                    stripe_api_base=self.stripe_api_base,
+                    razorpay_key_id=self.razorpay_key_id,
+                    razorpay_key_secret=self.razorpay_key_secret,
+                ),
+            )
+            for name in self.gateways
+            if name != "simulated" or simulated_state_path(data_dir).exists()
+        ]
