@@ -200,13 +200,17 @@ class Journal:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
         self.batches = 0
 
-    async def append(self, source: str, day: str, line: bytes) -> None:
+    def submit(self, source: str, day: str, line: bytes) -> asyncio.Future[None]:
+        """Queue a line; the returned future resolves once it is fsynced (or fails)."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         self._queue.append(((source, day), line, fut))
         if self._flusher is None or self._flusher.done():
             self._flusher = loop.create_task(self._flush_loop())
-        await fut
+        return fut
+
+    async def append(self, source: str, day: str, line: bytes) -> None:
+        await self.submit(source, day, line)
 
     async def _flush_loop(self) -> None:
         loop = asyncio.get_running_loop()
