@@ -79,6 +79,8 @@ def _json(status: int, payload: dict[str, str]) -> Response:
     return Response(_json_bytes(payload), status_code=status, media_type="application/json")
 
 
+# The C escaper behind json.dumps(ensure_ascii=True): builds log lines without a dict round trip.
+_quote = json.encoder.encode_basestring_ascii
 _ACCEPTED = _json_bytes({"status": "accepted"})
 _DUPLICATE = _json_bytes({"status": "duplicate"})
 
@@ -209,20 +211,12 @@ class WebhookApp:
         await send({"type": "http.response.body", "body": body_out})
         if log.isEnabledFor(logging.INFO):
             # Never the body, headers or payload fields: only identifiers and outcome.
+            q = _quote
             log.info(
-                json.dumps(
-                    {
-                        "msg": "webhook",
-                        "source": source,
-                        "event_id": event_id,
-                        "event_type": event_type,
-                        "http_status": code,
-                        "status": status,
-                        "reason": reason,
-                        "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-                    },
-                    ensure_ascii=True,
-                )
+                f'{{"msg":"webhook","source":{q(source)},"event_id":{q(event_id)},'
+                f'"event_type":{q(event_type)},"http_status":{code},"status":{q(status)},'
+                f'"reason":{"null" if reason is None else q(reason)},'
+                f'"latency_ms":{round((time.perf_counter() - started) * 1000, 3)}}}'
             )
 
     async def _read_body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes:
@@ -281,16 +275,16 @@ class WebhookApp:
             return "duplicate"
         if state.startup_error or state.journal is None:
             raise LandingZoneError(state.startup_error or "journal not started")
-        received = datetime.fromtimestamp(self.config.clock(), tz=UTC)
+        received_at = datetime.fromtimestamp(self.config.clock(), tz=UTC).isoformat()
         line = encode_line(
-            received_at=received.isoformat(),
+            received_at=received_at,
             source=source,
             event_id=event_id,
             event_type=event_type,
             signature_verified=True,
             body=body.decode("utf-8"),
         )
-        fut = state.journal.submit(source, received.strftime("%Y-%m-%d"), line)
+        fut = state.journal.submit(source, received_at[:10], line)
         state.pending[key] = fut
 
         def settle(done: asyncio.Future[None]) -> None:
@@ -316,8 +310,31 @@ async def _flush_logs_periodically(handler: logging.Handler, every_s: float) -> 
         handler.flush()
 
 
+def uvicorn_config(app: Any, host: str, port: int) -> Any:
+    """The uvicorn settings of the receiver: uvloop, httptools with one socket write per
+    response (`ingestion.webhooks.transport`), no access log, no proxy-header middleware."""
+    import uvicorn
+
+    from ingestion.webhooks.transport import CoalescingHttpToolsProtocol
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http=CoalescingHttpToolsProtocol,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,  # nothing here reads client addresses; skip that middleware
+        server_header=False,
+        backlog=4096,
+        timeout_keep_alive=30,
+    )
+
+
 def serve(host: str, port: int, config: WebhookConfig, log_level: str = "info") -> None:
-    """Run the receiver under uvicorn with uvloop and httptools, in a single process.
+    """Run the receiver under uvicorn (`uvicorn_config`), in a single process.
 
     Request logs are buffered and written every 0.5 s (or at 1,000 records, or at once for
     errors): one write per request would cost more than the rest of the request.
@@ -330,6 +347,9 @@ def serve(host: str, port: int, config: WebhookConfig, log_level: str = "info") 
         1000, flushLevel=logging.ERROR, target=target, flushOnClose=True
     )
     logging.basicConfig(level=log_level.upper(), handlers=[buffered])
+    # The log lines name nothing of the caller, thread or process: skip collecting them.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging._srcfile = None  # no stack walk per record to find the caller
     app = create_app(config)
 
     async def with_log_flusher(scope: Scope, receive: Receive, send: Send) -> None:
@@ -345,15 +365,4 @@ def serve(host: str, port: int, config: WebhookConfig, log_level: str = "info") 
         else:
             await app(scope, receive, send)
 
-    uvicorn.run(
-        with_log_flusher,
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        log_level="warning",
-        access_log=False,
-        backlog=4096,
-        timeout_keep_alive=30,
-    )
+    uvicorn.Server(uvicorn_config(with_log_flusher, host, port)).run()

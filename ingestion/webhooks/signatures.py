@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Sequence
 
@@ -13,12 +12,13 @@ class SignatureError(ValueError):
 
 def stripe_signature(secret: str, timestamp: int, body: bytes) -> str:
     """Hex HMAC-SHA256 of `"{t}.{body}"`, as Stripe computes `v1`."""
-    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    # hmac.digest is OpenSSL's one-shot HMAC: several times cheaper than an hmac.new object.
+    return hmac.digest(secret.encode(), b"%d." % timestamp + body, "sha256").hex()
 
 
 def razorpay_signature(secret: str, body: bytes) -> str:
     """Hex HMAC-SHA256 of the raw body, as Razorpay computes `X-Razorpay-Signature`."""
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode(), body, "sha256").hex()
 
 
 def verify_stripe(

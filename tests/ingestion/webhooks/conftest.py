@@ -14,6 +14,7 @@ import uvicorn
 from starlette.testclient import TestClient
 
 from ingestion.webhooks import WebhookConfig, create_app
+from ingestion.webhooks.app import uvicorn_config
 from tests.ingestion.webhooks.webhook_helpers import SECRETS, FakeClock
 
 
@@ -62,12 +63,9 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     """The real app under uvicorn on 127.0.0.1, in a thread, with the real clock."""
     landing = tmp_path / "live-landing"
     port = _free_port()
-    config = uvicorn.Config(
-        create_app(WebhookConfig(landing_dir=landing, secrets=SECRETS)),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
+    # The production settings: uvloop, httptools with coalesced writes.
+    config = uvicorn_config(
+        create_app(WebhookConfig(landing_dir=landing, secrets=SECRETS)), "127.0.0.1", port
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

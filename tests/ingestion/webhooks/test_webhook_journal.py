@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from ingestion.webhooks import iter_landed_events
 from ingestion.webhooks.journal import encode_line, load_dedup_index, repair_torn_tails
 from tests.ingestion.webhooks.webhook_helpers import journal_lines, stripe_event, stripe_headers
@@ -119,3 +122,25 @@ def test_fsync_failure_answers_503_and_leaves_no_line(client, tmp_path, monkeypa
     assert retry.json() == {"status": "accepted"}
     ids = [x["event_id"] for x in journal_lines(tmp_path / "landing")]
     assert sorted(ids) == ["evt_eio", "evt_warm"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    body=st.text(),
+    event_id=st.text(max_size=40),
+    verified=st.booleans(),
+)
+def test_encode_line_is_compact_ascii_json_of_the_record(body, event_id, verified):
+    """The hand-built line is byte for byte what json.dumps of the record gives: one ASCII line."""
+    fields = {
+        "received_at": "2026-09-21T00:00:00+00:00",
+        "source": "stripe",
+        "event_id": event_id,
+        "event_type": "charge.succeeded",
+        "signature_verified": verified,
+        "body": body,
+    }
+    line = encode_line(**fields)
+    assert line == (json.dumps(fields, ensure_ascii=True, separators=(",", ":")) + "\n").encode()
+    assert line.count(b"\n") == 1 and line.isascii()
+    assert json.loads(line) == fields

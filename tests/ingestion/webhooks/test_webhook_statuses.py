@@ -259,3 +259,10 @@ def test_second_receiver_on_the_same_landing_zone_is_refused(make_client, tmp_pa
     assert third.post(STRIPE, content=body, headers=stripe_headers(body)).json() == {
         "status": "duplicate"
     }
+
+
+def test_get_on_webhook_route_is_405_and_lands_nothing(client, tmp_path):
+    resp = client.get(STRIPE)
+    assert resp.status_code == 405 and resp.headers["allow"] == "POST"
+    assert client.post("/webhooks/stripe/extra", content=b"{}").status_code == 404
+    assert journal_lines(tmp_path / "landing") == []
