@@ -9,6 +9,7 @@ in event order, so late and out-of-order deliveries converge on the newest state
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from billing_jobs.gateway import (
     Dispute,
     Gateway,
     GatewayEvent,
+    NotFound,
     Page,
     PaymentResult,
     PaymentStatus,
@@ -33,6 +35,7 @@ from ingestion.gateway_charges import RAW_CHARGE_COLUMNS
 from ingestion.landing_loads import get_cursor, set_cursor
 from ingestion.warehouse import upsert_dataframe
 
+log = logging.getLogger(__name__)
 PAGE_SIZE = 500
 # The raw contract (dbt_project/models/staging/_raw__sources.yml): tables exist even when empty.
 RAW_GATEWAY_DDL = {
@@ -143,8 +146,10 @@ def sync_gateway(gateway: Gateway, name: str, con: duckdb.DuckDBPyConnection) ->
                 df = df.drop_duplicates(subset=[key], keep="last")
                 total += upsert_dataframe(con, "raw", table, df, key=key)
                 cursors[kind] = cursor
-        except Unsupported:
-            pass  # this gateway has no such listing (its data arrives another way)
+        except (Unsupported, NotFound) as exc:
+            # This gateway (or server: localstripe has no /v1/disputes) has no such listing;
+            # its data arrives another way. The cursor stays put, so nothing is skipped later.
+            log.warning("gateway %s has no %s listing: %s", name, kind, exc)
         counts[kind] = total
 
     copy("payments", gateway.list_payments, lambda p: payment_row(p, name),

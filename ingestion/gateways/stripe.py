@@ -304,8 +304,9 @@ class StripeGateway:
                 _d(o) for o in self._call(lambda: list(list_fn(params=params).auto_paging_iter()))
             ]
         except GatewayError as e:
-            if "created" in params and e.status == 400:
-                # Some servers (localstripe) refuse the `created` filter: list everything.
+            if "created" in params and (e.status == 400 or (e.status or 0) >= 500):
+                # Some servers refuse the `created` filter (localstripe: 400, or 500 on
+                # refunds): list everything; the cursor still drops what was already read.
                 params.pop("created")
                 return [
                     _d(o)
