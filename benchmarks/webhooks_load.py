@@ -383,6 +383,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--max-seconds", type=float, default=90.0, help="cap per phase")
     parser.add_argument("--kill", action="store_true", help="only the SIGKILL/restart run")
+    parser.add_argument("--only", choices=["open"], help="run only this phase")
     args = parser.parse_args()
     if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < args.connections + 100:
         print("raise the open-files limit (ulimit -n) above the connection count")
@@ -396,6 +397,9 @@ def main() -> int:
         workdir = Path(tmp)
         if args.kill:
             return 0 if run_kill(workdir, args) else 1
+        if args.only == "open":
+            rated = run_phase("open", workdir, int(args.rate * args.seconds), args, rate=args.rate)
+            return 0 if rated["missing"] == 0 and rated["multi"] == 0 else 1
         base = run_phase("fsync-each", workdir, args.baseline_events, args, group_commit=False)
         closed = run_phase("closed", workdir, args.closed_events, args)
         rated = run_phase("open", workdir, int(args.rate * args.seconds), args, rate=args.rate)

@@ -111,3 +111,19 @@ def test_live_hostile_transport_inputs(live_server):
     with httpx.Client(base_url=live_server.url) as http:
         assert http.get("/healthz").status_code == 200
     assert journal_lines(live_server.landing) == []
+
+
+def test_live_client_gone_mid_body_lands_nothing_and_server_keeps_serving(live_server):
+    parsed = urlparse(live_server.url)
+    body, headers = _stripe("evt_half")
+    head = (
+        f"POST /webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+        f"Stripe-Signature: {headers['Stripe-Signature']}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((parsed.hostname, parsed.port), timeout=10) as sock:
+        sock.sendall(head + body[: len(body) // 2])  # then hang up without the rest
+    with httpx.Client(base_url=live_server.url) as http:
+        # The full retry is accepted: the half-sent attempt left nothing behind.
+        resp = http.post("/webhooks/stripe", content=body, headers=headers)
+        assert resp.json() == {"status": "accepted"}
+    assert [x["event_id"] for x in journal_lines(live_server.landing)] == ["evt_half"]
