@@ -69,8 +69,9 @@ def free_port() -> int:
 class Receiver:
     """The receiver in a subprocess; restartable on the same port and landing zone."""
 
-    def __init__(self, landing: Path, group_commit: bool = True) -> None:
+    def __init__(self, landing: Path, group_commit: bool = True, code: Path = ROOT) -> None:
         self.landing = landing
+        self.code = code  # the checkout whose receiver runs (another one for an A/B run)
         self.port = free_port()
         self.group_commit = group_commit
         self.proc: subprocess.Popen[bytes] | None = None
@@ -82,11 +83,13 @@ class Receiver:
             **os.environ,
             "STRIPE_WEBHOOK_SECRET": SECRET,
             "PAYSIGHT_WEBHOOK_GROUP_COMMIT": "1" if self.group_commit else "0",
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": str(self.code),
         }
         cmd = [sys.executable, "-m", "ingestion.webhooks", "--landing", str(self.landing)]
         cmd += ["--port", str(self.port), "--log-level", "info"]
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdout=self.log, stderr=self.log, cwd=self.landing.parent
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -316,18 +319,20 @@ def run_phase(
     args: argparse.Namespace,
     rate: float | None = None,
     group_commit: bool = True,
+    code: Path = ROOT,
 ) -> dict[str, float]:
     landing = workdir / name
-    receiver = Receiver(landing, group_commit=group_commit)
+    receiver = Receiver(landing, group_commit=group_commit, code=code)
     receiver.start()
     try:
-        events = make_events(n, name.replace("-", ""), receiver.port)
+        events = make_events(n, name.replace("-", "").replace("@", ""), receiver.port)
         cpu_before = receiver.cpu_seconds()
         out = run_async(drive(receiver.port, events, args.connections, rate, args.max_seconds))
         cpu = receiver.cpu_seconds() - cpu_before
     finally:
         receiver.stop()
     figures = report(name, out, landing, cpu)
+    figures["cpu_us"] = cpu / max(1, len(out.acked)) * 1e6
     figures["complete"] = float(len(out.acked) == n and not out.timed_out)
     return figures
 
@@ -384,6 +389,12 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=90.0, help="cap per phase")
     parser.add_argument("--kill", action="store_true", help="only the SIGKILL/restart run")
     parser.add_argument("--only", choices=["open"], help="run only this phase")
+    parser.add_argument(
+        "--baseline-checkout",
+        type=Path,
+        help="also run the closed and open phases against the receiver of this checkout "
+        "(e.g. `git archive main | tar -x -C /tmp/main`) and print the ratios",
+    )
     args = parser.parse_args()
     if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < args.connections + 100:
         print("raise the open-files limit (ulimit -n) above the connection count")
@@ -403,6 +414,26 @@ def main() -> int:
         base = run_phase("fsync-each", workdir, args.baseline_events, args, group_commit=False)
         closed = run_phase("closed", workdir, args.closed_events, args)
         rated = run_phase("open", workdir, int(args.rate * args.seconds), args, rate=args.rate)
+        if args.baseline_checkout:
+            # The same two phases against another checkout's receiver (e.g. `git archive main`).
+            other = args.baseline_checkout.resolve()
+            old_closed = run_phase("closed@base", workdir, args.closed_events, args, code=other)
+            old_open = run_phase(
+                "open@base",
+                workdir,
+                int(args.rate * args.seconds),
+                args,
+                rate=args.rate,
+                code=other,
+            )
+            for label, new, old in (("closed", closed, old_closed), ("open", rated, old_open)):
+                print(
+                    f"{label} loop, this receiver vs {other.name}: "
+                    f"{new['rate'] / max(old['rate'], 1e-9):.2f}x verified events/s "
+                    f"({new['rate']:.0f} vs {old['rate']:.0f}), receiver CPU per event "
+                    f"{new['cpu_us']:.0f} vs {old['cpu_us']:.0f} us "
+                    f"({old['cpu_us'] / max(new['cpu_us'], 1e-9):.2f}x less)"
+                )
     print(
         f"closed loop, group commit vs one fsync per event: {closed['rate'] / base['rate']:.1f}x "
         f"({closed['rate']:.0f} vs {base['rate']:.0f} events/s)"
