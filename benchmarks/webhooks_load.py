@@ -20,7 +20,10 @@ Phases (each on a fresh landing zone, bounded in events and in seconds):
 After each phase the landing zone is read back: "verified" counts acknowledged events that are
 there exactly once; events/s figures are verified events per second.
 
-Usage: python benchmarks/webhooks_load.py [--rate 2500] [--seconds 8] [--kill]
+  --workers N also runs closed and open against N HTTP worker processes (SO_REUSEPORT) that
+              forward to one lander process (`ingestion.webhooks.workers`); --kill uses them too.
+
+Usage: python benchmarks/webhooks_load.py [--rate 2500] [--seconds 8] [--workers 2] [--kill]
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ SECRET = "whsec_benchmark"
 GOAL_RATE = 2000.0
 GOAL_P99_MS = 100.0
 RETRY_PAUSE_S = 0.05
+PHASES: list[dict[str, float]] = []  # every phase run, for the exactly-once verdict
 
 
 def loadavg() -> str:
@@ -88,8 +92,11 @@ def free_port() -> int:
 class Receiver:
     """The receiver in a subprocess; restartable on the same port and landing zone."""
 
-    def __init__(self, landing: Path, group_commit: bool = True, code: Path = ROOT) -> None:
+    def __init__(
+        self, landing: Path, group_commit: bool = True, code: Path = ROOT, workers: int = 1
+    ) -> None:
         self.landing = landing
+        self.workers = workers
         self.code = code  # the checkout whose receiver runs (another one for an A/B run)
         self.port = free_port()
         self.group_commit = group_commit
@@ -106,6 +113,8 @@ class Receiver:
         }
         cmd = [sys.executable, "-m", "ingestion.webhooks", "--landing", str(self.landing)]
         cmd += ["--port", str(self.port), "--log-level", "info"]
+        if self.workers > 1:
+            cmd += ["--workers", str(self.workers)]
         self.proc = subprocess.Popen(
             cmd, env=env, stdout=self.log, stderr=self.log, cwd=self.landing.parent
         )
@@ -121,10 +130,18 @@ class Receiver:
         raise RuntimeError("receiver did not start; see " + self.log.name)
 
     def cpu_seconds(self) -> float:
+        """CPU of the receiver and its worker processes so far (killed ones included)."""
         if self.proc is None or self.proc.poll() is not None:
             return self.cpu_s
-        t = psutil.Process(self.proc.pid).cpu_times()
-        return self.cpu_s + t.user + t.system
+        total = self.cpu_s
+        try:
+            top = psutil.Process(self.proc.pid)
+            for proc in [top, *top.children(recursive=True)]:
+                t = proc.cpu_times()
+                total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+        return total
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -339,9 +356,10 @@ def run_phase(
     rate: float | None = None,
     group_commit: bool = True,
     code: Path = ROOT,
+    workers: int = 1,
 ) -> dict[str, float]:
     landing = workdir / name
-    receiver = Receiver(landing, group_commit=group_commit, code=code)
+    receiver = Receiver(landing, group_commit=group_commit, code=code, workers=workers)
     receiver.start()
     try:
         events = make_events(n, name.replace("-", "").replace("@", ""), receiver.port)
@@ -351,6 +369,7 @@ def run_phase(
     finally:
         receiver.stop()
     figures = report(name, out, landing, cpu)
+    PHASES.append(figures)
     figures["cpu_us"] = cpu / max(1, len(out.acked)) * 1e6
     figures["complete"] = float(len(out.acked) == n and not out.timed_out)
     return figures
@@ -358,7 +377,7 @@ def run_phase(
 
 def run_kill(workdir: Path, args: argparse.Namespace) -> bool:
     landing = workdir / "kill"
-    receiver = Receiver(landing)
+    receiver = Receiver(landing, workers=args.workers)
     receiver.start()
     n = int(args.rate * args.seconds)
     state: dict[str, object] = {"killed_at": None}
@@ -407,6 +426,13 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--max-seconds", type=float, default=90.0, help="cap per phase")
     parser.add_argument("--kill", action="store_true", help="only the SIGKILL/restart run")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="N > 1: also run closed and open with N HTTP worker processes plus a lander "
+        "(and --kill against that setup)",
+    )
     parser.add_argument("--only", choices=["open"], help="run only this phase")
     parser.add_argument(
         "--baseline-checkout",
@@ -419,8 +445,8 @@ def main() -> int:
         print("raise the open-files limit (ulimit -n) above the connection count")
         return 2
     print(
-        f"webhook receiver load test: {args.connections} connections, 1 receiver process "
-        f"(uvicorn+uvloop+httptools), generator in this process (uvloop, raw streams), "
+        f"webhook receiver load test: {args.connections} connections, receiver (uvicorn+uvloop+"
+        f"httptools) in 1 process and, with --workers, in N workers + lander; generator in this process (uvloop, raw streams), "
         f"{os.cpu_count()} CPUs, loopback; load average at start {loadavg()}"
     )
     print(cpu_calibration())
@@ -434,6 +460,26 @@ def main() -> int:
         base = run_phase("fsync-each", workdir, args.baseline_events, args, group_commit=False)
         closed = run_phase("closed", workdir, args.closed_events, args)
         rated = run_phase("open", workdir, int(args.rate * args.seconds), args, rate=args.rate)
+        if args.workers > 1:
+            w = f"{args.workers}w"
+            closed_w = run_phase(
+                f"closed-{w}", workdir, args.closed_events, args, workers=args.workers
+            )
+            open_w = run_phase(
+                f"open-{w}",
+                workdir,
+                int(args.rate * args.seconds),
+                args,
+                rate=args.rate,
+                workers=args.workers,
+            )
+            for label, multi, one in (("closed", closed_w, closed), ("open", open_w, rated)):
+                print(
+                    f"{label} loop, {args.workers} HTTP workers + lander vs one process: "
+                    f"{multi['rate'] / max(one['rate'], 1e-9):.2f}x verified events/s "
+                    f"({multi['rate']:.0f} vs {one['rate']:.0f}), p99 {multi['p99']:.1f} vs "
+                    f"{one['p99']:.1f} ms, CPU per event {multi['cpu_us']:.0f} vs {one['cpu_us']:.0f} us"
+                )
         if args.baseline_checkout:
             # The same two phases against another checkout's receiver (e.g. `git archive main`).
             other = args.baseline_checkout.resolve()
@@ -464,7 +510,7 @@ def main() -> int:
         f"p99 {rated['p99']:.1f} ms (closed loop p99 {closed['p99']:.1f} ms); goal >= "
         f"{GOAL_RATE:.0f}/s with p99 < {GOAL_P99_MS:.0f} ms: {'MET' if goal else 'NOT MET'}"
     )
-    exact = all(p["missing"] == 0 and p["multi"] == 0 for p in (base, closed, rated))
+    exact = all(p["missing"] == 0 and p["multi"] == 0 for p in PHASES)
     print(f"every acknowledged event landed exactly once: {'YES' if exact else 'NO'}")
     return 0 if exact else 1
 

@@ -1,4 +1,5 @@
-"""`python -m ingestion.webhooks --landing DIR [--host H] [--port P]`: run the receiver.
+"""`python -m ingestion.webhooks --landing DIR [--host H] [--port P] [--workers N]`: run the
+receiver (N > 1: a lander process plus N HTTP workers, see `ingestion.webhooks.workers`).
 
 Secrets come from STRIPE_WEBHOOK_SECRET, RAZORPAY_WEBHOOK_SECRET and
 PAYSIGHT_SIMULATED_WEBHOOK_SECRET (comma-separated lists during rotation).
@@ -19,8 +20,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8787)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--workers", type=int, default=1, help="HTTP worker processes")
     args = parser.parse_args(argv)
-    serve(args.host, args.port, config_from_env(args.landing), log_level=args.log_level)
+    serve(
+        args.host,
+        args.port,
+        config_from_env(args.landing),
+        log_level=args.log_level,
+        workers=args.workers,
+    )
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from ingestion.webhooks.journal import (
     lock_landing_zone,
     repair_torn_tails,
 )
+from ingestion.webhooks.lander import Lander, LanderClient
 from ingestion.webhooks.ratelimit import TokenBucket
 from ingestion.webhooks.signatures import SignatureError, verify_razorpay, verify_stripe
 
@@ -64,9 +65,8 @@ class _Disconnected(Exception):
 
 @dataclass
 class _State:
-    journal: Journal | None = None
-    seen: set[tuple[str, str]] = field(default_factory=set)
-    pending: dict[tuple[str, str], asyncio.Future[None]] = field(default_factory=dict)
+    lander: Lander | None = None  # in-process (one receiver process)
+    client: LanderClient | None = None  # or a worker forwarding to the supervisor's lander
     buckets: dict[str, TokenBucket] = field(default_factory=dict)
     startup_error: str | None = None
 
@@ -119,14 +119,18 @@ def _identify(
 
 
 class WebhookApp:
-    """The receiver as an ASGI app. The dedup index is rebuilt from the journal at start-up.
+    """The receiver as an ASGI app.
 
-    One process per landing zone (enforced by a file lock): the in-memory dedup index and the
-    in-flight map are what make "exactly once" hold, so they must not be split across workers.
+    Alone (`lander_address=None`) it owns the landing zone: it takes its lock, repairs torn
+    tails, rebuilds the dedup index from the journal and lands events itself. As one of several
+    HTTP workers it forwards verified events to the lander at `lander_address` (run by
+    `ingestion.webhooks.workers`), which holds the one dedup index and journal writer, so
+    exactly-once holds across workers.
     """
 
-    def __init__(self, config: WebhookConfig) -> None:
+    def __init__(self, config: WebhookConfig, lander_address: str | None = None) -> None:
         self.config = config
+        self.lander_address = lander_address
         self.state = _State()
         for source, limit in config.rate_limits.items():
             self.state.buckets[source] = TokenBucket(limit, config.clock)
@@ -143,27 +147,41 @@ class WebhookApp:
     # -- lifespan and health ---------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        if self.lander_address is not None:
+            self.state.client = LanderClient(self.lander_address)
+            try:
+                yield
+            finally:
+                await self.state.client.close()
+            return
         state, config = self.state, self.config
         lock_fd: int | None = None
+        seen: set[tuple[str, str]] = set()
         try:
             lock_fd = lock_landing_zone(config.landing_dir)
             repair_torn_tails(config.landing_dir)
-            state.seen = load_dedup_index(config.landing_dir)
+            seen = load_dedup_index(config.landing_dir)
         except OSError as exc:
             # Keep serving so health checks report it; every write will answer 503.
             state.startup_error = f"landing zone unusable: {exc}"
             log.error(json.dumps({"msg": "landing_zone_unusable", "error": str(exc)}))
-        state.journal = Journal(config.landing_dir, group_commit=config.group_commit)
+        journal = Journal(config.landing_dir, group_commit=config.group_commit)
+        state.lander = Lander(journal, seen)
         try:
             yield
         finally:
-            state.journal.close()
+            journal.close()
             if lock_fd is not None:
                 os.close(lock_fd)
 
     async def _healthz(self, request: Request) -> Response:
         if self.state.startup_error:
             return _json(503, {"status": "degraded", "error": self.state.startup_error})
+        if self.state.client is not None:
+            try:
+                await self.state.client.connect()
+            except LandingZoneError as exc:
+                return _json(503, {"status": "degraded", "error": str(exc)})
         return _json(200, {"status": "ok"})
 
     # -- the hot path ----------------------------------------------------------------------
@@ -265,16 +283,8 @@ class WebhookApp:
 
     async def _land(self, source: str, event_id: str, event_type: str, body: bytes) -> str:
         state = self.state
-        key = (source, event_id)
-        if key in state.seen:
-            return "duplicate"
-        inflight = state.pending.get(key)
-        if inflight is not None:
-            # Same event racing in: it is a duplicate only once the first copy is durable.
-            await asyncio.shield(inflight)  # raises LandingZoneError if that write failed
-            return "duplicate"
-        if state.startup_error or state.journal is None:
-            raise LandingZoneError(state.startup_error or "journal not started")
+        if state.startup_error:
+            raise LandingZoneError(state.startup_error)
         received_at = datetime.fromtimestamp(self.config.clock(), tz=UTC).isoformat()
         line = encode_line(
             received_at=received_at,
@@ -284,24 +294,17 @@ class WebhookApp:
             signature_verified=True,
             body=body.decode("utf-8"),
         )
-        fut = state.journal.submit(source, received_at[:10], line)
-        state.pending[key] = fut
-
-        def settle(done: asyncio.Future[None]) -> None:
-            # Runs even if this request is cancelled mid-wait, so a line that did get written is
-            # always in the dedup index and a retry answers "duplicate" instead of writing twice.
-            state.pending.pop(key, None)
-            if not done.cancelled() and done.exception() is None:
-                state.seen.add(key)
-
-        fut.add_done_callback(settle)
-        await asyncio.shield(fut)
-        return "accepted"
+        if state.client is not None:
+            return await state.client.land(source, event_id, received_at[:10], line)
+        if state.lander is None:
+            raise LandingZoneError("journal not started")
+        # Shielded: a cancelled request must not cancel a write other requests may wait on.
+        return await asyncio.shield(state.lander.land(source, event_id, received_at[:10], line))
 
 
-def create_app(config: WebhookConfig) -> WebhookApp:
-    """Build the receiver (an ASGI app with lifespan)."""
-    return WebhookApp(config)
+def create_app(config: WebhookConfig, lander_address: str | None = None) -> WebhookApp:
+    """Build the receiver (an ASGI app with lifespan); see `WebhookApp`."""
+    return WebhookApp(config, lander_address)
 
 
 async def _flush_logs_periodically(handler: logging.Handler, every_s: float) -> None:
@@ -324,6 +327,8 @@ def uvicorn_config(app: Any, host: str, port: int) -> Any:
         loop="uvloop",
         http=CoalescingHttpToolsProtocol,
         lifespan="on",
+        # uvicorn's own dictConfig would close the handlers set up by `buffered_logging`.
+        log_config=None,
         log_level="warning",
         access_log=False,
         proxy_headers=False,  # nothing here reads client addresses; skip that middleware
@@ -333,14 +338,9 @@ def uvicorn_config(app: Any, host: str, port: int) -> Any:
     )
 
 
-def serve(host: str, port: int, config: WebhookConfig, log_level: str = "info") -> None:
-    """Run the receiver under uvicorn (`uvicorn_config`), in a single process.
-
-    Request logs are buffered and written every 0.5 s (or at 1,000 records, or at once for
-    errors): one write per request would cost more than the rest of the request.
-    """
-    import uvicorn
-
+def buffered_logging(log_level: str) -> logging.handlers.MemoryHandler:
+    """Request logs buffered and written every 0.5 s (see `with_log_flusher`), at 1,000
+    records, or at once for errors: one write per request would cost more than the request."""
     target = logging.StreamHandler()
     target.setFormatter(logging.Formatter("%(message)s"))
     buffered = logging.handlers.MemoryHandler(
@@ -350,9 +350,13 @@ def serve(host: str, port: int, config: WebhookConfig, log_level: str = "info") 
     # The log lines name nothing of the caller, thread or process: skip collecting them.
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     logging._srcfile = None  # no stack walk per record to find the caller
-    app = create_app(config)
+    return buffered
 
-    async def with_log_flusher(scope: Scope, receive: Receive, send: Send) -> None:
+
+def with_log_flusher(app: WebhookApp, buffered: logging.Handler) -> Any:
+    """Wrap `app` so that its lifespan also flushes `buffered` twice a second."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             flusher = asyncio.get_running_loop().create_task(
                 _flush_logs_periodically(buffered, 0.5)
@@ -365,4 +369,21 @@ def serve(host: str, port: int, config: WebhookConfig, log_level: str = "info") 
         else:
             await app(scope, receive, send)
 
-    uvicorn.Server(uvicorn_config(with_log_flusher, host, port)).run()
+    return wrapped
+
+
+def serve(
+    host: str, port: int, config: WebhookConfig, log_level: str = "info", workers: int = 1
+) -> None:
+    """Run the receiver under uvicorn (`uvicorn_config`): one process, or with `workers` > 1
+    a lander process plus that many HTTP workers on the port (`ingestion.webhooks.workers`)."""
+    if workers > 1:
+        from ingestion.webhooks.workers import serve_workers
+
+        serve_workers(host, port, config, workers, log_level)
+        return
+    import uvicorn
+
+    buffered = buffered_logging(log_level)
+    app = with_log_flusher(create_app(config), buffered)
+    uvicorn.Server(uvicorn_config(app, host, port)).run()
