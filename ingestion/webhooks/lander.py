@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import re
 import socket
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -131,11 +134,16 @@ class LanderServer:
             replies.append(req_id + b"\t" + status.encode() + b"\n")
 
         try:
+            if not _same_user(writer):
+                return
             while True:
                 frame = await reader.readline()
                 if not frame.endswith(b"\n"):
                     return  # worker gone (EOF or a torn frame)
                 req_id, source, event_id, day, line = frame.split(b"\t", 4)
+                if not _FRAME_RE.match(b"\t".join((req_id, source, event_id, day))):
+                    reply(req_id[:32], "error")  # ids and day become journal paths: no junk
+                    continue
                 result = self.lander.land(source.decode(), event_id.decode(), day.decode(), line)
                 result.add_done_callback(_replier(reply, req_id))
         except (ConnectionError, ValueError, asyncio.LimitOverrunError):
@@ -143,6 +151,23 @@ class LanderServer:
         finally:
             self._writers.discard(writer)
             writer.close()
+
+
+# request id, source, event id (the receiver's own pattern), day of the journal directory.
+_FRAME_RE = re.compile(
+    rb"^[0-9]{1,20}\t[a-z]{1,32}\t[A-Za-z0-9_\-:]{1,128}\t[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+)
+
+
+def _same_user(writer: asyncio.StreamWriter) -> bool:
+    """Abstract unix sockets have no file permissions: only processes of our own user (the
+    workers) may hand events to the lander; anyone else could skip signature checks."""
+    sock = writer.get_extra_info("socket")
+    if sock is None or not hasattr(socket, "SO_PEERCRED"):
+        return False
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return uid == os.getuid()
 
 
 def _replier(

@@ -255,3 +255,25 @@ def test_serve_single_process_writes_json_request_logs(tmp_path):
     hooks = [x for x in lines if x.get("msg") == "webhook"]
     assert [(x["event_id"], x["http_status"]) for x in hooks] == [("evt_log1", 200), ("", 400)]
     assert "whsec_log" not in json.dumps(lines)
+
+
+def test_lander_refuses_frames_whose_ids_would_become_odd_paths(landing):
+    from ingestion.webhooks.journal import LandingZoneError
+
+    lander = LanderThread(landing)
+
+    async def send(event_id: str, day: str) -> str:
+        client = LanderClient(lander_address(landing))
+        try:
+            return await client.land("stripe", event_id, day, b'{"x":1}\n')
+        finally:
+            await client.close()
+
+    try:
+        for event_id, day in (("../../etc", "2026-09-21"), ("evt_ok", "../../tmp")):
+            with pytest.raises(LandingZoneError):
+                asyncio.run(send(event_id, day))
+        assert asyncio.run(send("evt_ok", "2026-09-21")) == "accepted"
+    finally:
+        lander.stop()
+    assert [p.name for p in (landing / "webhooks" / "stripe").iterdir()] == ["2026-09-21"]
