@@ -33,9 +33,11 @@ import asyncio
 import collections
 import math
 import os
+import re
 import resource
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -362,7 +364,7 @@ def run_phase(
     receiver = Receiver(landing, group_commit=group_commit, code=code, workers=workers)
     receiver.start()
     try:
-        events = make_events(n, name.replace("-", "").replace("@", ""), receiver.port)
+        events = make_events(n, re.sub(r"[^A-Za-z0-9]", "", name), receiver.port)
         cpu_before = receiver.cpu_seconds()
         out = run_async(drive(receiver.port, events, args.connections, rate, args.max_seconds))
         cpu = receiver.cpu_seconds() - cpu_before
@@ -434,6 +436,7 @@ def main() -> int:
         "(and --kill against that setup)",
     )
     parser.add_argument("--only", choices=["open"], help="run only this phase")
+    parser.add_argument("--repeat", type=int, default=1, help="interleaved rounds (medians)")
     parser.add_argument(
         "--baseline-checkout",
         type=Path,
@@ -445,9 +448,9 @@ def main() -> int:
         print("raise the open-files limit (ulimit -n) above the connection count")
         return 2
     print(
-        f"webhook receiver load test: {args.connections} connections, receiver (uvicorn+uvloop+"
-        f"httptools) in 1 process and, with --workers, in N workers + lander; generator in this process (uvloop, raw streams), "
-        f"{os.cpu_count()} CPUs, loopback; load average at start {loadavg()}"
+        f"webhook receiver load test: {args.connections} connections; receiver uvicorn+uvloop+"
+        f"httptools (1 process, or N workers + lander); generator in this process (uvloop, raw "
+        f"streams); {os.cpu_count()} CPUs, loopback; load average at start {loadavg()}"
     )
     print(cpu_calibration())
     with tempfile.TemporaryDirectory(prefix="paysight-bench-") as tmp:
@@ -458,61 +461,81 @@ def main() -> int:
             rated = run_phase("open", workdir, int(args.rate * args.seconds), args, rate=args.rate)
             return 0 if rated["missing"] == 0 and rated["multi"] == 0 else 1
         base = run_phase("fsync-each", workdir, args.baseline_events, args, group_commit=False)
-        closed = run_phase("closed", workdir, args.closed_events, args)
-        rated = run_phase("open", workdir, int(args.rate * args.seconds), args, rate=args.rate)
+        # Variants run interleaved (A B C A B C ...) so a change in the machine's load hits all
+        # of them alike; medians over --repeat rounds are compared.
+        variants: list[tuple[str, Path, int]] = [("", ROOT, 1)]
         if args.workers > 1:
-            w = f"{args.workers}w"
-            closed_w = run_phase(
-                f"closed-{w}", workdir, args.closed_events, args, workers=args.workers
-            )
-            open_w = run_phase(
-                f"open-{w}",
-                workdir,
-                int(args.rate * args.seconds),
-                args,
-                rate=args.rate,
-                workers=args.workers,
-            )
-            for label, multi, one in (("closed", closed_w, closed), ("open", open_w, rated)):
-                print(
-                    f"{label} loop, {args.workers} HTTP workers + lander vs one process: "
-                    f"{multi['rate'] / max(one['rate'], 1e-9):.2f}x verified events/s "
-                    f"({multi['rate']:.0f} vs {one['rate']:.0f}), p99 {multi['p99']:.1f} vs "
-                    f"{one['p99']:.1f} ms, CPU per event {multi['cpu_us']:.0f} vs {one['cpu_us']:.0f} us"
-                )
+            variants.append((f"-{args.workers}w", ROOT, args.workers))
         if args.baseline_checkout:
-            # The same two phases against another checkout's receiver (e.g. `git archive main`).
-            other = args.baseline_checkout.resolve()
-            old_closed = run_phase("closed@base", workdir, args.closed_events, args, code=other)
-            old_open = run_phase(
-                "open@base",
-                workdir,
-                int(args.rate * args.seconds),
-                args,
-                rate=args.rate,
-                code=other,
-            )
-            for label, new, old in (("closed", closed, old_closed), ("open", rated, old_open)):
-                print(
-                    f"{label} loop, this receiver vs {other.name}: "
-                    f"{new['rate'] / max(old['rate'], 1e-9):.2f}x verified events/s "
-                    f"({new['rate']:.0f} vs {old['rate']:.0f}), receiver CPU per event "
-                    f"{new['cpu_us']:.0f} vs {old['cpu_us']:.0f} us "
-                    f"({old['cpu_us'] / max(new['cpu_us'], 1e-9):.2f}x less)"
+            variants.append(("@base", args.baseline_checkout.resolve(), 1))
+        runs: dict[tuple[str, str], list[dict[str, float]]] = collections.defaultdict(list)
+        n_open = int(args.rate * args.seconds)
+        for round_ in range(args.repeat):
+            tag = f"#{round_ + 1}" if args.repeat > 1 else ""
+            for suffix, code, workers in variants:
+                runs["closed", suffix].append(
+                    run_phase(
+                        f"closed{suffix}{tag}",
+                        workdir,
+                        args.closed_events,
+                        args,
+                        code=code,
+                        workers=workers,
+                    )
                 )
+            for suffix, code, workers in variants:
+                runs["open", suffix].append(
+                    run_phase(
+                        f"open{suffix}{tag}",
+                        workdir,
+                        n_open,
+                        args,
+                        rate=args.rate,
+                        code=code,
+                        workers=workers,
+                    )
+                )
+    med = {key: _medians(values) for key, values in runs.items()}
+    names = {"": "this receiver, 1 process", "@base": f"receiver of {args.baseline_checkout}"}
+    names[f"-{args.workers}w"] = f"this receiver, {args.workers} HTTP workers + lander"
+    print(f"medians over {args.repeat} interleaved round(s):")
+    for (loop, suffix), m in med.items():
+        print(
+            f"  {loop:<6} {names[suffix]:<48} {m['rate']:6.0f} verified events/s  "
+            f"p50 {m['p50']:8.1f} ms  p99 {m['p99']:8.1f} ms  receiver CPU {m['cpu_us']:4.0f} us/event"
+        )
+    for loop in ("closed", "open"):
+        one = med[loop, ""]
+        for suffix, _, _ in variants[1:]:
+            other = med[loop, suffix]
+            print(
+                f"{loop} loop, this receiver (1 process) vs {names[suffix]}: "
+                f"{one['rate'] / max(other['rate'], 1e-9):.2f}x verified events/s, "
+                f"{other['cpu_us'] / max(one['cpu_us'], 1e-9):.2f}x less receiver CPU per event"
+            )
+    closed = med["closed", ""]
     print(
         f"closed loop, group commit vs one fsync per event: {closed['rate'] / base['rate']:.1f}x "
         f"({closed['rate']:.0f} vs {base['rate']:.0f} events/s)"
     )
-    goal = rated["rate"] >= GOAL_RATE and rated["p99"] < GOAL_P99_MS and rated["complete"]
-    print(
-        f"open loop at {args.rate:.0f}/s offered: {rated['rate']:.0f} verified events/s, "
-        f"p99 {rated['p99']:.1f} ms (closed loop p99 {closed['p99']:.1f} ms); goal >= "
-        f"{GOAL_RATE:.0f}/s with p99 < {GOAL_P99_MS:.0f} ms: {'MET' if goal else 'NOT MET'}"
-    )
+    for suffix, _, _ in variants:
+        if suffix == "@base":
+            continue
+        m = med["open", suffix]
+        goal = m["rate"] >= GOAL_RATE and m["p99"] < GOAL_P99_MS and m["complete"] == 1.0
+        print(
+            f"goal >= {GOAL_RATE:.0f} verified events/s with p99 < {GOAL_P99_MS:.0f} ms "
+            f"({names[suffix]}, open loop at {args.rate:.0f}/s): {'MET' if goal else 'NOT MET'}"
+        )
     exact = all(p["missing"] == 0 and p["multi"] == 0 for p in PHASES)
     print(f"every acknowledged event landed exactly once: {'YES' if exact else 'NO'}")
     return 0 if exact else 1
+
+
+def _medians(values: list[dict[str, float]]) -> dict[str, float]:
+    medians = {k: statistics.median(v[k] for v in values) for k in ("rate", "p50", "p99", "cpu_us")}
+    medians["complete"] = min(v["complete"] for v in values)
+    return medians
 
 
 if __name__ == "__main__":
