@@ -136,6 +136,9 @@ def webhooks_serve(
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8787,
     rate_per_s: Annotated[float | None, typer.Option(help="Per-source rate limit.")] = None,
     log_level: Annotated[str, typer.Option()] = "info",
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="HTTP worker processes (>1 needs a fixed port).")
+    ] = 1,
 ) -> None:
     """Receive gateway webhooks; each is durably landed before a 2xx."""
     from ingestion.webhooks.app import serve
@@ -165,7 +168,11 @@ def webhooks_serve(
         f"listening on http://{host}:{port}; sources: {', '.join(sorted(secrets))}; "
         f"landing zone {s.landing_dir}"
     )
-    serve(host, port, config, log_level=log_level)
+    try:
+        serve(host, port, config, log_level=log_level, workers=workers)
+    except WebhookConfigError as exc:
+        typer.secho(f"paysight webhooks: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
 
 
 from orchestration import cli_billing, cli_payments  # noqa: E402  (sub-apps register below)

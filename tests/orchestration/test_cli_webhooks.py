@@ -9,6 +9,8 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
+
 from ingestion.webhooks.signatures import stripe_signature
 
 
@@ -31,11 +33,15 @@ def _post(port: int, body: bytes, headers: dict) -> tuple[int, dict]:
         return err.code, json.loads(err.read() or b"{}")
 
 
-def test_serve_lands_signed_events(paysight_env, tmp_path):
+_SERVE = [sys.executable, "-m", "orchestration.cli", "webhooks", "serve"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_lands_signed_events(paysight_env, tmp_path, workers):
     port = _free_port()
     env = {**os.environ, "PAYSIGHT_SIMULATED_WEBHOOK_SECRET": "whsec_cli_test"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestration.cli", "webhooks", "serve", "--port", str(port)],
+        [*_SERVE, "--port", str(port), "--workers", str(workers)],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,
@@ -63,3 +69,18 @@ def test_serve_lands_signed_events(paysight_env, tmp_path):
         proc.wait(timeout=30)
     landed = list((paysight_env / "landing").rglob("*.jsonl"))
     assert landed and b"evt_cli_1" in landed[0].read_bytes()
+
+
+def test_serve_refuses_zero_workers(paysight_env, tmp_path):
+    env = {**os.environ, "PAYSIGHT_SIMULATED_WEBHOOK_SECRET": "whsec_cli_test"}
+    done = subprocess.run(
+        [*_SERVE, "--workers", "0"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "--workers" in done.stderr
+    assert "Traceback" not in done.stderr
