@@ -172,7 +172,9 @@ class CollectionReport:
 def _default_method(conn: Any, customer_id: int, gateway_name: str) -> Any:
     t, d = s.payment_methods, method_details
     return conn.execute(
-        select(t, d.c.brand, d.c.last4, d.c.exp_month, d.c.exp_year, d.c.max_amount_minor)
+        select(
+            t, d.c.brand, d.c.last4, d.c.exp_month, d.c.exp_year, d.c.max_amount_minor, d.c.issuer
+        )
         .select_from(t.outerjoin(d, d.c.payment_method_id == t.c.id))
         .where(
             t.c.customer_id == customer_id,
@@ -198,6 +200,15 @@ def _stored(m: Any) -> StoredPaymentMethod:
         kind=parse_kind(m.kind), token=m.gateway_token, brand=m.brand, last4=m.last4,
         exp_month=m.exp_month, exp_year=m.exp_year, max_amount_minor=m.max_amount_minor,
     )  # fmt: skip
+
+
+def retry_features(method: Any) -> dict[str, Any]:
+    """What a retry scorer may know about the payment method (never a card number or VPA)."""
+    if method is None:
+        return {}
+    kind = parse_kind(method.kind)
+    base = {"upi_mandate": "upi", "card_mandate": "card"}.get(kind.value, kind.value)
+    return {"method": base, "issuer": method.issuer or method.brand or None}
 
 
 def _state_row(conn: Any, invoice_id: int) -> Any:
@@ -307,6 +318,7 @@ def _apply_outcome(
     policy: RetryPolicy,
     mandate: bool,
     report: CollectionReport,
+    features: dict[str, Any] | None = None,
 ) -> None:
     inv_id = int(charge.invoice_id)
     if attempt.status is AttemptStatus.SUCCEEDED:
@@ -322,7 +334,10 @@ def _apply_outcome(
             _upsert_state(conn, inv_id, store.gateway, now, next_retry_at=None)
         return
     report.failed.append(inv_id)
-    ctx = retry_context(charge, store.attempts(charge.invoice_id), store.gateway, mandate=mandate)
+    ctx = retry_context(
+        charge, store.attempts(charge.invoice_id), store.gateway, mandate=mandate,
+        features=features,
+    )  # fmt: skip
     decision = policy.next_attempt(ctx) if ctx else None
     next_at = decision.at if decision is not None and decision.retry else None
     if next_at is not None:
@@ -395,8 +410,9 @@ def _attempt_invoice(
     report.charged.append(inv.id)
     mandate = parse_kind(method.kind) in MANDATES
     _apply_outcome(
-        engine, store, charge, inv.subscription_id, attempt, now, policy, mandate, report
-    )
+        engine, store, charge, inv.subscription_id, attempt, now, policy, mandate, report,
+        retry_features(method),
+    )  # fmt: skip
 
 
 # -- collection, retries, janitor --------------------------------------------------------------
@@ -487,7 +503,10 @@ def resolve_unknown(
             a.invoice_id, "-", method.gateway_token if method else "-", a.amount_minor, a.currency
         )
         mandate = method is not None and parse_kind(method.kind) in MANDATES
-        _apply_outcome(engine, store, charge, r.subscription_id, a, now, policy, mandate, report)
+        _apply_outcome(
+            engine, store, charge, r.subscription_id, a, now, policy, mandate, report,
+            retry_features(method),
+        )  # fmt: skip
     return report
 
 
