@@ -6,18 +6,26 @@ from typing import Any
 
 import dagster as dg
 
+from billing_jobs import gateway_events as ge
 from billing_jobs import payments_service as ps
 from billing_jobs.ledger import upgrade_ledger
 from billing_jobs.retries import ExponentialPolicy, FixedPolicy, RetryPolicy, SmartPolicy
 from orchestration.defs.payments.smart_policy import smart_policy
 from orchestration.lib.env import get_settings
 from orchestration.lib.gateways import gateway_from_resource
-from orchestration.lib.resources import GatewayResource, LedgerResource, MlflowResource
+from orchestration.lib.resources import (
+    GatewayResource,
+    LandingResource,
+    LedgerResource,
+    MlflowResource,
+)
 
 PAYMENTS_TAG = {"paysight/area": "payments"}
 COLLECT_JOB, RETRIES_JOB = "payments_collect_job", "payment_retries_job"
 DUNNING_JOB, JANITOR_JOB = "dunning_job", "payments_janitor_job"
-PAYMENT_JOBS = (COLLECT_JOB, RETRIES_JOB, DUNNING_JOB, JANITOR_JOB)
+APPLY_EVENTS_JOB = "apply_gateway_events_job"
+PAYMENT_JOBS = (COLLECT_JOB, RETRIES_JOB, DUNNING_JOB, JANITOR_JOB, APPLY_EVENTS_JOB)
+WEBHOOK_CURSOR = "webhooks"  # the ledger's own position in the landing-zone journal
 POLICIES: dict[str, Callable[[], RetryPolicy]] = {
     "exponential": ExponentialPolicy,
     "fixed": FixedPolicy,
@@ -140,6 +148,63 @@ def payments_janitor_op(
     policy, about = policy_of(config, context, mlflow)
     report = ps.resolve_unknown(engine, gw, now, policy)
     return _output(context, "janitor", report.to_dict(), about)
+
+
+def landed_to_incoming(landed: list[Any]) -> list[ge.IncomingEvent]:
+    """Landing-zone records (`ingestion.webhooks.journal.LandedEvent`) as billing's input."""
+    out = []
+    for e in landed:
+        try:
+            received = datetime.fromisoformat(e.received_at)
+        except ValueError:
+            received = None
+        if received is None or received.tzinfo is None:
+            received = datetime.fromtimestamp(0, UTC)  # the body's own `created` is used first
+        out.append(
+            ge.IncomingEvent(
+                e.source, e.event_id, e.event_type, e.body, received, e.signature_verified
+            )
+        )
+    return out
+
+
+@dg.op(tags={"kind": "payments"})
+def apply_gateway_events_op(
+    context: dg.OpExecutionContext,
+    config: PaymentsRunConfig,
+    ledger: LedgerResource,
+    landing: LandingResource,
+    mlflow: MlflowResource,
+) -> dg.Output[dict]:
+    """Apply newly landed webhook events to the ledger (late UPI outcomes, refunds, disputes),
+    each once; events for payments not in the ledger yet wait as `unmatched`."""
+    from ingestion.webhooks.journal import iter_landed_events
+
+    now = run_time(config)
+    engine = ledger.engine()
+    upgrade_ledger(engine)
+    policy, about = policy_of(config, context, mlflow)
+    cursor = ge.load_cursor(engine, WEBHOOK_CURSOR)
+    landed, new_cursor = iter_landed_events(landing.landing_dir(), cursor, max_events=10_000)
+    report = ge.apply_gateway_events(engine, landed_to_incoming(landed), now, policy)
+    # Saved after applying: a crash in between re-reads events the dedupe table then skips.
+    ge.save_cursor(engine, WEBHOOK_CURSOR, new_cursor)
+    for note in report.notes:
+        context.log.warning(note)
+    summary = report.to_dict()
+    summary.pop("notes")
+    return _output(context, "gateway events", summary, about)
+
+
+# Registered through `webhook_events_sensor` (orchestration/defs/ingestion/sensors.py), which
+# targets it; listing it in a second Definitions would define the job twice.
+@dg.job(
+    name=APPLY_EVENTS_JOB,
+    tags=PAYMENTS_TAG,
+    description="Apply landed gateway webhook events to the ledger, each exactly once.",
+)
+def apply_gateway_events_job():
+    apply_gateway_events_op()
 
 
 @dg.definitions
