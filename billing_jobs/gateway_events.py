@@ -352,7 +352,9 @@ def _apply_refunds(
                 engine, ev.source, pid, rid, amount, currency or attempt.currency, at,
                 memo=f"gateway refund {rid}",
             )  # fmt: skip
-        except (PaymentMethodError, ps.PaymentsError) as e:
+        except (PaymentMethodError, ValidationError) as e:
+            # Above the capture, another currency, or nothing left to credit on the invoice:
+            # recorded as rejected with the reason, for a person to reconcile.
             return _Outcome(EventStatus.REJECTED, f"refund {rid}: {e}", pid)
         if out["status"] == "recorded":
             recorded += 1

@@ -920,7 +920,7 @@ def create_refund(
     with engine.begin() as conn:
         # The credit note and our record commit only if the gateway refunded: a gateway error
         # rolls both back, and the deterministic key makes a re-run return the same refund.
-        note = _refund_credit_note(conn, inv, amount_minor, now, memo)
+        note = _refund_credit_note(conn, inv, amount_minor, int(refunded), now, memo)
         refund = gateway.refund(attempt.gateway_payment_id, amount_minor, idempotency_key=key)
         conn.execute(
             insert(refunds),
@@ -940,15 +940,22 @@ def create_refund(
 
 
 def _refund_credit_note(
-    conn: Any, inv: Any, amount_minor: int, now: datetime, memo: str | None
+    conn: Any, inv: Any, amount_minor: int, refunded_before: int, now: datetime, memo: str | None
 ) -> dict[str, Any]:
     # Credit notes take taxable value; the refund is gross (tax included), so scale it back.
-    taxable = (
-        round_fraction(Fraction(amount_minor * inv.taxable_minor, inv.total_minor))
-        if inv.total_minor
-        else amount_minor
-    )
-    return create_credit_note(conn, inv.id, at=now, amount_minor=max(taxable, 1),
+    # Scaling the running total (not each refund) keeps partial refunds summing to the invoice.
+    def taxable_of(gross: int) -> int:
+        if not inv.total_minor:
+            return gross
+        return round_fraction(Fraction(gross * inv.taxable_minor, inv.total_minor))
+
+    taxable: int | None = taxable_of(refunded_before + amount_minor) - taxable_of(refunded_before)
+    current = conn.execute(select(s.invoices).where(s.invoices.c.id == inv.id)).one()
+    if refunded_before + amount_minor >= current.total_minor:
+        taxable = None  # the last refund credits whatever is left, so rounding cannot strand 1
+    else:
+        taxable = max(taxable or 0, 1)
+    return create_credit_note(conn, inv.id, at=now, amount_minor=taxable,
                               reason="refund", destination="refund", memo=memo)  # fmt: skip
 
 
@@ -998,7 +1005,7 @@ def record_gateway_refund(
         ).scalar_one()
         left = check_refund(attempt.amount_minor, int(refunded), amount_minor)
         inv = conn.execute(select(s.invoices).where(s.invoices.c.id == attempt.invoice_id)).one()
-        note = _refund_credit_note(conn, inv, amount_minor, now, memo)
+        note = _refund_credit_note(conn, inv, amount_minor, int(refunded), now, memo)
         conn.execute(
             insert(refunds),
             {"invoice_id": inv.id, "gateway": gateway_name,
