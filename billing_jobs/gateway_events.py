@@ -48,7 +48,7 @@ class EventStatus(StrEnum):
     REJECTED = "rejected"  # contradicts the ledger (refund above capture, success after failure)
 
 
-FINAL = frozenset(EventStatus) - {EventStatus.UNMATCHED}
+STRIPE_SHAPED = frozenset({"stripe", "simulated"})  # Razorpay's own shape is not applied yet
 
 PAYMENT_TYPES = {
     "payment_intent.succeeded": PaymentStatus.SUCCEEDED,
@@ -426,6 +426,8 @@ def _apply_one(
 ) -> tuple[_Outcome, datetime | None]:
     if not ev.signature_verified:
         return _Outcome(EventStatus.INVALID, "signature was not verified"), None
+    if ev.source not in STRIPE_SHAPED:
+        return _Outcome(EventStatus.SKIPPED, f"{ev.source} events are not applied yet"), None
     try:
         _, obj, at = _parse(ev)
         if ev.event_type in PAYMENT_TYPES:

@@ -317,9 +317,11 @@ def test_unknown_types_are_skipped_and_counted(ledger, pending):
     events = [
         _event("evt_c", "customer.created", {"id": "cus_1", "email": "a@b.c"}, T0),
         _event("evt_p", "payout.paid", {"id": "po_1", "amount": 100, "currency": "inr"}, T0),
-    ]
+        ge.IncomingEvent("razorpay", "evt_rzp", "payment.captured",
+                         '{"entity": "event", "event": "payment.captured"}', T0),
+    ]  # fmt: skip
     report = ge.apply_gateway_events(ledger, events, T0)
-    assert report.skipped == 2 and report.applied == 0
+    assert report.skipped == 3 and report.applied == 0
     assert set(_statuses(ledger).values()) == {"skipped"}
 
 

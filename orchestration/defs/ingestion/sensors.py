@@ -31,7 +31,8 @@ def webhook_events_sensor(context: dg.SensorEvaluationContext):
     last = events[-1]
     key = f"webhooks:{last.journal_file}:{last.offset}"
     tags = {"paysight/events": str(len(events))}
+    # Run keys are unique per sensor, so each job gets its own.
     return [
-        dg.RunRequest(run_key=key, job_name=apply_gateway_events_job.name, tags=tags),
-        dg.RunRequest(run_key=key, job_name=ingestion_webhook_events_job.name, tags=tags),
+        dg.RunRequest(run_key=f"{job.name}:{key}", job_name=job.name, tags=tags)
+        for job in (apply_gateway_events_job, ingestion_webhook_events_job)
     ]
