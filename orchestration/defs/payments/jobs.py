@@ -1,4 +1,5 @@
-"""Payments jobs: thin ops over `billing_jobs.payments_service` (collect, retry, dun, janitor)."""
+"""Payments jobs: thin ops over `billing_jobs.payments_service` and `billing_jobs.gateway_events`
+(collect, retry, dun, janitor, apply landed webhook events)."""
 
 from collections.abc import Callable
 from datetime import UTC, datetime
