@@ -30,8 +30,8 @@ from sqlalchemy import (
 
 from billing_jobs import payments_service as ps
 from billing_jobs.attempt_store import LedgerAttemptStore
-from billing_jobs.collection import UNRESOLVED, Attempt, AttemptStatus
-from billing_jobs.errors import NotFoundError, ValidationError
+from billing_jobs.collection import UNRESOLVED, Attempt, AttemptStatus, CollectionError
+from billing_jobs.errors import BillingError, NotFoundError, ValidationError
 from billing_jobs.gateway import IDEMPOTENCY_METADATA_KEY, PaymentResult, PaymentStatus
 from billing_jobs.ledger import schema as s
 from billing_jobs.ledger.schema import UTCDateTime
@@ -171,6 +171,7 @@ class _Outcome:
     status: EventStatus
     detail: str
     payment_id: str | None = None
+    noteworthy: bool = False  # an ignored event an operator should hear of (a late failure)
 
 
 # -- parsing ---------------------------------------------------------------------------------
@@ -287,6 +288,7 @@ def _apply_payment(
                 EventStatus.IGNORED,
                 f"{ev.event_type} after success of invoice {attempt.invoice_id}: ignored",
                 pid,
+                noteworthy=True,
             )
         if attempt.status is not AttemptStatus.SUCCEEDED and status is PaymentStatus.SUCCEEDED:
             # Money was captured for an attempt the ledger closed as failed (e.g. a timeout the
@@ -441,6 +443,10 @@ def _apply_one(
         return _Outcome(EventStatus.INVALID, str(e)), None
     except NotFoundError as e:
         return _Outcome(EventStatus.UNMATCHED, str(e)), None
+    except (BillingError, CollectionError, PaymentMethodError) as e:
+        # The ledger refused (e.g. an invalid transition): recorded with the reason so one bad
+        # event never blocks the ones behind it. Store outages still fail the run (retried).
+        return _Outcome(EventStatus.REJECTED, f"{type(e).__name__}: {e}"), None
 
 
 def _record(
@@ -470,7 +476,7 @@ def _record(
 
 
 def _note(report: ApplyReport, ev: IncomingEvent, out: _Outcome) -> None:
-    if out.status in (EventStatus.IGNORED, EventStatus.REJECTED, EventStatus.INVALID):
+    if out.noteworthy or out.status in (EventStatus.REJECTED, EventStatus.INVALID):
         report.notes.append(
             f"{ev.source} event {ev.event_id} ({ev.event_type}) {out.status.value}: {out.detail}"
         )

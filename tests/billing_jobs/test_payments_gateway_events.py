@@ -355,3 +355,23 @@ def test_cursor_round_trips_in_the_ledger(ledger):
     ge.save_cursor(ledger, "webhooks", {"webhooks/simulated/2025-03-03/a.jsonl": 10})
     ge.save_cursor(ledger, "webhooks", {"webhooks/simulated/2025-03-03/a.jsonl": 20})
     assert ge.load_cursor(ledger, "webhooks") == {"webhooks/simulated/2025-03-03/a.jsonl": 20}
+
+
+def test_contradicting_outcomes_are_rejected_not_applied(ledger, pending):
+    inv, attempt = pending
+    wrong = _pi(attempt, "succeeded", amount=attempt.amount_minor + 1)
+    at = T0 + timedelta(hours=1)
+    report = ge.apply_gateway_events(
+        ledger, [_event("evt_amt", "payment_intent.succeeded", wrong, at)], at
+    )
+    assert report.rejected == 1 and any("in the ledger" in n for n in report.notes)
+    assert _attempt(ledger, attempt.id).status == "pending"
+    failed = _pi(attempt, "requires_payment_method", decline_code="insufficient_funds")
+    late_ok = _event("evt_ok", "payment_intent.succeeded", _pi(attempt, "succeeded"), at)
+    report = ge.apply_gateway_events(
+        ledger, [_event("evt_f", "payment_intent.payment_failed", failed, at), late_ok], at
+    )
+    # Money captured after the ledger closed the attempt as failed: a person decides.
+    assert (report.applied, report.rejected) == (1, 1)
+    assert any("investigate" in n for n in report.notes)
+    assert _invoice(ledger, inv.id).status == "open"
