@@ -320,9 +320,13 @@ def _apply_payment(
 def _refund_objects(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     if obj.get("object") == "charge":
         listed = obj.get("refunds")
+        if listed is None:
+            # Newer Stripe API versions do not embed refunds in the charge; each refund also
+            # comes as its own refund.* event, which is what gets applied.
+            return []
         items = listed.get("data") if isinstance(listed, dict) else None
         if not isinstance(items, list) or not all(isinstance(r, dict) for r in items):
-            raise MalformedEvent("a refunded charge must list its refunds in refunds.data")
+            raise MalformedEvent("charge.refunds must be a list object with data")
         pid = _payment_id(obj)
         return [{"payment_intent": pid, **r} for r in items]
     return [obj]
