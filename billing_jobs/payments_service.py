@@ -172,7 +172,9 @@ class CollectionReport:
 def _default_method(conn: Any, customer_id: int, gateway_name: str) -> Any:
     t, d = s.payment_methods, method_details
     return conn.execute(
-        select(t, d.c.brand, d.c.last4, d.c.exp_month, d.c.exp_year, d.c.max_amount_minor)
+        select(
+            t, d.c.brand, d.c.last4, d.c.exp_month, d.c.exp_year, d.c.max_amount_minor, d.c.issuer
+        )
         .select_from(t.outerjoin(d, d.c.payment_method_id == t.c.id))
         .where(
             t.c.customer_id == customer_id,
@@ -198,6 +200,15 @@ def _stored(m: Any) -> StoredPaymentMethod:
         kind=parse_kind(m.kind), token=m.gateway_token, brand=m.brand, last4=m.last4,
         exp_month=m.exp_month, exp_year=m.exp_year, max_amount_minor=m.max_amount_minor,
     )  # fmt: skip
+
+
+def retry_features(method: Any) -> dict[str, Any]:
+    """What a retry scorer may know about the payment method (never a card number or VPA)."""
+    if method is None:
+        return {}
+    kind = parse_kind(method.kind)
+    base = {"upi_mandate": "upi", "card_mandate": "card"}.get(kind.value, kind.value)
+    return {"method": base, "issuer": method.issuer or method.brand or None}
 
 
 def _state_row(conn: Any, invoice_id: int) -> Any:
@@ -307,6 +318,7 @@ def _apply_outcome(
     policy: RetryPolicy,
     mandate: bool,
     report: CollectionReport,
+    features: dict[str, Any] | None = None,
 ) -> None:
     inv_id = int(charge.invoice_id)
     if attempt.status is AttemptStatus.SUCCEEDED:
@@ -322,7 +334,10 @@ def _apply_outcome(
             _upsert_state(conn, inv_id, store.gateway, now, next_retry_at=None)
         return
     report.failed.append(inv_id)
-    ctx = retry_context(charge, store.attempts(charge.invoice_id), store.gateway, mandate=mandate)
+    ctx = retry_context(
+        charge, store.attempts(charge.invoice_id), store.gateway, mandate=mandate,
+        features=features,
+    )  # fmt: skip
     decision = policy.next_attempt(ctx) if ctx else None
     next_at = decision.at if decision is not None and decision.retry else None
     if next_at is not None:
@@ -395,8 +410,9 @@ def _attempt_invoice(
     report.charged.append(inv.id)
     mandate = parse_kind(method.kind) in MANDATES
     _apply_outcome(
-        engine, store, charge, inv.subscription_id, attempt, now, policy, mandate, report
-    )
+        engine, store, charge, inv.subscription_id, attempt, now, policy, mandate, report,
+        retry_features(method),
+    )  # fmt: skip
 
 
 # -- collection, retries, janitor --------------------------------------------------------------
@@ -480,14 +496,45 @@ def resolve_unknown(
     store = LedgerAttemptStore(engine, gateway.name)
     report = CollectionReport()
     for a in resolve_unknown_attempts(store, gateway, now):
-        with engine.connect() as conn:
-            r = conn.execute(select(s.invoices).where(s.invoices.c.id == int(a.invoice_id))).one()
-            method = _default_method(conn, r.customer_id, gateway.name)
-        charge = InvoiceCharge(
-            a.invoice_id, "-", method.gateway_token if method else "-", a.amount_minor, a.currency
-        )
-        mandate = method is not None and parse_kind(method.kind) in MANDATES
-        _apply_outcome(engine, store, charge, r.subscription_id, a, now, policy, mandate, report)
+        _apply_attempt(engine, store, a, now, policy, report)
+    return report
+
+
+def _apply_attempt(
+    engine: Engine,
+    store: LedgerAttemptStore,
+    a: Attempt,
+    now: datetime,
+    policy: RetryPolicy,
+    report: CollectionReport,
+) -> None:
+    with engine.connect() as conn:
+        r = conn.execute(select(s.invoices).where(s.invoices.c.id == int(a.invoice_id))).one()
+        method = _default_method(conn, r.customer_id, store.gateway)
+    charge = InvoiceCharge(
+        a.invoice_id, "-", method.gateway_token if method else "-", a.amount_minor, a.currency
+    )
+    mandate = method is not None and parse_kind(method.kind) in MANDATES
+    _apply_outcome(
+        engine, store, charge, r.subscription_id, a, now, policy, mandate, report,
+        retry_features(method),
+    )  # fmt: skip
+
+
+def apply_attempt_outcome(
+    engine: Engine,
+    gateway_name: str,
+    attempt: Attempt,
+    now: datetime,
+    policy: RetryPolicy | None = None,
+) -> CollectionReport:
+    """Apply an attempt that was just finalized out of band (a webhook) to its invoice: paid
+    exactly once, or a failure that schedules the retry and starts dunning, or still pending."""
+    now = _aware(now)
+    ensure_payments_tables(engine)
+    report = CollectionReport()
+    store = LedgerAttemptStore(engine, gateway_name)
+    _apply_attempt(engine, store, attempt, now, policy or ExponentialPolicy(), report)
     return report
 
 
@@ -869,18 +916,11 @@ def create_refund(
         ).scalar_one()
         inv = conn.execute(select(s.invoices).where(s.invoices.c.id == attempt.invoice_id)).one()
     check_refund(attempt.amount_minor, int(refunded), amount_minor)  # raises; nothing changed
-    # Credit notes take taxable value; the refund is gross (tax included), so scale it back.
-    taxable = (
-        round_fraction(Fraction(amount_minor * inv.taxable_minor, inv.total_minor))
-        if inv.total_minor
-        else amount_minor
-    )
     key = f"paysight-refund-{attempt.gateway_payment_id}-{n_prior + 1}"
     with engine.begin() as conn:
         # The credit note and our record commit only if the gateway refunded: a gateway error
         # rolls both back, and the deterministic key makes a re-run return the same refund.
-        note = create_credit_note(conn, inv.id, at=now, amount_minor=max(taxable, 1),
-                                  reason="refund", destination="refund", memo=memo)  # fmt: skip
+        note = _refund_credit_note(conn, inv, amount_minor, int(refunded), now, memo)
         refund = gateway.refund(attempt.gateway_payment_id, amount_minor, idempotency_key=key)
         conn.execute(
             insert(refunds),
@@ -897,3 +937,82 @@ def create_refund(
                         "total_minor": note["total_minor"]},
         "refundable_left_minor": attempt.amount_minor - int(refunded) - amount_minor,
     }  # fmt: skip
+
+
+def _refund_credit_note(
+    conn: Any, inv: Any, amount_minor: int, refunded_before: int, now: datetime, memo: str | None
+) -> dict[str, Any]:
+    # Credit notes take taxable value; the refund is gross (tax included), so scale it back.
+    # Scaling the running total (not each refund) keeps partial refunds summing to the invoice.
+    def taxable_of(gross: int) -> int:
+        if not inv.total_minor:
+            return gross
+        return round_fraction(Fraction(gross * inv.taxable_minor, inv.total_minor))
+
+    taxable: int | None = taxable_of(refunded_before + amount_minor) - taxable_of(refunded_before)
+    current = conn.execute(select(s.invoices).where(s.invoices.c.id == inv.id)).one()
+    if refunded_before + amount_minor >= current.total_minor:
+        taxable = None  # the last refund credits whatever is left, so rounding cannot strand 1
+    else:
+        taxable = max(taxable or 0, 1)
+    return create_credit_note(conn, inv.id, at=now, amount_minor=taxable,
+                              reason="refund", destination="refund", memo=memo)  # fmt: skip
+
+
+def record_gateway_refund(
+    engine: Engine,
+    gateway_name: str,
+    gateway_payment_id: str,
+    gateway_refund_id: str,
+    amount_minor: int,
+    currency: str,
+    now: datetime,
+    *,
+    memo: str | None = None,
+) -> dict[str, Any]:
+    """Record a refund the gateway reports (made here or in its dashboard) with its credit note.
+
+    Returns ``{"status": "recorded" | "duplicate", ...}``. Raises `NotFoundError` when the
+    payment is not captured in the ledger (yet), `PaymentsError` on a currency mismatch and
+    `RefundExceedsCaptured` when the total refunded would exceed the capture; nothing changes
+    then."""
+    now = _aware(now)
+    ensure_payments_tables(engine)
+    if isinstance(amount_minor, bool) or not isinstance(amount_minor, int):
+        raise PaymentsError(f"amount_minor must be an integer, got {amount_minor!r}")
+    pa = s.payment_attempts
+    with engine.begin() as conn:
+        if conn.execute(
+            select(refunds.c.id).where(refunds.c.gateway_refund_id == gateway_refund_id)
+        ).first():
+            return {"status": "duplicate", "gateway_refund_id": gateway_refund_id}
+        attempt = conn.execute(
+            select(pa).where(pa.c.gateway == gateway_name,
+                             pa.c.gateway_payment_id == gateway_payment_id,
+                             pa.c.status == "succeeded")
+        ).first()  # fmt: skip
+        if attempt is None:
+            raise NotFoundError(f"no captured {gateway_name} payment {gateway_payment_id!r}")
+        if currency.upper() != attempt.currency:
+            raise PaymentsError(
+                f"refund {gateway_refund_id} is in {currency}, payment {gateway_payment_id} "
+                f"in {attempt.currency}"
+            )
+        refunded = conn.execute(
+            select(func.coalesce(func.sum(refunds.c.amount_minor), 0)).where(
+                refunds.c.gateway_payment_id == gateway_payment_id
+            )
+        ).scalar_one()
+        left = check_refund(attempt.amount_minor, int(refunded), amount_minor)
+        inv = conn.execute(select(s.invoices).where(s.invoices.c.id == attempt.invoice_id)).one()
+        note = _refund_credit_note(conn, inv, amount_minor, int(refunded), now, memo)
+        conn.execute(
+            insert(refunds),
+            {"invoice_id": inv.id, "gateway": gateway_name,
+             "gateway_payment_id": gateway_payment_id, "gateway_refund_id": gateway_refund_id,
+             "amount_minor": amount_minor, "currency": attempt.currency,
+             "credit_note_id": note["id"], "created_at": now},
+        )  # fmt: skip
+    return {"status": "recorded", "invoice_id": inv.id, "gateway_refund_id": gateway_refund_id,
+            "amount_minor": amount_minor, "credit_note_id": note["id"],
+            "refundable_left_minor": left}  # fmt: skip

@@ -67,6 +67,10 @@ class LedgerResource(dg.ConfigurableResource):
         return make_engine(self.url)
 
 
+class ModelUnavailable(LookupError):
+    """No registered champion to load (no tracking store yet, or no ``champion`` alias)."""
+
+
 class MlflowResource(dg.ConfigurableResource):
     """MLflow tracking: sets the tracking URI and experiment once for every ML asset."""
 
@@ -92,6 +96,29 @@ class MlflowResource(dg.ConfigurableResource):
             tags={"dagster_asset": asset_name, "dagster_run_id": context.run_id},
         ) as active:
             yield active
+
+    def load_champion_sklearn(self, name: str) -> tuple[str, Any]:
+        """Load ``models:/<name>@champion`` (sklearn flavour) and return ``(version, model)``.
+
+        The version is resolved first and loaded by number, so the version reported is the one
+        loaded even if the alias moves meanwhile. Raises `ModelUnavailable` when there is no
+        champion; a missing SQLite store is reported without creating one.
+        """
+        import mlflow
+
+        from ml.registry import champion_version
+
+        if self.tracking_uri.startswith("sqlite:///"):
+            path = Path(self.tracking_uri.removeprefix("sqlite:///"))
+            if not path.exists():
+                raise ModelUnavailable(f"no MLflow tracking store at {path}")
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        current = champion_version(name)
+        if current is None:
+            raise ModelUnavailable(f"registered model {name!r} has no champion alias")
+        model = mlflow.sklearn.load_model(f"models:/{name}/{current.version}")
+        return str(current.version), model
 
 
 class GatewayResource(dg.ConfigurableResource):

@@ -1,4 +1,5 @@
-"""Payments jobs: thin ops over `billing_jobs.payments_service` (collect, retry, dun, janitor)."""
+"""Payments jobs: thin ops over `billing_jobs.payments_service` and `billing_jobs.gateway_events`
+(collect, retry, dun, janitor, apply landed webhook events)."""
 
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -6,29 +7,42 @@ from typing import Any
 
 import dagster as dg
 
+from billing_jobs import gateway_events as ge
 from billing_jobs import payments_service as ps
 from billing_jobs.ledger import upgrade_ledger
 from billing_jobs.retries import ExponentialPolicy, FixedPolicy, RetryPolicy, SmartPolicy
+from orchestration.defs.payments.smart_policy import smart_policy
+from orchestration.lib.env import get_settings
 from orchestration.lib.gateways import gateway_from_resource
-from orchestration.lib.resources import GatewayResource, LedgerResource
+from orchestration.lib.resources import (
+    GatewayResource,
+    LandingResource,
+    LedgerResource,
+    MlflowResource,
+)
 
 PAYMENTS_TAG = {"paysight/area": "payments"}
 COLLECT_JOB, RETRIES_JOB = "payments_collect_job", "payment_retries_job"
 DUNNING_JOB, JANITOR_JOB = "dunning_job", "payments_janitor_job"
-PAYMENT_JOBS = (COLLECT_JOB, RETRIES_JOB, DUNNING_JOB, JANITOR_JOB)
+APPLY_EVENTS_JOB = "apply_gateway_events_job"
+PAYMENT_JOBS = (COLLECT_JOB, RETRIES_JOB, DUNNING_JOB, JANITOR_JOB, APPLY_EVENTS_JOB)
+WEBHOOK_CURSOR = "webhooks"  # the ledger's own position in the landing-zone journal
 POLICIES: dict[str, Callable[[], RetryPolicy]] = {
     "exponential": ExponentialPolicy,
     "fixed": FixedPolicy,
-    "smart": SmartPolicy,  # without a scorer it behaves as exponential
+    "smart": SmartPolicy,  # the jobs give it the champion retry model (see policy_of)
 }
 
 
 class PaymentsRunConfig(dg.Config):
-    """Operator knobs: run as of an instant (back-fills, tests), which gateway, which policy."""
+    """Operator knobs: run as of an instant (back-fills, tests), which gateway, which policy.
+
+    `smart` uses `models:/retry_timing@champion` and falls back to exponential backoff when no
+    champion is registered or it cannot be loaded; the run's metadata says which."""
 
     as_of: str | None = None
     gateway: str | None = None
-    policy: str = "exponential"
+    policy: str = "smart"
 
 
 def run_time(config: PaymentsRunConfig) -> datetime:
@@ -43,16 +57,33 @@ def run_time(config: PaymentsRunConfig) -> datetime:
     return at
 
 
-def policy_of(config: PaymentsRunConfig) -> RetryPolicy:
+def policy_of(
+    config: PaymentsRunConfig,
+    context: dg.OpExecutionContext | None = None,
+    mlflow: MlflowResource | None = None,
+) -> tuple[RetryPolicy, dict[str, str]]:
+    """The run's retry policy and metadata naming it (for `smart`: the model version or
+    "fallback", also logged)."""
     if config.policy not in POLICIES:
         raise dg.Failure(f"unknown retry policy {config.policy!r}; choose {sorted(POLICIES)}")
-    return POLICIES[config.policy]()
+    if config.policy != "smart" or mlflow is None:
+        return POLICIES[config.policy](), {"retry_policy": config.policy}
+    choice = smart_policy(mlflow, get_settings().timezone)
+    if context is not None:
+        context.log.info("retry policy smart: %s (%s)", choice.model, choice.note)
+    return choice.policy, {"retry_policy": "smart", **choice.metadata()}
 
 
-def _output(context: dg.OpExecutionContext, what: str, summary: dict[str, Any]) -> dg.Output:
+def _output(
+    context: dg.OpExecutionContext,
+    what: str,
+    summary: dict[str, Any],
+    extra: dict[str, str] | None = None,
+) -> dg.Output:
     context.log.info("%s: %s", what, summary)
     counts = {k: len(v) if isinstance(v, list | dict) else v for k, v in summary.items()}
-    return dg.Output(summary, metadata={k: v for k, v in counts.items() if isinstance(v, int)})
+    metadata: dict[str, Any] = {k: v for k, v in counts.items() if isinstance(v, int)}
+    return dg.Output(summary, metadata={**metadata, **(extra or {})})
 
 
 @dg.op(tags={"kind": "payments"})
@@ -61,14 +92,16 @@ def payments_collect_op(
     config: PaymentsRunConfig,
     ledger: LedgerResource,
     gateway: GatewayResource,
+    mlflow: MlflowResource,
 ) -> dg.Output[dict]:
     """Charge every due open invoice once on its default payment method."""
     now = run_time(config)
     engine = ledger.engine()
     upgrade_ledger(engine)
     gw = gateway_from_resource(gateway, config.gateway, clock=lambda: now)
-    report = ps.collect_open_invoices(engine, gw, gw.name, now, policy_of(config))
-    return _output(context, "collected", report.to_dict())
+    policy, about = policy_of(config, context, mlflow)
+    report = ps.collect_open_invoices(engine, gw, gw.name, now, policy)
+    return _output(context, "collected", report.to_dict(), about)
 
 
 @dg.op(tags={"kind": "payments"})
@@ -77,14 +110,16 @@ def payment_retries_op(
     config: PaymentsRunConfig,
     ledger: LedgerResource,
     gateway: GatewayResource,
+    mlflow: MlflowResource,
 ) -> dg.Output[dict]:
     """Retry failed invoices whose scheduled retry time has come."""
     now = run_time(config)
     engine = ledger.engine()
     upgrade_ledger(engine)
     gw = gateway_from_resource(gateway, config.gateway, clock=lambda: now)
-    report = ps.run_due_retries(engine, gw, now, policy_of(config))
-    return _output(context, "retried", report.to_dict())
+    policy, about = policy_of(config, context, mlflow)
+    report = ps.run_due_retries(engine, gw, now, policy)
+    return _output(context, "retried", report.to_dict(), about)
 
 
 @dg.op(tags={"kind": "payments"})
@@ -104,14 +139,73 @@ def payments_janitor_op(
     config: PaymentsRunConfig,
     ledger: LedgerResource,
     gateway: GatewayResource,
+    mlflow: MlflowResource,
 ) -> dg.Output[dict]:
     """Ask the gateway about unresolved attempts (timeouts, pending UPI); never charges."""
     now = run_time(config)
     engine = ledger.engine()
     upgrade_ledger(engine)
     gw = gateway_from_resource(gateway, config.gateway, clock=lambda: now)
-    report = ps.resolve_unknown(engine, gw, now, policy_of(config))
-    return _output(context, "janitor", report.to_dict())
+    policy, about = policy_of(config, context, mlflow)
+    report = ps.resolve_unknown(engine, gw, now, policy)
+    return _output(context, "janitor", report.to_dict(), about)
+
+
+def landed_to_incoming(landed: list[Any]) -> list[ge.IncomingEvent]:
+    """Landing-zone records (`ingestion.webhooks.journal.LandedEvent`) as billing's input."""
+    out = []
+    for e in landed:
+        try:
+            received = datetime.fromisoformat(e.received_at)
+        except ValueError:
+            received = None
+        if received is None or received.tzinfo is None:
+            received = datetime.fromtimestamp(0, UTC)  # the body's own `created` is used first
+        out.append(
+            ge.IncomingEvent(
+                e.source, e.event_id, e.event_type, e.body, received, e.signature_verified
+            )
+        )
+    return out
+
+
+@dg.op(tags={"kind": "payments"})
+def apply_gateway_events_op(
+    context: dg.OpExecutionContext,
+    config: PaymentsRunConfig,
+    ledger: LedgerResource,
+    landing: LandingResource,
+    mlflow: MlflowResource,
+) -> dg.Output[dict]:
+    """Apply newly landed webhook events to the ledger (late UPI outcomes, refunds, disputes),
+    each once; events for payments not in the ledger yet wait as `unmatched`."""
+    from ingestion.webhooks.journal import iter_landed_events
+
+    now = run_time(config)
+    engine = ledger.engine()
+    upgrade_ledger(engine)
+    policy, about = policy_of(config, context, mlflow)
+    cursor = ge.load_cursor(engine, WEBHOOK_CURSOR)
+    landed, new_cursor = iter_landed_events(landing.landing_dir(), cursor, max_events=10_000)
+    report = ge.apply_gateway_events(engine, landed_to_incoming(landed), now, policy)
+    # Saved after applying: a crash in between re-reads events the dedupe table then skips.
+    ge.save_cursor(engine, WEBHOOK_CURSOR, new_cursor)
+    for note in report.notes:
+        context.log.warning(note)
+    summary = report.to_dict()
+    summary.pop("notes")
+    return _output(context, "gateway events", summary, about)
+
+
+# Registered through `webhook_events_sensor` (orchestration/defs/ingestion/sensors.py), which
+# targets it; listing it in a second Definitions would define the job twice.
+@dg.job(
+    name=APPLY_EVENTS_JOB,
+    tags=PAYMENTS_TAG,
+    description="Apply landed gateway webhook events to the ledger, each exactly once.",
+)
+def apply_gateway_events_job():
+    apply_gateway_events_op()
 
 
 @dg.definitions
