@@ -14,6 +14,9 @@ from orchestration.cli_billing import AtOption, JsonOption, emit, ledger, parse_
 
 methods_app = typer.Typer(help="Customers' payment methods (gateway tokens).", no_args_is_help=True)
 refunds_app = typer.Typer(help="Refunds of captured payments.", no_args_is_help=True)
+retries_app = typer.Typer(help="Retries of failed payments.", no_args_is_help=True)
+dunning_app = typer.Typer(help="Dunning of unpaid invoices.", no_args_is_help=True)
+RETRY_POLICIES = ("smart", "exponential", "fixed")
 GatewayOption = Annotated[
     str | None,
     typer.Option("--gateway", help="Gateway adapter (default: the first active one)."),
@@ -154,6 +157,71 @@ def refunds_create(
     emit(out, as_json, f"refund {out['gateway_refund_id']}")
 
 
+def _retry_policy(name: str) -> tuple[Any, str]:
+    """The named policy; `smart` scores with `models:/retry_timing@champion` when it is
+    registered and otherwise behaves as exponential backoff (the returned note says which)."""
+    from billing_jobs.retries import ExponentialPolicy, FixedPolicy
+
+    if name not in RETRY_POLICIES:
+        typer.secho(
+            f"error: unknown retry policy {name!r}; choose one of {', '.join(RETRY_POLICIES)}",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(code=2)
+    if name == "fixed":
+        return FixedPolicy(), "fixed"
+    if name == "exponential":
+        return ExponentialPolicy(), "exponential"
+    from orchestration.defs.payments.smart_policy import smart_policy
+    from orchestration.lib.env import load_settings
+    from orchestration.lib.resources import MlflowResource
+
+    settings = load_settings()
+    mlflow = MlflowResource(
+        tracking_uri=str(settings.mlflow_tracking_uri),
+        artifacts_dir=str(settings.mlflow_artifacts_dir),
+    )
+    choice = smart_policy(mlflow, settings.timezone)
+    return choice.policy, f"smart ({choice.model}: {choice.note})"
+
+
+@retries_app.command("run")
+def retries_run(
+    policy: Annotated[str, typer.Option(help="smart, exponential or fixed.")] = "smart",
+    gateway: GatewayOption = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Run the retries due at this instant.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Charge every invoice whose next retry is due at --as-of (idempotent per attempt)."""
+    from billing_jobs.payments_service import run_due_retries
+
+    now = parse_instant(as_of, "--as-of")
+    chosen, about = _retry_policy(policy)
+    gw = _gateway(gateway, now)
+    report = run_payments(lambda engine: run_due_retries(engine, gw, now, chosen))
+    emit({"policy": about, **report.to_dict()}, as_json, "retries run")
+
+
+@dunning_app.command("run")
+def dunning_run(
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Advance dunning as of this instant.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Advance every open dunning case (reminders, restrict, cancel) as of --as-of."""
+    from billing_jobs.payments_service import run_dunning
+
+    now = parse_instant(as_of, "--as-of")
+    report = run_payments(lambda engine: run_dunning(engine, now))
+    emit(report, as_json, "dunning run")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(methods_app, name="payment-methods")
     app.add_typer(refunds_app, name="refunds")
+    app.add_typer(retries_app, name="retries")
+    app.add_typer(dunning_app, name="dunning")
