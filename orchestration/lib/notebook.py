@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,15 @@ def query(
     finally:
         if own:
             con.close()
+
+
+def as_of_date(con: duckdb.DuckDBPyConnection | None = None) -> date:
+    """The day the marts describe (the dbt `as_of`), as recorded in `marts.ar_aging`."""
+    frame = query("select max(as_of_date) as as_of_date from marts.ar_aging", con=con)
+    value = frame.as_of_date.iloc[0]
+    if pd.isna(value):
+        raise WarehouseNotBuiltError("marts.ar_aging is empty: the marts have not been built")
+    return pd.Timestamp(value).date()
 
 
 def major_units(minor: pd.Series | int, exponent: int = 2) -> pd.Series | float:
