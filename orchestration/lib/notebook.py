@@ -1,9 +1,12 @@
 """What analyst notebooks use to read the warehouse: a read-only DuckDB connection to the
-warehouse the settings point at, queries as DataFrames, and figures shown as PNG."""
+warehouse the settings point at, queries as DataFrames, figures shown as PNG; and
+`python -m orchestration.lib.notebook strip FILE...` to store notebooks without outputs."""
 
 from __future__ import annotations
 
 import io
+import json
+import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -87,3 +90,26 @@ def show(fig: Figure) -> None:
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
     display(Image(data=buf.getvalue(), format="png"))
+
+
+def strip_outputs(path: Path) -> bool:
+    """Remove outputs and execution counts from a notebook file; True if it changed."""
+    text = path.read_text(encoding="utf-8")
+    doc = json.loads(text)
+    for cell in doc.get("cells", []):
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+    doc.get("metadata", {}).pop("widgets", None)
+    # nbformat's own layout (indent 1, UTF-8 kept), so a stripped notebook diffs cleanly
+    stripped = json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+    if stripped != text:
+        path.write_text(stripped, encoding="utf-8")
+    return stripped != text
+
+
+if __name__ == "__main__":  # python -m orchestration.lib.notebook strip notebooks/*.ipynb
+    if len(sys.argv) < 3 or sys.argv[1] != "strip":
+        sys.exit("usage: python -m orchestration.lib.notebook strip NOTEBOOK.ipynb...")
+    for name in sys.argv[2:]:
+        print(f"{name}: {'stripped' if strip_outputs(Path(name)) else 'already clean'}")

@@ -68,3 +68,28 @@ def test_show_renders_a_png_and_closes_the_figure(monkeypatch):
     nb.show(fig)
     assert len(shown) == 1 and shown[0].data[:8] == b"\x89PNG\r\n\x1a\n"
     assert not plt.get_fignums()
+
+
+def test_strip_outputs_restores_the_stored_form(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    stored = Path(nb.__file__).resolve().parents[2] / "notebooks" / "revenue_overview.ipynb"
+    copy = tmp_path / "n.ipynb"
+    doc = json.loads(stored.read_text(encoding="utf-8"))
+    code = next(c for c in doc["cells"] if c["cell_type"] == "code")
+    code["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["₹1,00,000\n"]}]
+    code["execution_count"] = 7
+    copy.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert nb.strip_outputs(copy) is True
+    assert copy.read_text(encoding="utf-8") == stored.read_text(encoding="utf-8")
+    assert nb.strip_outputs(copy) is False
+    cli = subprocess.run(
+        [sys.executable, "-m", "orchestration.lib.notebook", "strip", str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 0 and "already clean" in cli.stdout
