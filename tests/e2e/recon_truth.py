@@ -74,14 +74,16 @@ def gateway_charges(gateway_db: Path) -> pd.DataFrame:
     )
 
 
-def paid_out_ids(gateway_db: Path, until: datetime) -> set[str]:
-    """Charges whose payout had arrived by `until` (the end of the simulated world)."""
+def paid_out_ids(gateway_db: Path, world_end: datetime, as_of: date) -> set[str]:
+    """Charges whose payout is in the bank files (arrived by the end of the simulated world)
+    and dated on or before as_of (UTC date, as the warehouse stores it)."""
+    day_after = datetime.combine(as_of + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     con = sqlite3.connect(gateway_db)
     try:
         rows = con.execute(
             "select b.source_id from sim_balance_txns b join sim_payouts p on p.id = b.payout_id"
-            " where b.kind = 'charge' and p.arrival_at <= ?",
-            (until.timestamp(),),
+            " where b.kind = 'charge' and p.arrival_at <= ? and p.arrival_at < ?",
+            (world_end.timestamp(), day_after.timestamp()),
         ).fetchall()
     finally:
         con.close()
@@ -97,31 +99,38 @@ def expected_statuses(
     holidays: set[date],
     settled_ids: set[str],
 ) -> dict[str, Expectation]:
-    """recon_key -> expected status. `charges`: every succeeded gateway charge (id, created_at);
-    `settled_ids`: charges whose payout the gateway had paid by the end of the world (the bank
-    files cover exactly those); `discrepancies`/`fraud`: sim_truth tables."""
+    """recon_key -> expected status on `as_of`. `charges`: every succeeded gateway charge
+    (id, created_at); `settled_ids`: clean charges whose bank line had arrived by as_of (the bank
+    files hold exactly the payouts the gateway paid); `discrepancies`/`fraud`: sim_truth tables.
+    Dates are UTC dates, as the model compares them (timestamps are stored in UTC)."""
     fraud_ids = set(fraud.loc[fraud.status == "succeeded", "gateway_payment_id"])
     kinds = {r.payment_id: r for r in discrepancies.itertuples()}
     out: dict[str, Expectation] = {}
     for pid, created_at in zip(charges.gateway_payment_id, charges.created_at, strict=True):
-        # The model dates a payment by its UTC timestamp's date (timestamps are stored in UTC).
         created = created_at.astimezone(UTC).date()
+        if created > as_of:
+            continue  # not yet made on the day the replay describes
         causes: list[tuple[str, str]] = []
         if pid in fraud_ids:
             causes.append(("missing_in_ledger", "fraud"))
         d = kinds.get(pid)
         if d is not None:
-            if d.kind == "duplicated":
+            arrived = (
+                d.bank_copies > 0
+                and pd.Timestamp(d.bank_settled_at).tz_convert(UTC).date() <= as_of
+            )
+            if not arrived:  # missing, or late and still on its way: unsettled
+                causes.append((unsettled_status(created, as_of, holidays), d.kind))
+            elif d.kind == "duplicated":
                 causes.append(("duplicate", "duplicated"))
             elif d.kind == "short_paid":
                 causes.append(("amount_mismatch", "short_paid"))
-            elif d.kind == "missing" or (d.kind == "late" and d.bank_copies == 0):
-                causes.append((unsettled_status(created, as_of, holidays), d.kind))
-            else:  # late, but arrived before as_of: settled in full, only later than usual
-                causes.append(("matched", "late"))
+            else:  # late, but arrived by as_of: settled in full, only later than usual
+                causes.append(("matched", d.kind))
         elif pid not in settled_ids:
-            # Paid out after the world ended: not a discrepancy, just not yet due or overdue.
-            causes.append((unsettled_status(created, as_of, holidays), "payout_after_end"))
+            # Paid out after as_of (or after the world ended): not injected, so only overdue
+            # once the SLA has run out.
+            causes.append((unsettled_status(created, as_of, holidays), "payout_after_as_of"))
         if not causes:
             causes.append(("matched", "none"))
         status = min((s for s, _ in causes), key=PRECEDENCE.index)

@@ -24,7 +24,7 @@ def at(day: str) -> datetime:
     return datetime.fromisoformat(f"{day}T05:00:00").replace(tzinfo=UTC)
 
 
-def world() -> dict[str, Expectation]:
+def world(as_of: date = AS_OF) -> dict[str, Expectation]:
     charges = pd.DataFrame(
         [
             ("ok", at("2025-06-02")),
@@ -43,15 +43,15 @@ def world() -> dict[str, Expectation]:
     )
     disc = pd.DataFrame(
         [
-            ("dup", "duplicated", 2),
-            ("short", "short_paid", 1),
-            ("gone", "missing", 0),
-            ("gone_recent", "missing", 0),
-            ("late", "late", 1),
-            ("fraud_late", "late", 1),
-            ("fraud_dup", "duplicated", 2),
+            ("dup", "duplicated", 2, at("2025-06-04")),
+            ("short", "short_paid", 1, at("2025-06-04")),
+            ("gone", "missing", 0, None),
+            ("gone_recent", "missing", 0, None),
+            ("late", "late", 1, at("2025-06-12")),
+            ("fraud_late", "late", 1, at("2025-06-12")),
+            ("fraud_dup", "duplicated", 2, at("2025-06-04")),
         ],
-        columns=["payment_id", "kind", "bank_copies"],
+        columns=["payment_id", "kind", "bank_copies", "bank_settled_at"],
     )
     fraud = pd.DataFrame(
         [("fraud", "succeeded"), ("fraud_late", "succeeded"), ("fraud_dup", "succeeded"),
@@ -60,7 +60,7 @@ def world() -> dict[str, Expectation]:
     )  # fmt: skip
     settled = {"ok", "dup", "short", "late", "fraud", "fraud_late", "fraud_dup"}
     return expected_statuses(
-        charges, disc, fraud, as_of=AS_OF, holidays=HOLIDAYS, settled_ids=settled
+        charges, disc, fraud, as_of=as_of, holidays=HOLIDAYS, settled_ids=settled
     )
 
 
@@ -105,3 +105,12 @@ def test_compare_names_wrong_missing_and_unexplained_rows():
     table = comparison_table(actual, expected)
     assert table["rows"].sum() == len(expected) + 1
     assert set(table.columns) == {"causes", "expected", "actual", "rows"}
+
+
+def test_on_an_earlier_day_late_credits_are_overdue_and_later_payments_unknown():
+    got = {k: v.status for k, v in world(date(2025, 6, 11)).items()}
+    assert got["late"] == "unsettled_overdue"  # its credit arrives on the 12th
+    assert got["fraud_late"] == "missing_in_ledger"
+    assert got["dup"] == "duplicate"
+    assert "in_flight" not in got and "gone_recent" not in got  # made after that day
+    assert got["gone"] == "unsettled_overdue"
