@@ -58,8 +58,15 @@ ui: setup
 mlflow: setup
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///data/mlflow.db --default-artifact-root data/mlartifacts
 
+# dbt docs for the warehouse the settings point at (PAYSIGHT_WAREHOUSE_PATH / .env; build it
+# with `make demo`), served on 127.0.0.1 only. DOCS_PORT=8081 make docs to change the port.
+DOCS_PORT ?= 8080
 docs: setup
-	cd dbt_project && ../$(BIN)/dbt docs generate --profiles-dir . && ../$(BIN)/dbt docs serve --profiles-dir . --host 127.0.0.1 --port 8080
+	@warehouse="$$($(BIN)/python -c 'from orchestration.lib.env import get_settings; print(get_settings().warehouse_path)')" && \
+	if [ ! -f "$$warehouse" ]; then echo "no warehouse at $$warehouse: run 'make demo' first" >&2; exit 1; fi && \
+	cd dbt_project && \
+	PAYSIGHT_WAREHOUSE_PATH="$$warehouse" ../$(BIN)/dbt docs generate --profiles-dir . && \
+	PAYSIGHT_WAREHOUSE_PATH="$$warehouse" ../$(BIN)/dbt docs serve --profiles-dir . --host 127.0.0.1 --port $(DOCS_PORT) --no-browser
 
 clean:
 	rm -rf data .dagster dbt_project/target

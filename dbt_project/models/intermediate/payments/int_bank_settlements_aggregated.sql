@@ -1,9 +1,12 @@
 -- Grain: one row per gateway payment id seen in bank settlement files (payments only:
--- positive gross). More than one line for a payment means the bank credited it twice.
+-- positive gross) up to as_of. More than one line for a payment means the bank credited it
+-- twice.
 with lines as (
 
     select * from {{ ref('stg_bank__settlements') }}
     where gross_minor > 0
+      -- point in time: a replay for an earlier as_of must not see credits that came later
+      and cast(settled_at as date) <= {{ as_of_date() }}
 
 ),
 

@@ -1,5 +1,6 @@
 -- Ledger payment attempts x gateway charges x bank settlement lines, matched on the gateway
--- payment id. One row per money movement seen by any of the three.
+-- payment id. One row per money movement seen by any of the three up to as_of (a replay for
+-- an earlier day sees only what was known then, so a late settlement shows as overdue).
 with ledger as (
 
     select
@@ -11,6 +12,7 @@ with ledger as (
         count(*) as ledger_count
     from {{ ref('stg_ledger__payment_attempts') }}
     where status = 'succeeded' and gateway_payment_id is not null
+        and cast(created_at as date) <= {{ as_of_date() }}
     group by gateway_payment_id
 
 ),
@@ -31,7 +33,7 @@ gateway as (
                  partition by gateway, invoice_id order by created_at, gateway_payment_id)
         end as invoice_charge_rank
     from {{ ref('fct_payments') }}
-    where status = 'succeeded'
+    where status = 'succeeded' and cast(created_at as date) <= {{ as_of_date() }}
 
 ),
 
