@@ -295,19 +295,23 @@ def run_billing(
     batch_size: int = 1000,
     subscription_ids: Sequence[int] | None = None,
     finalize: bool = True,
+    catalog: CatalogSnapshot | None = None,
 ) -> BillingRunResult:
     """Bill everything due at `as_of`: end trials, renew periods, apply scheduled changes and
     cancellations, and create + finalize one invoice per subscription period.
 
     With an Engine each batch is its own transaction (crash-safe: a batch is all or nothing
     and a rerun continues where it stopped). With a Connection or Session everything happens
-    in the caller's transaction. Running twice for the same as_of creates nothing new."""
+    in the caller's transaction. Running twice for the same as_of creates nothing new.
+    `catalog` saves re-reading an unchanged catalog (a caller billing day after day); a plan
+    missing from it is still picked up from the ledger."""
     as_of = require_aware(as_of, "as_of")
     result = BillingRunResult(as_of=as_of.isoformat())
     if isinstance(target, Engine):
-        with target.connect() as conn:
-            catalog = load_snapshot(conn)
-            conn.rollback()
+        if catalog is None:
+            with target.connect() as conn:
+                catalog = load_snapshot(conn)
+                conn.rollback()
         while True:
             with target.begin() as conn:
                 if not _run_batch(
@@ -316,7 +320,7 @@ def run_billing(
                     break
         return result
     with write_conn(target) as conn:
-        catalog = load_snapshot(conn)
+        catalog = catalog or load_snapshot(conn)
         while _run_batch(conn, as_of, batch_size, subscription_ids, catalog, finalize, result):
             pass
     return result

@@ -156,6 +156,50 @@ def _resolve_items(
     return items
 
 
+def new_subscription_state(
+    catalog: CatalogSnapshot,
+    customer_id: int,
+    currency: str,
+    plan: str,
+    start: datetime,
+    quantity: int = 1,
+    addons: Mapping[str, int] | None = None,
+    coupon: str | None = None,
+    trial_days: int | None = None,
+) -> SubState:
+    """The state a new subscription starts in (id 0 until inserted): validated items, coupon,
+    trial or first period. Shared by create_subscription and the batched sign-ups."""
+    base = catalog.current_plan(plan)
+    if base.is_addon:
+        raise ValidationError(f"{plan!r} is an add-on; subscribe to a base plan")
+    _check_plan(base, currency, None)
+    interval = (base.interval, base.interval_count)
+    items = _resolve_items(catalog, [(base.id, quantity)], currency, interval, None, None, addons)
+    coupon_id = None
+    if coupon is not None:
+        c = catalog.coupon_by_code(coupon)
+        if c.currency is not None and c.currency != currency:
+            raise ValidationError(
+                f"coupon {coupon!r} is in {c.currency}; the customer pays in {currency}"
+            )
+        coupon_id = c.id
+    trial = base.trial_days if trial_days is None else trial_days
+    if trial:
+        trial_end = start + timedelta(days=trial)
+        st = SubState(
+            0, customer_id, "trialing", currency, base.interval,
+            base.interval_count, start, 0, start, trial_end, None, trial_end, False,
+            None, coupon_id, 0, None, items,
+        )  # fmt: skip
+    else:
+        ps, pe = period_bounds(start, base.interval, base.interval_count, 0)
+        st = SubState(
+            0, customer_id, "active", currency, base.interval, base.interval_count,
+            start, 0, ps, pe, None, None, False, None, coupon_id, 0, None, items,
+        )  # fmt: skip
+    return st
+
+
 def create_subscription(
     target: Target,
     *,
@@ -189,37 +233,11 @@ def create_subscription(
         def _do() -> dict[str, Any]:
             catalog = load_snapshot(conn)
             cust = customer_row(conn, customer_id)
-            base = catalog.current_plan(plan)
-            if base.is_addon:
-                raise ValidationError(f"{plan!r} is an add-on; subscribe to a base plan")
-            _check_plan(base, cust.currency, None)
-            interval = (base.interval, base.interval_count)
-            items = _resolve_items(
-                catalog, [(base.id, quantity)], cust.currency, interval, None, None, addons
-            )
-            coupon_id = None
-            if coupon is not None:
-                c = catalog.coupon_by_code(coupon)
-                if c.currency is not None and c.currency != cust.currency:
-                    raise ValidationError(
-                        f"coupon {coupon!r} is in {c.currency}; the customer pays in "
-                        f"{cust.currency}"
-                    )
-                coupon_id = c.id
-            trial = base.trial_days if trial_days is None else trial_days
-            if trial:
-                trial_end = start + timedelta(days=trial)
-                st = SubState(
-                    0, customer_id, "trialing", cust.currency, base.interval,
-                    base.interval_count, start, 0, start, trial_end, None, trial_end, False,
-                    None, coupon_id, 0, None, items,
-                )  # fmt: skip
-            else:
-                ps, pe = period_bounds(start, base.interval, base.interval_count, 0)
-                st = SubState(
-                    0, customer_id, "active", cust.currency, base.interval, base.interval_count,
-                    start, 0, ps, pe, None, None, False, None, coupon_id, 0, None, items,
-                )  # fmt: skip
+            st = new_subscription_state(
+                catalog, customer_id, cust.currency, plan, start, quantity, addons, coupon,
+                trial_days,
+            )  # fmt: skip
+            items = st.items
             row = {c: getattr(st, c) for c in _STATE_COLS if c != "id"}
             row |= {"next_action_at": st.next_action_at, "created_at": start}
             sub_id = conn.execute(
@@ -341,8 +359,10 @@ def change_subscription(
     addons: Mapping[str, int] | None = None,
     when: str = "now",
     idempotency_key: str | None = None,
+    catalog: CatalogSnapshot | None = None,
 ) -> dict[str, Any]:
-    """Change plan, quantity or add-ons, now (per-second proration) or at period end."""
+    """Change plan, quantity or add-ons, now (per-second proration) or at period end.
+    `catalog` (here and in cancel/pause/resume) saves re-reading an unchanged catalog."""
     at = require_aware(at, "at")
     if when not in ("now", "period_end"):
         raise ValidationError(f"when must be 'now' or 'period_end', got {when!r}")
@@ -354,14 +374,14 @@ def change_subscription(
     with write_conn(target) as conn:
 
         def _do() -> dict[str, Any]:
-            catalog = load_snapshot(conn)
-            st = _catch_up(conn, sub_id, at, catalog)
+            snap = catalog or load_snapshot(conn)
+            st = _catch_up(conn, sub_id, at, snap)
             if st.status not in ("trialing", "active", "past_due", "paused"):
                 raise InvalidTransitionError(
                     f"cannot change subscription {sub_id}: it is {st.status}"
                 )
             new_items = _resolve_items(
-                catalog,
+                snap,
                 st.items,
                 st.currency,
                 (st.interval, st.interval_count),
@@ -381,7 +401,7 @@ def change_subscription(
                           {"to_items": new_items, "effective": st.current_period_end.isoformat()}),
                 )  # fmt: skip
             else:
-                inv, note = _prorate(conn, st, new_items, at, catalog)
+                inv, note = _prorate(conn, st, new_items, at, snap)
                 result = {"proration_invoice": inv, "credit_note": note}
                 old_items = st.items
                 st = replace(st, items=new_items, pending_change_json=None)
@@ -420,11 +440,12 @@ def cancel_subscription(
     at: datetime,
     at_period_end: bool = False,
     credit_unused: bool = True,
+    catalog: CatalogSnapshot | None = None,
 ) -> dict[str, Any]:
     """Cancel now (crediting unused time by credit note) or at the end of the period."""
     at = require_aware(at, "at")
     with write_conn(target) as conn:
-        catalog = load_snapshot(conn)
+        catalog = catalog or load_snapshot(conn)
         st = _catch_up(conn, sub_id, at, catalog)
         check_transition(sub_id, st.status, "canceled", "cancel")
         note = None
@@ -446,11 +467,13 @@ def cancel_subscription(
         return {"subscription": get_subscription(conn, sub_id), "credit_note": note}
 
 
-def pause_subscription(target: Target, sub_id: int, *, at: datetime) -> dict[str, Any]:
+def pause_subscription(
+    target: Target, sub_id: int, *, at: datetime, catalog: CatalogSnapshot | None = None
+) -> dict[str, Any]:
     """Pause now: no invoices until resumed; unused paid time is credited."""
     at = require_aware(at, "at")
     with write_conn(target) as conn:
-        catalog = load_snapshot(conn)
+        catalog = catalog or load_snapshot(conn)
         st = _catch_up(conn, sub_id, at, catalog)
         check_transition(sub_id, st.status, "paused", "pause")
         note = _credit_unused(conn, st, at, "pause")
@@ -465,12 +488,17 @@ def pause_subscription(target: Target, sub_id: int, *, at: datetime) -> dict[str
 
 
 def resume_subscription(
-    target: Target, sub_id: int, *, at: datetime, invoice_now: bool = True
+    target: Target,
+    sub_id: int,
+    *,
+    at: datetime,
+    invoice_now: bool = True,
+    catalog: CatalogSnapshot | None = None,
 ) -> dict[str, Any]:
     """Resume a paused subscription: a new billing cycle starts at `at`."""
     at = require_aware(at, "at")
     with write_conn(target) as conn:
-        catalog = load_snapshot(conn)
+        catalog = catalog or load_snapshot(conn)
         st = _load_for_change(conn, sub_id, at)
         check_transition(sub_id, st.status, "active", "resume")
         if st.status != "paused":
