@@ -66,7 +66,11 @@ def check_world(ledger_url: str, gateway_state_path: str | Path) -> dict[str, in
                          ("credit note", [(n.number, n.financial_year) for n in notes])):  # fmt: skip
         per_fy: dict[str, list[int]] = defaultdict(list)
         for number, fy in rows:
-            per_fy[fy].append(int(number.rsplit("/", 1)[1]))
+            tail = number.rsplit("/", 1)[-1]
+            if not tail.isdigit():
+                problems.append(f"{series} number {number!r} does not end in a sequence number")
+                continue
+            per_fy[fy].append(int(tail))
         for fy, ns in per_fy.items():
             if sorted(ns) != list(range(1, len(ns) + 1)):
                 problems.append(f"{series} numbers of FY {fy} are not gapless from 1")
