@@ -36,6 +36,15 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def _calibration() -> float:
+    """CPU seconds of a fixed pure-Python loop: run it on another machine to scale figures."""
+    cpu = time.process_time()
+    x = 0
+    for i in range(5_000_000):
+        x += i * i % 7
+    return time.process_time() - cpu
+
+
 def _rows(db: Path) -> dict[str, int]:
     conn = sqlite3.connect(db)
     try:
@@ -75,7 +84,7 @@ def build(customers: int, months: int, seed: int, batched: bool, keep: Path) -> 
 
 def _print(label: str, c: int, m: int, b: dict) -> None:
     print(f"{label:>8} {c:>5}x{m:<3} wall {b['wall']:7.1f} s  cpu {b['cpu']:7.1f} s  "
-          f"rows {b['rows']:>8}  {b['rows'] / b['wall']:8.0f} rows/s  "
+          f"rows {b['rows']:>8}  {b['rows'] / b['wall']:7.0f} rows/s ({b['rows'] / b['cpu']:.0f}/cpu-s)  "
           f"attempts {b['counts'].get('attempts', 0):>6}  invariants ok "
           f"({b['checked']['invoices']} invoices)  load {b['load_before']} -> {b['load_after']}")  # fmt: skip
 
@@ -89,7 +98,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=42)
     a = ap.parse_args()
     sizes = [_size(x) for x in a.sizes.split(",") if x]
-    print(f"cpus={os.cpu_count()} loadavg={_load()} (figures under this load)")
+    print(f"cpus={os.cpu_count()} loadavg={_load()} (figures under this load); "
+          f"calibration loop {_calibration():.2f} s cpu")  # fmt: skip
     with tempfile.TemporaryDirectory() as d:
         keep = Path(d)
         results = {}

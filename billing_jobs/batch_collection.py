@@ -486,6 +486,25 @@ def save_collection_states(
     return len(rows)
 
 
+def save_method_details(
+    conn: Connection,
+    details: Sequence[tuple[int, str | None, str | None, int | None, int | None, str | None]],
+) -> int:
+    """Display details the gateway reported for stored methods (payment method id, brand,
+    last4, expiry month and year, issuer) in `payments_method_details`, as
+    `add_payment_method` keeps them. Never card numbers: the gateway only returns these."""
+    from billing_jobs.payments_service import method_details, payments_metadata
+
+    payments_metadata.create_all(conn, tables=[method_details])
+    p = ph(conn)
+    sql_many(conn, f"DELETE FROM payments_method_details WHERE payment_method_id = {p}",
+             [(d[0],) for d in details])  # fmt: skip
+    sql_insert(conn, "payments_method_details",
+               ("payment_method_id", "brand", "last4", "exp_month", "exp_year", "issuer"),
+               details)  # fmt: skip
+    return len(details)
+
+
 __all__ = [
     "BatchAttemptStore",
     "collect_invoices",
@@ -494,4 +513,5 @@ __all__ = [
     "mark_invoices_uncollectible",
     "resolve_unknown_many",
     "save_collection_states",
+    "save_method_details",
 ]

@@ -65,6 +65,14 @@ class NewSubscription:
     trial_days: int | None = None
 
 
+def _reserve_ids(conn: Connection, table: str, n: int) -> list[int]:
+    """`rawsql.reserve_ids` on the DBAPI cursor for SQLite (the caller holds the write lock)."""
+    if n <= 0 or not is_sqlite(conn):
+        return reserve_ids(conn, table, n)
+    (top,) = sql_rows(conn, f"SELECT coalesce(max(id), 0) FROM {table}")[0]
+    return list(range(top + 1, top + n + 1))
+
+
 def _in(conn: Connection, n: int) -> str:
     return ", ".join([ph(conn)] * n)
 
@@ -123,7 +131,7 @@ def create_customers(
             checked.append(row)
         except ValidationError as e:
             checked.append(e)
-    ids = iter(reserve_ids(conn, "customers", sum(isinstance(x, dict) for x in checked)))
+    ids = iter(_reserve_ids(conn, "customers", sum(isinstance(x, dict) for x in checked)))
     out: list[int | ValidationError] = []
     tuples = []
     for x in checked:
@@ -175,7 +183,7 @@ def create_subscriptions(
         except BillingError as e:
             states.append(e)
     good = [(st, r) for st, r in zip(states, requests, strict=True) if isinstance(st, SubState)]
-    ids = reserve_ids(conn, "subscriptions", len(good))
+    ids = _reserve_ids(conn, "subscriptions", len(good))
     cols = [c for c in _STATE_COLS if c != "id"]
     sub_rows, item_rows, events = [], [], []
     for sub_id, (st, r) in zip(ids, good, strict=True):

@@ -18,6 +18,7 @@ from billing_jobs import service
 from billing_jobs.batch_collection import (
     link_gateway_customers,
     save_collection_states,
+    save_method_details,
     sql_insert,
     sql_many,
     sql_rows,
@@ -367,7 +368,8 @@ class World:
 
     def _ledger_methods(self, rows: list[tuple[int, str, str, bool, datetime]]) -> None:
         """The customer's new default method (a gateway token, never card data) replaces the
-        previous one; plain statements, as this runs for every sign-up and card change."""
+        previous one; plain statements, as this runs for every sign-up and card change. A card
+        added again (the same token) gets its old row back, as `add_payment_method` does."""
         conn = self.conn
         assert conn is not None
         if not rows:
@@ -379,13 +381,30 @@ class World:
             f"WHERE customer_id = {p} AND removed_at IS NULL",
             [(to_db(self.sq, at), False, cid) for cid, _, _, _, at in rows],
         )
+        tokens = [r[1] for r in rows]
+        known = {t for (t,) in sql_rows(
+            conn,
+            f"SELECT gateway_token FROM payment_methods WHERE gateway = {p} AND gateway_token IN "
+            f"({', '.join([p] * len(tokens))})",
+            (GATEWAY, *tokens),
+        )}  # fmt: skip
+        values = [
+            (cid, GATEWAY, token, kind, f"{kind} (simulated)", True,
+             f"mdt_{token[-12:]}" if mandate else None, to_db(self.sq, at))
+            for cid, token, kind, mandate, at in rows
+        ]  # fmt: skip
+        sql_many(
+            conn,
+            f"UPDATE payment_methods SET customer_id = {p}, kind = {p}, label = {p}, "
+            f"is_default = {p}, mandate_ref = {p}, created_at = {p}, removed_at = NULL "
+            f"WHERE gateway = {p} AND gateway_token = {p}",
+            [(v[0], v[3], v[4], v[5], v[6], v[7], v[1], v[2]) for v in values if v[2] in known],
+        )
         sql_insert(
             conn, "payment_methods",
             ("customer_id", "gateway", "gateway_token", "kind", "label", "is_default",
              "mandate_ref", "created_at"),
-            [(cid, GATEWAY, token, kind, f"{kind} (simulated)", True,
-              f"mdt_{token[-12:]}" if mandate else None, to_db(self.sq, at))
-             for cid, token, kind, mandate, at in rows],
+            [v for v in values if v[2] not in known],
         )  # fmt: skip
 
     @staticmethod
@@ -739,9 +758,10 @@ class World:
     # -- hand-over to the payments service --------------------------------------------------------
     def hand_over(self) -> None:
         """Record what the payments service needs to carry on with this world: which gateway
-        customer each ledger customer is, and every failing invoice's next retry and dunning
-        state (so `run_due_retries` / `run_dunning` pick them up; invoices not yet charged are
-        left to `collect_open_invoices`)."""
+        customer each ledger customer is, the display details of each saved method token,
+        and every failing invoice's next retry and dunning state (so `run_due_retries` and
+        `run_dunning` pick them up; invoices not yet charged are left to
+        `collect_open_invoices`)."""
         at = self.end_dt
         with self.engine.begin() as conn:
             links = [(a.customer_id, a.gateway_customer_id) for a in self.accounts.values()]
@@ -749,6 +769,12 @@ class World:
             states = [(inv.invoice_id, inv.next_at, inv.dunning)
                       for inv in self.invoices.values() if inv.dunning is not None]  # fmt: skip
             self.bump("collection_states", save_collection_states(conn, GATEWAY, states, at))
+            card = {r[0]: tuple(r[1:]) for r in self.gw.store.all(
+                "select token, brand, last4, exp_month, exp_year, issuer from sim_payment_methods"
+            )}  # fmt: skip
+            methods = sql_rows(conn, "SELECT id, gateway_token FROM payment_methods")
+            details = [(mid, *card[tok]) for mid, tok in methods if tok in card]
+            self.bump("method_details", save_method_details(conn, details))
 
     # -- fraud ----------------------------------------------------------------------------------
     def _fraud(self, day: date) -> None:
@@ -794,6 +820,9 @@ def _fast_sqlite(engine: Engine) -> None:
         # A simulated world is rebuilt from its seed after a crash, so it need not fsync.
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA synchronous=OFF")
+        # A 24-month world outgrows SQLite's 2 MB default page cache; index lookups then
+        # go to the OS for every attempt and invoice.
+        cur.execute("PRAGMA cache_size=-131072")
         cur.close()
 
 
@@ -833,6 +862,7 @@ def simulate(
         clock = Clock(start_at)
         gw = SimulatedGateway(p.seed, 1, state=gw_path, clock=clock)
         gw.store.conn.execute("pragma synchronous=off")
+        gw.store.conn.execute("pragma cache_size=-131072")
         world = World(p, engine, gw, clock, batched=batched)
         world.run()
         world.hand_over()

@@ -4,7 +4,7 @@ payments service: its collect and retry jobs act on simulated customers afterwar
 from __future__ import annotations
 
 import sqlite3
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from simulation.world import simulate
 TABLES = ("customers", "payment_methods", "subscriptions", "subscription_items",
           "subscription_events", "invoices", "invoice_lines", "credit_notes", "payment_attempts",
           "customer_balance_transactions", "payments_gateway_customers",
-          "payments_collection_state")  # fmt: skip
+          "payments_collection_state", "payments_method_details")  # fmt: skip
 
 
 def _dump(run: Path) -> dict[str, list]:
@@ -87,6 +87,9 @@ def test_payment_jobs_carry_on_with_the_simulated_world(tmp_path):
         )).all())  # fmt: skip
         sim_customers = {r[0] for r in conn.execute(text(
             "select id from customers where external_ref like 'sim-9-%'"))}  # fmt: skip
+    cards = [m for c in sorted(sim_customers) for m in ps.list_payment_methods(engine, c)
+             if m["kind"] == "card" and m["is_default"]]  # fmt: skip
+    assert cards and all(m["last4"] and m["brand"] and m["exp_year"] for m in cards)
     now = at_ist(w.end, 0) + timedelta(days=12)
     gw = SimulatedGateway(42, 1, state=w.gateway_state_path, clock=lambda: now)
     try:
@@ -114,3 +117,30 @@ def test_payment_jobs_carry_on_with_the_simulated_world(tmp_path):
         gw.store.close()
         engine.dispose()
     check_world(w.ledger_url, w.gateway_state_path)  # still paid once, numbers still gapless
+
+
+def test_a_card_added_again_gets_its_old_ledger_row_back(tmp_path):
+    from datetime import datetime
+
+    from simulation.params import make_params
+    from simulation.world import World
+
+    w = simulate(None, tmp_path / "w", customers=3, months=1, seed=2)
+    engine = make_engine(w.ledger_url)
+    world = World(make_params(3, 1, 2, "2025-01-01", tmp_path), engine, None, None)  # type: ignore[arg-type]
+    t1 = datetime(2025, 3, 1, 10, tzinfo=UTC)
+    try:
+        with engine.begin() as conn:
+            (old,) = conn.execute(text(
+                "select gateway_token from payment_methods where customer_id = 1 and is_default"
+            )).one()  # fmt: skip
+            world.conn = conn
+            world._ledger_methods([(1, "pm_sim_new_card", "card", False, t1)])
+            world._ledger_methods([(1, old, "card", False, t1 + timedelta(days=1))])
+            rows = conn.execute(text(
+                "select gateway_token, is_default, removed_at is null from payment_methods"
+                " where customer_id = 1 order by id"
+            )).all()  # fmt: skip
+    finally:
+        engine.dispose()
+    assert [tuple(r) for r in rows] == [(old, 1, 1), ("pm_sim_new_card", 0, 0)]
