@@ -8,12 +8,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy import Connection, Engine, delete, insert, select
 
 from billing_jobs.invoice_builder import CustomerTax
 from billing_jobs.invoice_store import insert_invoices
 from billing_jobs.ledger import schema as s
-from billing_jobs.ledger.rawsql import from_db, insert_many, is_sqlite, ph, to_db
+from billing_jobs.ledger.rawsql import from_db, is_sqlite, ph, to_db
 from billing_jobs.ledger.session import Target, write_conn
 from billing_jobs.lifecycle import Event, SubState, advance
 from billing_jobs.periods import require_aware
@@ -76,23 +76,48 @@ def load_states(conn: Connection, rows: Sequence[Any]) -> list[SubState]:
     ]
 
 
+def _by_ids(conn: Connection, sql: str, ids: list[int]) -> list[Any]:
+    """Rows of `sql` (with one `{ids}` placeholder list) over `ids`, on the DBAPI cursor: these
+    run for every invoice a subscription change or sign-up writes, where SQLAlchemy's
+    per-statement overhead cost more than the query."""
+    out: list[Any] = []
+    p = ph(conn)
+    for i in range(0, len(ids), 500):
+        part = ids[i : i + 500]
+        cur = conn.connection.cursor()
+        try:
+            cur.execute(sql.format(ids=", ".join([p] * len(part))), tuple(part))
+            out.extend(cur.fetchall())
+        finally:
+            cur.close()
+    return out
+
+
+def _many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """executemany on the DBAPI cursor (nothing for no rows)."""
+    if not rows:
+        return
+    cur = conn.connection.cursor()
+    try:
+        cur.executemany(sql, [tuple(r) for r in rows])
+    finally:
+        cur.close()
+
+
 def load_customer_tax(conn: Connection, customer_ids: Iterable[int]) -> dict[int, CustomerTax]:
     ids = sorted(set(customer_ids))
-    c = s.customers
-    q = select(c.c.id, c.c.state_code, c.c.gstin, c.c.tax_status).where(c.c.id.in_(ids))
-    return {r.id: CustomerTax(r.state_code, r.gstin, r.tax_status) for r in conn.execute(q)}
+    sql = "SELECT id, state_code, gstin, tax_status FROM customers WHERE id IN ({ids})"
+    return {cid: CustomerTax(st, gstin, tax) for cid, st, gstin, tax in _by_ids(conn, sql, ids)}
 
 
 def load_balances(conn: Connection, customer_ids: Iterable[int]) -> dict[tuple[int, str], int]:
     """Credit available per (customer, currency)."""
-    t = s.customer_balance_transactions
     ids = sorted(set(customer_ids))
-    q = (
-        select(t.c.customer_id, t.c.currency, func.sum(t.c.amount_minor))
-        .where(t.c.customer_id.in_(ids))
-        .group_by(t.c.customer_id, t.c.currency)
+    sql = (
+        "SELECT customer_id, currency, sum(amount_minor) FROM customer_balance_transactions "
+        "WHERE customer_id IN ({ids}) GROUP BY customer_id, currency"
     )
-    return {(cid, cur): int(total) for cid, cur, total in conn.execute(q)}
+    return {(cid, cur): int(total) for cid, cur, total in _by_ids(conn, sql, ids)}
 
 
 def event_rows(events: Iterable[Event]) -> list[dict[str, Any]]:
@@ -168,9 +193,10 @@ def bill_states(
     p = ph(conn)
     assignments = ", ".join(f"{c} = {p}" for c in (*_UPDATE_COLS, "next_action_at"))
     if updates:
-        conn.exec_driver_sql(f"UPDATE subscriptions SET {assignments} WHERE id = {p}", updates)
+        _many(conn, f"UPDATE subscriptions SET {assignments} WHERE id = {p}", updates)
     if light:
-        conn.exec_driver_sql(
+        _many(
+            conn,
             f"UPDATE subscriptions SET billed_period_start = {p}, coupon_periods_used = {p}, "
             f"next_action_at = {p} WHERE id = {p}",
             light,
@@ -186,10 +212,11 @@ def bill_states(
                 for p, q in st.items
             ],
         )
-    insert_many(
+    p = ph(conn)
+    _many(
         conn,
-        "subscription_events",
-        ("subscription_id", "at", "kind", "from_status", "to_status", "detail_json"),
+        "INSERT INTO subscription_events (subscription_id, at, kind, from_status, to_status, "
+        f"detail_json) VALUES ({p}, {p}, {p}, {p}, {p}, {p})",
         [
             (e.subscription_id, to_db(sq, e.at), e.kind, e.from_status, e.to_status,
              json.dumps(e.detail) if e.detail is not None else None)
@@ -295,19 +322,23 @@ def run_billing(
     batch_size: int = 1000,
     subscription_ids: Sequence[int] | None = None,
     finalize: bool = True,
+    catalog: CatalogSnapshot | None = None,
 ) -> BillingRunResult:
     """Bill everything due at `as_of`: end trials, renew periods, apply scheduled changes and
     cancellations, and create + finalize one invoice per subscription period.
 
     With an Engine each batch is its own transaction (crash-safe: a batch is all or nothing
     and a rerun continues where it stopped). With a Connection or Session everything happens
-    in the caller's transaction. Running twice for the same as_of creates nothing new."""
+    in the caller's transaction. Running twice for the same as_of creates nothing new.
+    `catalog` saves re-reading an unchanged catalog (a caller billing day after day); a plan
+    missing from it is still picked up from the ledger."""
     as_of = require_aware(as_of, "as_of")
     result = BillingRunResult(as_of=as_of.isoformat())
     if isinstance(target, Engine):
-        with target.connect() as conn:
-            catalog = load_snapshot(conn)
-            conn.rollback()
+        if catalog is None:
+            with target.connect() as conn:
+                catalog = load_snapshot(conn)
+                conn.rollback()
         while True:
             with target.begin() as conn:
                 if not _run_batch(
@@ -316,7 +347,7 @@ def run_billing(
                     break
         return result
     with write_conn(target) as conn:
-        catalog = load_snapshot(conn)
+        catalog = catalog or load_snapshot(conn)
         while _run_batch(conn, as_of, batch_size, subscription_ids, catalog, finalize, result):
             pass
     return result

@@ -8,9 +8,10 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Boolean, Connection, insert, select, update
 
-from billing_jobs.billing_run import bill_states, event_rows, load_states
+from billing_jobs.batch_collection import sql_insert, sql_rows
+from billing_jobs.billing_run import bill_states, event_rows
 from billing_jobs.credit_notes import CreditLine, issue_credit_note, unused_time_lines
 from billing_jobs.customers import credit_balance, customer_row
 from billing_jobs.errors import InvalidTransitionError, NotFoundError, ValidationError
@@ -20,11 +21,12 @@ from billing_jobs.invoice_builder import CustomerTax, LineInput, build_invoice
 from billing_jobs.invoice_store import insert_invoices
 from billing_jobs.invoices import get_invoice
 from billing_jobs.ledger import schema as s
+from billing_jobs.ledger.rawsql import from_db, is_sqlite, ph, to_db
+from billing_jobs.ledger.schema import UTCDateTime
 from billing_jobs.ledger.session import Target, write_conn
 from billing_jobs.lifecycle import INVOICING, Event, Status, SubState, check_transition
 from billing_jobs.periods import IST, period_bounds, require_aware
 from billing_jobs.proration import prorate_minor, proration_factor
-from billing_jobs.serialize import row_dict
 from billing_jobs.snapshot import CatalogSnapshot, PlanInfo, load_snapshot
 
 _STATE_COLS = [c for c in SubState.__dataclass_fields__ if c != "items"]
@@ -50,13 +52,32 @@ def _check_plan(plan: PlanInfo, currency: str, interval: tuple[str, int] | None)
         )
 
 
+# The helpers below run on the DBAPI cursor: every subscription operation goes through them,
+# and SQLAlchemy's per-statement overhead was most of their cost (bulk callers, the simulator).
+_DT_COLS = frozenset(c.name for c in s.subscriptions.columns if isinstance(c.type, UTCDateTime))
+
+
 def _load_state(conn: Connection, sub_id: int) -> SubState:
-    t = s.subscriptions
-    q = select(*(t.c[c] for c in _STATE_COLS)).where(t.c.id == sub_id).with_for_update()
-    row = conn.execute(q).first()
-    if row is None:
+    p = ph(conn)
+    lock = "" if is_sqlite(conn) else " FOR UPDATE"
+    rows = sql_rows(
+        conn, f"SELECT {', '.join(_STATE_COLS)} FROM subscriptions WHERE id = {p}{lock}", (sub_id,)
+    )
+    if not rows:
         raise NotFoundError(f"subscription {sub_id} does not exist")
-    return load_states(conn, [row])[0]
+    vals = [from_db(v) if c in _DT_COLS else v for c, v in zip(_STATE_COLS, rows[0], strict=True)]
+    st = SubState(*vals)
+    st.cancel_at_period_end = bool(st.cancel_at_period_end)
+    st.items = [
+        (pid, qty)
+        for pid, qty in sql_rows(
+            conn,
+            f"SELECT plan_id, quantity FROM subscription_items WHERE subscription_id = {p} "
+            "ORDER BY id",
+            (sub_id,),
+        )
+    ]
+    return st
 
 
 def _load_for_change(conn: Connection, sub_id: int, at: datetime) -> SubState:
@@ -68,10 +89,12 @@ def _load_for_change(conn: Connection, sub_id: int, at: datetime) -> SubState:
 def _check_not_backdated(conn: Connection, sub_id: int, at: datetime) -> None:
     """Refuse operations dated before the subscription's latest recorded event: history is
     append-only and prorations must not be computed against a period already moved past."""
-    ev = s.subscription_events
-    latest = conn.execute(
-        select(ev.c.at).where(ev.c.subscription_id == sub_id).order_by(ev.c.at.desc()).limit(1)
-    ).scalar()
+    (raw,) = sql_rows(
+        conn,
+        f"SELECT max(at) FROM subscription_events WHERE subscription_id = {ph(conn)}",
+        (sub_id,),
+    )[0]
+    latest = from_db(raw)
     if latest is not None and at < latest:
         raise ValidationError(
             f"subscription {sub_id} already has history up to {latest.isoformat()}; an "
@@ -80,21 +103,28 @@ def _check_not_backdated(conn: Connection, sub_id: int, at: datetime) -> None:
 
 
 def _save_state(conn: Connection, st: SubState, *, items: bool = False) -> None:
-    t = s.subscriptions
+    sq, p = is_sqlite(conn), ph(conn)
     values = {c: getattr(st, c) for c in _STATE_COLS if c not in ("id", "customer_id")}
     values["next_action_at"] = st.next_action_at
-    conn.execute(update(t).where(t.c.id == st.id).values(**values))
+    for c in values:
+        if c in _DT_COLS:
+            values[c] = to_db(sq, values[c])
+    sets = ", ".join(f"{c} = {p}" for c in values)
+    sql_rows(conn, f"UPDATE subscriptions SET {sets} WHERE id = {p}", (*values.values(), st.id))
     if items:
-        it = s.subscription_items
-        conn.execute(it.delete().where(it.c.subscription_id == st.id))
-        conn.execute(
-            insert(it),
-            [{"subscription_id": st.id, "plan_id": p, "quantity": q} for p, q in st.items],
-        )
+        sql_rows(conn, f"DELETE FROM subscription_items WHERE subscription_id = {p}", (st.id,))
+        sql_insert(conn, "subscription_items", ("subscription_id", "plan_id", "quantity"),
+                   [(st.id, pid, q) for pid, q in st.items])  # fmt: skip
 
 
 def _event(conn: Connection, *events: Event) -> None:
-    conn.execute(insert(s.subscription_events), event_rows(events))
+    sq = is_sqlite(conn)
+    sql_insert(
+        conn, "subscription_events",
+        ("subscription_id", "at", "kind", "from_status", "to_status", "detail_json"),
+        [(r["subscription_id"], to_db(sq, r["at"]), r["kind"], r["from_status"], r["to_status"],
+          r["detail_json"]) for r in event_rows(events)],
+    )  # fmt: skip
 
 
 def _catch_up(conn: Connection, sub_id: int, at: datetime, catalog: CatalogSnapshot) -> SubState:
@@ -156,6 +186,50 @@ def _resolve_items(
     return items
 
 
+def new_subscription_state(
+    catalog: CatalogSnapshot,
+    customer_id: int,
+    currency: str,
+    plan: str,
+    start: datetime,
+    quantity: int = 1,
+    addons: Mapping[str, int] | None = None,
+    coupon: str | None = None,
+    trial_days: int | None = None,
+) -> SubState:
+    """The state a new subscription starts in (id 0 until inserted): validated items, coupon,
+    trial or first period. Shared by create_subscription and the batched sign-ups."""
+    base = catalog.current_plan(plan)
+    if base.is_addon:
+        raise ValidationError(f"{plan!r} is an add-on; subscribe to a base plan")
+    _check_plan(base, currency, None)
+    interval = (base.interval, base.interval_count)
+    items = _resolve_items(catalog, [(base.id, quantity)], currency, interval, None, None, addons)
+    coupon_id = None
+    if coupon is not None:
+        c = catalog.coupon_by_code(coupon)
+        if c.currency is not None and c.currency != currency:
+            raise ValidationError(
+                f"coupon {coupon!r} is in {c.currency}; the customer pays in {currency}"
+            )
+        coupon_id = c.id
+    trial = base.trial_days if trial_days is None else trial_days
+    if trial:
+        trial_end = start + timedelta(days=trial)
+        st = SubState(
+            0, customer_id, "trialing", currency, base.interval,
+            base.interval_count, start, 0, start, trial_end, None, trial_end, False,
+            None, coupon_id, 0, None, items,
+        )  # fmt: skip
+    else:
+        ps, pe = period_bounds(start, base.interval, base.interval_count, 0)
+        st = SubState(
+            0, customer_id, "active", currency, base.interval, base.interval_count,
+            start, 0, ps, pe, None, None, False, None, coupon_id, 0, None, items,
+        )  # fmt: skip
+    return st
+
+
 def create_subscription(
     target: Target,
     *,
@@ -189,37 +263,11 @@ def create_subscription(
         def _do() -> dict[str, Any]:
             catalog = load_snapshot(conn)
             cust = customer_row(conn, customer_id)
-            base = catalog.current_plan(plan)
-            if base.is_addon:
-                raise ValidationError(f"{plan!r} is an add-on; subscribe to a base plan")
-            _check_plan(base, cust.currency, None)
-            interval = (base.interval, base.interval_count)
-            items = _resolve_items(
-                catalog, [(base.id, quantity)], cust.currency, interval, None, None, addons
-            )
-            coupon_id = None
-            if coupon is not None:
-                c = catalog.coupon_by_code(coupon)
-                if c.currency is not None and c.currency != cust.currency:
-                    raise ValidationError(
-                        f"coupon {coupon!r} is in {c.currency}; the customer pays in "
-                        f"{cust.currency}"
-                    )
-                coupon_id = c.id
-            trial = base.trial_days if trial_days is None else trial_days
-            if trial:
-                trial_end = start + timedelta(days=trial)
-                st = SubState(
-                    0, customer_id, "trialing", cust.currency, base.interval,
-                    base.interval_count, start, 0, start, trial_end, None, trial_end, False,
-                    None, coupon_id, 0, None, items,
-                )  # fmt: skip
-            else:
-                ps, pe = period_bounds(start, base.interval, base.interval_count, 0)
-                st = SubState(
-                    0, customer_id, "active", cust.currency, base.interval, base.interval_count,
-                    start, 0, ps, pe, None, None, False, None, coupon_id, 0, None, items,
-                )  # fmt: skip
+            st = new_subscription_state(
+                catalog, customer_id, cust.currency, plan, start, quantity, addons, coupon,
+                trial_days,
+            )  # fmt: skip
+            items = st.items
             row = {c: getattr(st, c) for c in _STATE_COLS if c != "id"}
             row |= {"next_action_at": st.next_action_at, "created_at": start}
             sub_id = conn.execute(
@@ -341,8 +389,10 @@ def change_subscription(
     addons: Mapping[str, int] | None = None,
     when: str = "now",
     idempotency_key: str | None = None,
+    catalog: CatalogSnapshot | None = None,
 ) -> dict[str, Any]:
-    """Change plan, quantity or add-ons, now (per-second proration) or at period end."""
+    """Change plan, quantity or add-ons, now (per-second proration) or at period end.
+    `catalog` (here and in cancel/pause/resume) saves re-reading an unchanged catalog."""
     at = require_aware(at, "at")
     if when not in ("now", "period_end"):
         raise ValidationError(f"when must be 'now' or 'period_end', got {when!r}")
@@ -354,14 +404,14 @@ def change_subscription(
     with write_conn(target) as conn:
 
         def _do() -> dict[str, Any]:
-            catalog = load_snapshot(conn)
-            st = _catch_up(conn, sub_id, at, catalog)
+            snap = catalog or load_snapshot(conn)
+            st = _catch_up(conn, sub_id, at, snap)
             if st.status not in ("trialing", "active", "past_due", "paused"):
                 raise InvalidTransitionError(
                     f"cannot change subscription {sub_id}: it is {st.status}"
                 )
             new_items = _resolve_items(
-                catalog,
+                snap,
                 st.items,
                 st.currency,
                 (st.interval, st.interval_count),
@@ -381,7 +431,7 @@ def change_subscription(
                           {"to_items": new_items, "effective": st.current_period_end.isoformat()}),
                 )  # fmt: skip
             else:
-                inv, note = _prorate(conn, st, new_items, at, catalog)
+                inv, note = _prorate(conn, st, new_items, at, snap)
                 result = {"proration_invoice": inv, "credit_note": note}
                 old_items = st.items
                 st = replace(st, items=new_items, pending_change_json=None)
@@ -420,11 +470,12 @@ def cancel_subscription(
     at: datetime,
     at_period_end: bool = False,
     credit_unused: bool = True,
+    catalog: CatalogSnapshot | None = None,
 ) -> dict[str, Any]:
     """Cancel now (crediting unused time by credit note) or at the end of the period."""
     at = require_aware(at, "at")
     with write_conn(target) as conn:
-        catalog = load_snapshot(conn)
+        catalog = catalog or load_snapshot(conn)
         st = _catch_up(conn, sub_id, at, catalog)
         check_transition(sub_id, st.status, "canceled", "cancel")
         note = None
@@ -446,11 +497,13 @@ def cancel_subscription(
         return {"subscription": get_subscription(conn, sub_id), "credit_note": note}
 
 
-def pause_subscription(target: Target, sub_id: int, *, at: datetime) -> dict[str, Any]:
+def pause_subscription(
+    target: Target, sub_id: int, *, at: datetime, catalog: CatalogSnapshot | None = None
+) -> dict[str, Any]:
     """Pause now: no invoices until resumed; unused paid time is credited."""
     at = require_aware(at, "at")
     with write_conn(target) as conn:
-        catalog = load_snapshot(conn)
+        catalog = catalog or load_snapshot(conn)
         st = _catch_up(conn, sub_id, at, catalog)
         check_transition(sub_id, st.status, "paused", "pause")
         note = _credit_unused(conn, st, at, "pause")
@@ -465,12 +518,17 @@ def pause_subscription(target: Target, sub_id: int, *, at: datetime) -> dict[str
 
 
 def resume_subscription(
-    target: Target, sub_id: int, *, at: datetime, invoice_now: bool = True
+    target: Target,
+    sub_id: int,
+    *,
+    at: datetime,
+    invoice_now: bool = True,
+    catalog: CatalogSnapshot | None = None,
 ) -> dict[str, Any]:
     """Resume a paused subscription: a new billing cycle starts at `at`."""
     at = require_aware(at, "at")
     with write_conn(target) as conn:
-        catalog = load_snapshot(conn)
+        catalog = catalog or load_snapshot(conn)
         st = _load_for_change(conn, sub_id, at)
         check_transition(sub_id, st.status, "active", "resume")
         if st.status != "paused":
@@ -515,37 +573,50 @@ def transition_subscription(
         return get_subscription(conn, sub_id)
 
 
+def _sub_value(col: Any, value: Any) -> Any:
+    """A raw column value as SQLAlchemy would return it, then as `row_dict` serializes it."""
+    if value is None:
+        return None
+    if isinstance(col.type, UTCDateTime):
+        return from_db(value).isoformat()  # type: ignore[union-attr]
+    if isinstance(col.type, Boolean):
+        return bool(value)
+    return value
+
+
 def get_subscription(target: Target, sub_id: int) -> dict[str, Any]:
     """The subscription with items (plan code and version) and its event history."""
     with write_conn(target) as conn:
-        row = conn.execute(select(s.subscriptions).where(s.subscriptions.c.id == sub_id)).first()
-        if row is None:
+        p = ph(conn)
+        cols = list(s.subscriptions.columns)
+        rows = sql_rows(
+            conn,
+            f"SELECT {', '.join(c.name for c in cols)} FROM subscriptions WHERE id = {p}",
+            (sub_id,),
+        )
+        if not rows:
             raise NotFoundError(f"subscription {sub_id} does not exist")
-        out = row_dict(row)
-        it, p = s.subscription_items, s.plans
-        q = (
-            select(it.c.plan_id, it.c.quantity, p.c.code, p.c.version, p.c.is_addon)
-            .join(p, p.c.id == it.c.plan_id)
-            .where(it.c.subscription_id == sub_id)
-            .order_by(it.c.id)
+        out = {c.name: _sub_value(c, v) for c, v in zip(cols, rows[0], strict=True)}
+        items = sql_rows(
+            conn,
+            "SELECT i.plan_id, i.quantity, p.code, p.version, p.is_addon FROM subscription_items i"
+            f" JOIN plans p ON p.id = i.plan_id WHERE i.subscription_id = {p} ORDER BY i.id",
+            (sub_id,),
         )
         out["items"] = [
-            {
-                "plan_id": r.plan_id,
-                "plan": r.code,
-                "plan_version": r.version,
-                "quantity": r.quantity,
-                "addon": bool(r.is_addon),
-            }
-            for r in conn.execute(q)
-        ]
-        ev = s.subscription_events
+            {"plan_id": pid, "plan": code, "plan_version": version, "quantity": qty,
+             "addon": bool(addon)}
+            for pid, qty, code, version, addon in items
+        ]  # fmt: skip
+        events = sql_rows(
+            conn,
+            "SELECT at, kind, from_status, to_status, detail_json FROM subscription_events"
+            f" WHERE subscription_id = {p} ORDER BY id",
+            (sub_id,),
+        )
         out["events"] = [
-            row_dict(r)
-            for r in conn.execute(
-                select(ev.c.at, ev.c.kind, ev.c.from_status, ev.c.to_status, ev.c.detail_json)
-                .where(ev.c.subscription_id == sub_id)
-                .order_by(ev.c.id)
-            )
-        ]
+            {"at": from_db(at).isoformat(), "kind": kind, "from_status": fs,  # type: ignore[union-attr]
+             "to_status": ts, "detail_json": detail}
+            for at, kind, fs, ts, detail in events
+        ]  # fmt: skip
         return out

@@ -12,10 +12,23 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event, func, insert, select, update
+from sqlalchemy import Connection, Engine, event, func, select
 
 from billing_jobs import service
-from billing_jobs.attempt_store import LedgerAttemptStore
+from billing_jobs.batch_collection import (
+    link_gateway_customers,
+    save_collection_states,
+    save_method_details,
+    sql_insert,
+    sql_many,
+    sql_rows,
+)
+from billing_jobs.batch_subscriptions import (
+    NewCustomer,
+    NewSubscription,
+    create_customers,
+    create_subscriptions,
+)
 from billing_jobs.catalog import DEMO_CATALOG, load_catalog
 from billing_jobs.collection import (
     AlreadyPaid,
@@ -23,8 +36,6 @@ from billing_jobs.collection import (
     AttemptInFlight,
     AttemptStatus,
     InvoiceCharge,
-    collect_invoice,
-    resolve_unknown_attempts,
     retry_context,
 )
 from billing_jobs.declines import DeclineClass, classify
@@ -40,10 +51,14 @@ from billing_jobs.errors import InvalidTransitionError, NotFoundError, Validatio
 from billing_jobs.gateway import GatewayError
 from billing_jobs.ledger import make_engine, upgrade_ledger
 from billing_jobs.ledger import schema as s
+from billing_jobs.ledger.rawsql import ph, to_db
 from billing_jobs.retries import ExponentialPolicy
+from billing_jobs.snapshot import CatalogSnapshot, load_snapshot
+from billing_jobs.subscriptions import new_subscription_state
 from ingestion.gateways.simulated import SimulatedGateway
 from simulation import fraud as fraud_mod
 from simulation import population as pop
+from simulation.ledger_ops import BatchOps, RowOps
 from simulation.params import SimulationError, SimulationParams, add_months, make_params
 from simulation.settlement import write_bank_files
 from simulation.truth import write_truth
@@ -113,21 +128,34 @@ class OpenInvoice:
 
 
 class World:
-    def __init__(self, p: SimulationParams, engine: Engine, gw: SimulatedGateway, clock: Clock):
+    def __init__(
+        self,
+        p: SimulationParams,
+        engine: Engine,
+        gw: SimulatedGateway,
+        clock: Clock,
+        batched: bool = True,
+    ):
         self.p, self.engine, self.gw, self.clock = p, engine, gw, clock
+        self.batched = batched
+        self.sq = engine.dialect.name == "sqlite"
         self.rng = random.Random(f"paysight-sim:{p.seed}")
         self.end_dt = pop.at_ist(add_months(p.start, p.months), 0)
         self.policy = ExponentialPolicy()
         self.dunning_cfg = load_config()
         self.accounts: dict[int, Account] = {}
         self.invoices: dict[int, OpenInvoice] = {}
+        self.open_by_sub: dict[int, set[int]] = {}  # sub id -> its open invoices (an index)
+        self.open_by_customer: dict[int, set[int]] = {}
+        self.write_off_queue: list[tuple[int, datetime]] = []
         self.max_invoice_seen = 0
         self.counts: dict[str, int] = {}
         self.signals: list[dict[str, Any]] = []
         self.churns: list[dict[str, Any]] = []
         self.fraud: list[fraud_mod.FraudCharge] = []
         self.conn: Connection | None = None
-        self.store: LedgerAttemptStore | None = None
+        self.ops: RowOps | None = None
+        self.catalog: CatalogSnapshot | None = None
         self.today: date | None = None
         self.now: datetime = self.end_dt
         self.agenda: list[tuple[datetime, int, int, Any]] = []
@@ -152,18 +180,36 @@ class World:
             )
         bursts = set(fraud_mod.burst_days(random.Random(f"{p.seed}:fraud"), p.start, days))
         self.pending_events: dict[date, list[tuple[datetime, int, Any]]] = by_day
+        ops_class = BatchOps if self.batched else RowOps
+        gw_conn = self.gw.store.conn
         for d in range(days):
             day = p.start + timedelta(days=d)
+            if self.batched:
+                # One gateway transaction per simulated day: its calls join it (SimStore nests).
+                gw_conn.execute("begin immediate")
             with self.engine.begin() as conn:
                 self.conn = conn
-                self.store = LedgerAttemptStore(conn, GATEWAY)
+                self.ops = ops_class(conn, self.gw, GATEWAY, self._set_time)
+                if self.catalog is None:
+                    self.catalog = load_snapshot(conn)
                 if day in bursts:
                     self._fraud(day)
                 self._day(day)
-                res = service.run_billing(conn, pop.at_ist(day, 23, 50))
+                res = service.run_billing(
+                    conn, pop.at_ist(day, 23, 50), catalog=self.catalog if self.batched else None
+                )
                 self.bump("billing_invoices", res.invoices_created)
             self.gw.advance(pop.at_ist(day, 23, 59))
-        self.conn = self.store = None
+            if self.batched:
+                gw_conn.execute("commit")
+        self.conn = self.ops = None
+
+    def _cat(self) -> CatalogSnapshot | None:
+        """The catalog read once for the whole world (the per-row baseline re-reads it)."""
+        return self.catalog if self.batched else None
+
+    def _set_time(self, t: datetime) -> None:
+        self.clock.t = t
 
     def _day(self, day: date) -> None:
         """Everything of one day in time order (the ledger refuses backdated operations):
@@ -182,10 +228,9 @@ class World:
             at, _, _, ev = heapq.heappop(self.agenda)
             self.now = at
             if ev[0] == "collect":
-                inv = self.invoices.get(ev[1])
-                # Skip stale entries: the attempt was re-planned or already made.
-                if inv is not None and inv.next_at is not None and inv.next_at <= at:
-                    self._attempt(inv, at)
+                self._collect(self._run_of(at, ev, "collect"))
+            elif ev[0] == "signup" and self.batched:
+                self._signups(self._run_of(at, ev, "signup"))
             elif ev[0] == "janitor":
                 self._janitor(at)
             elif ev[0] == "dunning":
@@ -193,6 +238,20 @@ class World:
             else:
                 self._event(at, ev)
         self.today = None
+
+    def _run_of(self, at: datetime, ev: Any, kind: str) -> list[tuple[datetime, Any]]:
+        """This event and the ones of the same kind right after it on the agenda (nothing
+        else happens between them, so they can be written as one batch). A collect run stops
+        before an invoice it already holds."""
+        run, held = [(at, ev[1])], {id(ev[1])} if kind == "signup" else {ev[1]}
+        while self.agenda and self.agenda[0][3][0] == kind:
+            key = id(self.agenda[0][3][1]) if kind == "signup" else self.agenda[0][3][1]
+            if key in held:
+                break
+            held.add(key)
+            nxt_at, _, _, nxt = heapq.heappop(self.agenda)
+            run.append((nxt_at, nxt[1]))
+        return run
 
     def _push(self, at: datetime, order: int, ev: Any) -> None:
         self.seq += 1
@@ -243,27 +302,109 @@ class World:
         plan, qty, addons = self._items(prof.plan, prof.seats)
         sub = service.create_subscription(
             conn, customer_id=cust["id"], plan=plan, start=at, quantity=qty, addons=addons,
-            coupon=prof.coupon if prof.currency == "INR" else None,
+            coupon=self._coupon(prof),
         )  # fmt: skip
-        acct = Account(prof, cust["id"], gcus.gateway_customer_id, pm.token, sub["id"], plan,
-                       prof.seats)  # fmt: skip
-        self.accounts[cust["id"]] = acct
+        self._account(prof, cust["id"], gcus.gateway_customer_id, pm.token, sub["id"], plan)
+
+    def _signups(self, run: list[tuple[datetime, pop.Profile]]) -> None:
+        """A run of sign-ups as one batch: customers, gateway customers and methods, ledger
+        methods, subscriptions and first invoices, in time order (the same rows `_signup`
+        writes one by one)."""
+        conn, catalog = self.conn, self.catalog
+        assert conn is not None and catalog is not None
+        ok: list[tuple[datetime, pop.Profile, tuple[str, int, dict[str, int]]]] = []
+        for at, prof in run:
+            items = self._items(prof.plan, prof.seats)
+            try:  # refuse a sign-up before anything of it is written, as the savepoint would
+                new_subscription_state(catalog, 0, prof.currency, items[0], at, items[1],
+                                       items[2], self._coupon(prof))  # fmt: skip
+            except SKIPPABLE:
+                self.bump("skipped_signup")
+                continue
+            ok.append((at, prof, items))
+        made = create_customers(conn, [
+            NewCustomer(prof.name, prof.state_code, prof.currency, at,
+                        email=f"billing+{prof.idx}@example.in", gstin=prof.gstin,
+                        tax_status=prof.tax_status, external_ref=f"sim-{self.p.seed}-{prof.idx}")
+            for at, prof, _ in ok
+        ])  # fmt: skip
+        live = []
+        for (at, prof, items), cid in zip(ok, made, strict=True):
+            if isinstance(cid, Exception):
+                self.bump("skipped_signup")
+                continue
+            gcus = self.gw.create_customer(
+                email=f"billing+{prof.idx}@example.in", name=prof.name,
+                metadata={"paysight_customer_id": str(cid)}, now=at,
+            )  # fmt: skip
+            pm = self.gw.attach_payment_method(gcus.gateway_customer_id, prof.token)
+            live.append((at, prof, items, cid, gcus.gateway_customer_id, pm.token))
+        self._ledger_methods([(cid, tok, prof.method, prof.mandate, at)
+                              for at, prof, _, cid, _, tok in live])  # fmt: skip
+        subs = create_subscriptions(conn, [
+            NewSubscription(cid, items[0], at, items[1], items[2], self._coupon(prof))
+            for at, prof, items, cid, _, _ in live
+        ], catalog=catalog)  # fmt: skip
+        for (_, prof, items, cid, gcus, tok), sub_id in zip(live, subs, strict=True):
+            if isinstance(sub_id, Exception):  # validated above; the ledger disagrees: a bug
+                raise SimulationError(f"sign-up of customer {prof.idx} refused: {sub_id}")
+            self._account(prof, cid, gcus, tok, sub_id, items[0])
+
+    @staticmethod
+    def _coupon(prof: pop.Profile) -> str | None:
+        return prof.coupon if prof.currency == "INR" else None
+
+    def _account(
+        self, prof: pop.Profile, cid: int, gcus: str, token: str, sub_id: int, plan: str
+    ) -> None:
+        acct = Account(prof, cid, gcus, token, sub_id, plan, prof.seats)
+        self.accounts[cid] = acct
         self.bump("customers")
         for i, e in enumerate(prof.story):
             self.schedule(e.at, 1_000_000 + prof.idx * 100 + i, ("story", acct, e))
 
     def _ledger_method(self, cid: int, token: str, kind: str, mandate: bool, at: datetime) -> None:
-        assert self.conn is not None
-        t = s.payment_methods
-        self.conn.execute(
-            update(t).where(t.c.customer_id == cid, t.c.removed_at.is_(None))
-            .values(removed_at=at, is_default=False)
-        )  # fmt: skip
-        self.conn.execute(
-            insert(t),
-            {"customer_id": cid, "gateway": GATEWAY, "gateway_token": token, "kind": kind,
-             "label": f"{kind} (simulated)", "is_default": True,
-             "mandate_ref": f"mdt_{token[-12:]}" if mandate else None, "created_at": at},
+        self._ledger_methods([(cid, token, kind, mandate, at)])
+
+    def _ledger_methods(self, rows: list[tuple[int, str, str, bool, datetime]]) -> None:
+        """The customer's new default method (a gateway token, never card data) replaces the
+        previous one; plain statements, as this runs for every sign-up and card change. A card
+        added again (the same token) gets its old row back, as `add_payment_method` does."""
+        conn = self.conn
+        assert conn is not None
+        if not rows:
+            return
+        p = ph(conn)
+        sql_many(
+            conn,
+            f"UPDATE payment_methods SET removed_at = {p}, is_default = {p} "
+            f"WHERE customer_id = {p} AND removed_at IS NULL",
+            [(to_db(self.sq, at), False, cid) for cid, _, _, _, at in rows],
+        )
+        tokens = [r[1] for r in rows]
+        known = {t for (t,) in sql_rows(
+            conn,
+            f"SELECT gateway_token FROM payment_methods WHERE gateway = {p} AND gateway_token IN "
+            f"({', '.join([p] * len(tokens))})",
+            (GATEWAY, *tokens),
+        )}  # fmt: skip
+        values = [
+            (cid, GATEWAY, token, kind, f"{kind} (simulated)", True,
+             f"mdt_{token[-12:]}" if mandate else None, to_db(self.sq, at))
+            for cid, token, kind, mandate, at in rows
+        ]  # fmt: skip
+        sql_many(
+            conn,
+            f"UPDATE payment_methods SET customer_id = {p}, kind = {p}, label = {p}, "
+            f"is_default = {p}, mandate_ref = {p}, created_at = {p}, removed_at = NULL "
+            f"WHERE gateway = {p} AND gateway_token = {p}",
+            [(v[0], v[3], v[4], v[5], v[6], v[7], v[1], v[2]) for v in values if v[2] in known],
+        )
+        sql_insert(
+            conn, "payment_methods",
+            ("customer_id", "gateway", "gateway_token", "kind", "label", "is_default",
+             "mandate_ref", "created_at"),
+            [v for v in values if v[2] not in known],
         )  # fmt: skip
 
     @staticmethod
@@ -297,7 +438,7 @@ class World:
                 addons = {addon: 0}
             service.change_subscription(
                 conn, acct.sub_id, at=at, quantity=qty if plan.startswith("growth") else None,
-                addons=addons or None,
+                addons=addons or None, catalog=self._cat(),
             )  # fmt: skip
             acct.seats = seats
         elif k in ("upgrade", "downgrade"):
@@ -315,22 +456,22 @@ class World:
                     addons = {**addons, old_addon[acct.plan]: 0}
             service.change_subscription(
                 conn, acct.sub_id, at=at, plan=plan, quantity=qty, addons=addons or None,
-                when=e.args.get("when", "now"),
+                when=e.args.get("when", "now"), catalog=self._cat(),
             )  # fmt: skip
             acct.plan, acct.seats = new, seats
         elif k == "pause":
-            service.pause_subscription(conn, acct.sub_id, at=at)
+            service.pause_subscription(conn, acct.sub_id, at=at, catalog=self._cat())
         elif k == "resume":
-            service.resume_subscription(conn, acct.sub_id, at=at)
+            service.resume_subscription(conn, acct.sub_id, at=at, catalog=self._cat())
         elif k in ("cancel", "cancel_period_end"):
             try:
-                service.cancel_subscription(conn, acct.sub_id, at=at,
+                service.cancel_subscription(conn, acct.sub_id, at=at, catalog=self._cat(),
                                             at_period_end=k == "cancel_period_end")  # fmt: skip
             except InvalidTransitionError:
                 if k != "cancel_period_end":
                     raise
                 # Paused or past due: there is no period end to wait for, so cancel now.
-                service.cancel_subscription(conn, acct.sub_id, at=at)
+                service.cancel_subscription(conn, acct.sub_id, at=at, catalog=self._cat())
             self._churned(acct, at, "voluntary")
         elif k == "revoke_method":
             self.gw.detach_payment_method(acct.token)
@@ -357,8 +498,8 @@ class World:
         acct.token = pm.token
         self._ledger_method(acct.customer_id, pm.token, "card", False, at)
         self.bump("payment_method_updates")
-        for inv in self.invoices.values():
-            if inv.account is acct and inv.dunning is not None:
+        for inv in self._open_of_customer(acct.customer_id):
+            if inv.dunning is not None:
                 # The customer pays the open invoice with it right away.
                 soon = at + timedelta(minutes=30)
                 self.plan_attempt(inv, soon if inv.next_at is None else min(inv.next_at, soon))
@@ -374,59 +515,108 @@ class World:
             })  # fmt: skip
             self.bump(f"churn_{kind}")
         if kind == "voluntary":
-            for inv in list(self.invoices.values()):
-                if inv.account is acct:
-                    self._write_off(inv, at)
+            self._write_offs([(inv, at) for inv in self._open_of_customer(acct.customer_id)])
 
     # -- collection, retries, dunning -----------------------------------------------------------
+    def _track(self, inv: OpenInvoice) -> None:
+        self.invoices[inv.invoice_id] = inv
+        if inv.sub_id is not None:
+            self.open_by_sub.setdefault(inv.sub_id, set()).add(inv.invoice_id)
+        self.open_by_customer.setdefault(inv.account.customer_id, set()).add(inv.invoice_id)
+
+    def _untrack(self, invoice_id: int) -> None:
+        inv = self.invoices.pop(invoice_id, None)
+        if inv is not None:
+            if inv.sub_id is not None:
+                self.open_by_sub[inv.sub_id].discard(invoice_id)
+            self.open_by_customer[inv.account.customer_id].discard(invoice_id)
+
+    def _open_of_customer(self, customer_id: int) -> list[OpenInvoice]:
+        """The customer's open invoices in registration (id) order."""
+        return [self.invoices[i] for i in sorted(self.open_by_customer.get(customer_id, ()))]
+
     def _register_new_invoices(self, day: date) -> None:
         assert self.conn is not None
-        t = s.invoices
-        rows = self.conn.execute(
-            select(t.c.id, t.c.customer_id, t.c.subscription_id, t.c.status, t.c.amount_due_minor,
-                   t.c.amount_paid_minor, t.c.currency)
-            .where(t.c.id > self.max_invoice_seen).order_by(t.c.id)
-        ).all()  # fmt: skip
-        for r in rows:
-            self.max_invoice_seen = r.id
-            due = r.amount_due_minor - r.amount_paid_minor
-            if r.status != "open" or due <= 0:
+        p = ph(self.conn)
+        rows = sql_rows(
+            self.conn,
+            "SELECT id, customer_id, subscription_id, status, amount_due_minor, amount_paid_minor,"
+            f" currency FROM invoices WHERE id > {p} ORDER BY id",
+            (self.max_invoice_seen,),
+        )
+        for inv_id, cid, sub_id, status, amount_due, amount_paid, currency in rows:
+            self.max_invoice_seen = inv_id
+            due = amount_due - amount_paid
+            if status != "open" or due <= 0:
                 continue
-            acct = self.accounts[r.customer_id]
-            u = random.Random(f"{self.p.seed}:collect:{r.id}").random()
+            u = random.Random(f"{self.p.seed}:collect:{inv_id}").random()
             first = pop.at_ist(day, 6) + timedelta(seconds=int(u * 5 * 3600))
-            self.invoices[r.id] = OpenInvoice(r.id, acct, r.subscription_id, due, r.currency, first)
+            self._track(OpenInvoice(inv_id, self.accounts[cid], sub_id, due, currency, first))
 
-    def _attempt(self, inv: OpenInvoice, at: datetime) -> None:
-        assert self.store is not None
-        self.clock.t = at
-        charge = self._charge(inv)
-        try:
-            a = collect_invoice(self.store, self.gw, charge, at)
-        except AlreadyPaid:
-            self._paid(inv, at)
+    def _collect(self, run: list[tuple[datetime, int]]) -> None:
+        """A run of due charge attempts: charged in time order through the ledger ops, then
+        payments recorded and failures planned in the same order."""
+        assert self.ops is not None
+        due = []
+        for at, inv_id in run:
+            inv = self.invoices.get(inv_id)
+            # Skip stale entries: the attempt was re-planned or already made.
+            if inv is not None and inv.next_at is not None and inv.next_at <= at:
+                due.append((at, inv))
+        if not due:
             return
-        except AttemptInFlight:
-            inv.next_at = None
-            return
-        self.bump("attempts")
-        self._outcome(inv, a, at)
+        results = self.ops.collect([(self._charge(inv), at) for at, inv in due])
+        self._apply([(inv, res, at) for (at, inv), res in zip(due, results, strict=True)], True)
+
+    def _apply(
+        self, outcomes: list[tuple[OpenInvoice | None, Any, datetime]], attempts: bool = False
+    ) -> None:
+        """Outcomes in order. Paid invoices are marked in one batch first and the attempt
+        histories of failed ones read in one query: neither depends on the other outcomes."""
+        assert self.ops is not None
+        paying = [
+            (inv.invoice_id if inv else int(res.invoice_id),
+             at if isinstance(res, AlreadyPaid) else res.updated_at)
+            for inv, res, at in outcomes
+            if isinstance(res, AlreadyPaid)
+            or (isinstance(res, Attempt) and res.status is AttemptStatus.SUCCEEDED)
+        ]  # fmt: skip
+        marked = iter(self.ops.mark_paid(paying))
+        failed = [inv.invoice_id for inv, res, _ in outcomes
+                  if inv is not None and isinstance(res, Attempt)
+                  and res.status is AttemptStatus.FAILED]  # fmt: skip
+        history = self.ops.attempts(failed) if failed else {}
+        for inv, res, at in outcomes:
+            self.now = at
+            paid = isinstance(res, AlreadyPaid) or (
+                isinstance(res, Attempt) and res.status is AttemptStatus.SUCCEEDED
+            )
+            if inv is None:  # the janitor learned the fate of a written-off invoice
+                if paid and next(marked):
+                    self.bump("late_payments_after_write_off")
+                continue
+            if isinstance(res, AttemptInFlight):
+                inv.next_at = None
+                continue
+            if attempts and not isinstance(res, AlreadyPaid):
+                self.bump("attempts")
+            if paid:
+                self._paid(inv, res.updated_at if isinstance(res, Attempt) else at, next(marked))
+            else:
+                self._outcome(inv, res, at, history.get(str(inv.invoice_id), []))
 
     def _charge(self, inv: OpenInvoice) -> InvoiceCharge:
         return InvoiceCharge(str(inv.invoice_id), inv.account.gateway_customer_id,
                              inv.account.token, inv.amount_minor, inv.currency,
                              {"paysight_customer_id": str(inv.account.customer_id)})  # fmt: skip
 
-    def _outcome(self, inv: OpenInvoice, a: Attempt, now: datetime) -> None:
-        assert self.store is not None and self.conn is not None
-        if a.status is AttemptStatus.SUCCEEDED:
-            self._paid(inv, a.updated_at)
-            return
+    def _outcome(
+        self, inv: OpenInvoice, a: Attempt, now: datetime, attempts: list[Attempt]
+    ) -> None:
         if a.status is not AttemptStatus.FAILED:
             inv.next_at = None  # processing (UPI) or unknown: the janitor resolves it
             return
         self.bump("failed_attempts")
-        attempts = self.store.attempts(str(inv.invoice_id))
         ctx = retry_context(self._charge(inv), attempts, GATEWAY,
                             mandate=inv.account.profile.mandate)  # fmt: skip
         decision = self.policy.next_attempt(ctx) if ctx else None
@@ -459,48 +649,41 @@ class World:
     def _transition(self, acct: Account, sub_id: int, to: str, at: datetime, reason: str) -> None:
         """past_due on a failure, active again once paid; the simulator remembers which
         subscriptions it moved, so no status query is needed per payment."""
-        assert self.conn is not None
+        assert self.ops is not None
         if (to == "past_due") == (sub_id in acct.past_due):
             return
-        try:
-            with self.conn.begin_nested():
-                service.transition_subscription(self.conn, sub_id, to, at=at, reason=reason)
-        except InvalidTransitionError:
+        if not self.ops.transition(sub_id, to, at, reason):
             return  # paused or canceled meanwhile
         if to == "past_due":
             acct.past_due.add(sub_id)
         else:
             acct.past_due.discard(sub_id)
 
-    def _paid(self, inv: OpenInvoice, at: datetime) -> None:
-        assert self.conn is not None
-        self.invoices.pop(inv.invoice_id, None)
-        try:
-            service.mark_invoice_paid(self.conn, inv.invoice_id, at=at)
-        except InvalidTransitionError:
+    def _paid(self, inv: OpenInvoice, at: datetime, marked: bool) -> None:
+        """The ledger has marked the invoice paid (`marked`), or refused because it was."""
+        self._untrack(inv.invoice_id)
+        if not marked:
             return
         self.bump("invoices_paid")
         if inv.dunning is not None:
             self.bump("dunning_recovered")
         if inv.sub_id is not None and not any(
-            o.sub_id == inv.sub_id and o.dunning is not None for o in self.invoices.values()
+            self.invoices[o].dunning is not None for o in self.open_by_sub.get(inv.sub_id, ())
         ):
             self._transition(inv.account, inv.sub_id, "active", at, "payment_recovered")
 
     def _janitor(self, now: datetime) -> None:
-        assert self.store is not None
-        self.clock.t = now
-        for a in resolve_unknown_attempts(self.store, self.gw, now):
+        assert self.ops is not None
+        resolved = self.ops.resolve(now)
+        out: list[tuple[OpenInvoice | None, Any, datetime]] = []
+        for a in resolved:
             inv = self.invoices.get(int(a.invoice_id))
             if inv is not None:
-                self._outcome(inv, a, now)
+                out.append((inv, a, now))
             elif a.status is AttemptStatus.SUCCEEDED:
                 # Paid after it was written off (a late UPI success): record the money.
-                try:
-                    service.mark_invoice_paid(self.conn, int(a.invoice_id), at=a.updated_at)
-                    self.bump("late_payments_after_write_off")
-                except InvalidTransitionError:
-                    pass
+                out.append((None, a, now))
+        self._apply(out)
 
     def _dunning(self, now: datetime) -> None:
         for inv in list(self.invoices.values()):
@@ -544,24 +727,54 @@ class World:
                     try:
                         with self.conn.begin_nested():  # type: ignore[union-attr]
                             service.cancel_subscription(self.conn, inv.sub_id, at=now,
-                                                        credit_unused=False)  # fmt: skip
+                                                        credit_unused=False, catalog=self._cat())  # fmt: skip
                     except InvalidTransitionError:
                         pass
                 if acct.sub_id == inv.sub_id:
                     self._churned(acct, now, "involuntary")
                 self._write_off(inv, now)
-                for other in list(self.invoices.values()):
-                    if other.sub_id == inv.sub_id and other.sub_id is not None:
-                        self._write_off(other, now)
+                if inv.sub_id is not None:
+                    for other in sorted(self.open_by_sub.get(inv.sub_id, ())):
+                        self._write_off(self.invoices[other], now)
+        self._flush_write_offs()
 
     def _write_off(self, inv: OpenInvoice, at: datetime) -> None:
-        assert self.conn is not None
-        self.invoices.pop(inv.invoice_id, None)
-        try:
-            service.mark_uncollectible(self.conn, inv.invoice_id, at=at)
-            self.bump("invoices_uncollectible")
-        except InvalidTransitionError:
-            pass
+        """Forget the invoice now; the ledger write joins the pass's batch (`_flush_write_offs`)."""
+        self._untrack(inv.invoice_id)
+        self.write_off_queue.append((inv.invoice_id, at))
+
+    def _write_offs(self, items: list[tuple[OpenInvoice, datetime]]) -> None:
+        for inv, at in items:
+            self._write_off(inv, at)
+        self._flush_write_offs()
+
+    def _flush_write_offs(self) -> None:
+        assert self.ops is not None
+        if self.write_off_queue:
+            done = self.ops.write_off(self.write_off_queue)
+            self.bump("invoices_uncollectible", sum(done))
+            self.write_off_queue = []
+
+    # -- hand-over to the payments service --------------------------------------------------------
+    def hand_over(self) -> None:
+        """Record what the payments service needs to carry on with this world: which gateway
+        customer each ledger customer is, the display details of each saved method token,
+        and every failing invoice's next retry and dunning state (so `run_due_retries` and
+        `run_dunning` pick them up; invoices not yet charged are left to
+        `collect_open_invoices`)."""
+        at = self.end_dt
+        with self.engine.begin() as conn:
+            links = [(a.customer_id, a.gateway_customer_id) for a in self.accounts.values()]
+            self.bump("gateway_links", link_gateway_customers(conn, GATEWAY, links, at))
+            states = [(inv.invoice_id, inv.next_at, inv.dunning)
+                      for inv in self.invoices.values() if inv.dunning is not None]  # fmt: skip
+            self.bump("collection_states", save_collection_states(conn, GATEWAY, states, at))
+            card = {r[0]: tuple(r[1:]) for r in self.gw.store.all(
+                "select token, brand, last4, exp_month, exp_year, issuer from sim_payment_methods"
+            )}  # fmt: skip
+            methods = sql_rows(conn, "SELECT id, gateway_token FROM payment_methods")
+            details = [(mid, *card[tok]) for mid, tok in methods if tok in card]
+            self.bump("method_details", save_method_details(conn, details))
 
     # -- fraud ----------------------------------------------------------------------------------
     def _fraud(self, day: date) -> None:
@@ -607,6 +820,9 @@ def _fast_sqlite(engine: Engine) -> None:
         # A simulated world is rebuilt from its seed after a crash, so it need not fsync.
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA synchronous=OFF")
+        # A 24-month world outgrows SQLite's 2 MB default page cache; index lookups then
+        # go to the OS for every attempt and invoice.
+        cur.execute("PRAGMA cache_size=-131072")
         cur.close()
 
 
@@ -621,11 +837,14 @@ def simulate(
     landing_dir: str | Path | None = None,
     warehouse_path: str | Path | None = None,
     overwrite: bool = False,
+    batched: bool = True,
 ) -> SimulationResult:
     """Build the demo world. Writes the ledger (`engine_url`, default `<run_dir>/ledger.sqlite`),
     the gateway state `<run_dir>/gateway.sqlite`, bank files `<landing_dir>/bank/settlement_*.csv`
     (default landing `<run_dir>/landing`) and ground truth `<run_dir>/sim_truth/*.parquet`
-    (also schema `sim_truth` of the DuckDB at `warehouse_path` when given). Deterministic."""
+    (also schema `sim_truth` of the DuckDB at `warehouse_path` when given). Deterministic.
+    `batched=False` writes the ledger one service call per operation (the slower original
+    path, kept as the benchmark's baseline); both build the same world."""
     p = make_params(customers, months, seed, start, run_dir)
     began = wall.perf_counter()
     url, gw_path = _prepare(p.run_dir, engine_url, overwrite)
@@ -643,8 +862,10 @@ def simulate(
         clock = Clock(start_at)
         gw = SimulatedGateway(p.seed, 1, state=gw_path, clock=clock)
         gw.store.conn.execute("pragma synchronous=off")
-        world = World(p, engine, gw, clock)
+        gw.store.conn.execute("pragma cache_size=-131072")
+        world = World(p, engine, gw, clock, batched=batched)
         world.run()
+        world.hand_over()
         gw.store.close()
     finally:
         engine.dispose()
