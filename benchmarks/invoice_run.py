@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import shutil
 import sys
 import tempfile
@@ -29,14 +30,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import Engine, text
+from typing import TYPE_CHECKING
 
-from billing_jobs.catalog import DEMO_CATALOG, load_catalog
-from billing_jobs.gst import gstin_check_char
-from billing_jobs.invoice_builder import CustomerTax, LineInput, build_invoice
-from billing_jobs.invoice_store import insert_invoices
-from billing_jobs.ledger import make_engine, upgrade_ledger
-from billing_jobs.ledger.rawsql import insert_many
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+# Imports of the ledger stack live inside the functions: render workers are spawned
+# processes that re-import this script as their main module, and SQLAlchemy + Alembic would
+# cost each of them seconds of CPU for nothing.
 
 SEEDED_AT = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
 FY_START = datetime(2025, 4, 1, 6, 0, tzinfo=UTC)
@@ -59,6 +60,8 @@ NAMES = {
 
 
 def _gstin(rng: random.Random, state: str) -> str:
+    from billing_jobs.gst import gstin_check_char
+
     letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     pan = "".join(rng.choice(letters) for _ in range(5)) + f"{rng.randrange(10_000):04d}"
     first14 = f"{state}{pan}{rng.choice(letters)}1Z"
@@ -67,6 +70,13 @@ def _gstin(rng: random.Random, state: str) -> str:
 
 def seed(engine: Engine, n: int, seed_value: int) -> None:
     """N finalized invoices over ~n/3 customers, through the ledger schema in bulk."""
+    from sqlalchemy import text
+
+    from billing_jobs.catalog import DEMO_CATALOG, load_catalog
+    from billing_jobs.invoice_builder import CustomerTax, LineInput, build_invoice
+    from billing_jobs.invoice_store import insert_invoices
+    from billing_jobs.ledger.rawsql import insert_many
+
     rng = random.Random(seed_value)
     load_catalog(engine, DEMO_CATALOG, now=FY_START)
     with engine.connect() as conn:
@@ -150,6 +160,7 @@ def run_job(ledger_url: str, data_dir: Path, workers: int | None, limit: int | N
     get_settings.cache_clear()
     job = next(j for j in invoice_defs().jobs if j.name == "invoice_run_job")
     config = {"mail": True, "workers": workers, "limit": limit}
+    before = _cpu()
     with dg.DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(
             instance=instance,
@@ -157,11 +168,24 @@ def run_job(ledger_url: str, data_dir: Path, workers: int | None, limit: int | N
             run_config={"ops": {"invoice_run_op": {"config": config}}},
         )
     assert result.success
-    return result.output_for_node("invoice_run_op")
+    out = dict(result.output_for_node("invoice_run_op"))
+    out["cpu_s"] = _cpu() - before
+    return out
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its reaped children (the render workers)."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def check(engine: Engine, docs_dir: Path, n: int) -> list[str]:
     """Every finalized invoice has exactly one document row, one file and one queued mail."""
+    from sqlalchemy import text
+
     problems = []
     with engine.connect() as conn:
         q = conn.execute
@@ -201,6 +225,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=8)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
+    from billing_jobs.ledger import make_engine, upgrade_ledger
+
     tmp = Path(tempfile.mkdtemp(prefix="paysight-invoice-run-"))
     try:
         ledger_path = tmp / "ledger.sqlite"
@@ -230,23 +256,32 @@ def main() -> None:
             problems.append(f"second run rendered {again['rendered']}")
         engine.dispose()
 
-        rate, base_rate = out["rendered"] / wall, base["rendered"] / base_s
+        # Rates use the op's own render time (reading, rendering, storing, queueing); the
+        # job's total adds Dagster start-up. CPU per PDF is what survives a loaded machine:
+        # on an idle box the run is bound by cores / (CPU s per PDF).
+        rate, base_rate = out["pdfs_per_s"], base["pdfs_per_s"]
+        cpu_pdf, base_cpu_pdf = out["cpu_s"] / out["rendered"], base["cpu_s"] / base["rendered"]
+        cores = len(os.sched_getaffinity(0))
         print(f"seeded {args.n} invoices (5-30 lines) in {seed_s:.1f} s")
-        print(f"load average after:  {load_after} ({os.cpu_count()} cores)")
-        print(f"{'run':<26} {'invoices':>9} {'workers':>8} {'total s':>9} {'PDFs/s':>8}")
+        print(f"load average after:  {load_after} ({cores} cores)")
         print(
-            f"{'baseline (1 process)':<26} {base['rendered']:>9} {1:>8} {base_s:>9.1f}"
-            f" {base_rate:>8.1f}"
+            f"{'run':<22} {'invoices':>8} {'workers':>7} {'render s':>9} {'job s':>7}"
+            f" {'PDFs/s':>7} {'CPU s/PDF':>9}"
         )
-        print(
-            f"{'invoice_run_job':<26} {out['rendered']:>9} {out['workers']:>8} {wall:>9.1f}"
-            f" {rate:>8.1f}"
-        )
+        for name, r, total, cpu in (
+            ("baseline (1 process)", base, base_s, base_cpu_pdf),
+            ("invoice_run_job", out, wall, cpu_pdf),
+        ):
+            print(
+                f"{name:<22} {r['rendered']:>8} {r['workers']:>7} {r['render_seconds']:>9.1f}"
+                f" {total:>7.1f} {r['pdfs_per_s']:>7.1f} {cpu:>9.4f}"
+            )
         print(f"speed-up vs baseline: {rate / base_rate:.2f}x; mail queued: {out['queued']}")
-        projected = 100_000 / rate / 60
+        idle = cores / cpu_pdf
         print(
-            f"goal >= 56 PDFs/s (100,000 in 30 min): {'met' if rate >= 56 else 'NOT met'} "
-            f"(projected {projected:.1f} min for 100,000)"
+            f"goal >= 56 PDFs/s (100,000 in 30 min): {'met' if rate >= 56 else 'NOT met'} here "
+            f"({100_000 / rate / 60:.1f} min for 100,000 at this rate); CPU-bound estimate on "
+            f"{cores} idle cores: {idle:.1f} PDFs/s ({100_000 / idle / 60:.1f} min)"
         )
         print("checks:", problems or "every invoice has exactly one document, file and mail")
         if problems:

@@ -10,10 +10,8 @@ again, into identical bytes) and a re-run renders nothing twice.
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
-import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -27,9 +25,8 @@ from billing_jobs.documents.from_ledger import (
     invoice_documents,
     load_documents,
 )
-from billing_jobs.documents.model import InvoiceDocument
-from billing_jobs.documents.render import RenderError, document_path, render_pdf
-from billing_jobs.documents.templates import TemplateError
+from billing_jobs.documents.render import document_path
+from billing_jobs.documents.render_worker import Rendered, Task, render_chunk, warm_up
 from billing_jobs.ledger import schema as s
 from billing_jobs.ledger.session import Target, engine_of
 from billing_jobs.mail import OutboxError, document_mail, queue_messages
@@ -38,7 +35,7 @@ from billing_jobs.mail.outbox import check_address
 LANGS = frozenset({"en", "hi", "mr"})
 # Below this many invoices a pool costs more to start (each worker imports Typst and loads
 # the fonts, ~1 s) than it saves.
-POOL_MIN_INVOICES = 64
+POOL_MIN_INVOICES = 100
 
 
 class InvoiceRunError(ValueError):
@@ -54,74 +51,9 @@ class InvoiceRunReport:
     workers: int = 1
 
 
-@dataclass(frozen=True, slots=True)
-class _Task:
-    invoice_id: int
-    doc: InvoiceDocument
-    lang: str
-    path: str
-    email: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Rendered:
-    invoice_id: int
-    sha256: str | None
-    error: str | None = None
-
-
 def _lang(locale: str | None) -> str:
     prefix = (locale or "en").split("_")[0]
     return prefix if prefix in LANGS else "en"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Unique temporary name: two runs racing on the same invoice must not share it.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # The rename is durable only once the directory entry is: before the ledger says "done".
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def render_chunk(tasks: Sequence[_Task]) -> list[_Rendered]:
-    """Render and store a chunk (runs in a worker process; touches no database)."""
-    out: list[_Rendered] = []
-    folders: set[Path] = set()
-    for t in tasks:
-        try:
-            pdf = render_pdf(t.doc, lang=t.lang)
-        except (RenderError, TemplateError, ValueError) as exc:
-            out.append(_Rendered(t.invoice_id, None, f"invoice {t.invoice_id}: {exc}"))
-            continue
-        path = Path(t.path)
-        _write_atomic(path, pdf)
-        folders.add(path.parent)
-        out.append(_Rendered(t.invoice_id, hashlib.sha256(pdf).hexdigest()))
-    for folder in folders:
-        _fsync_dir(folder)
-    return out
-
-
-def _warm_up() -> None:
-    """Pool initializer: import Typst and build the compiler before the first real chunk."""
-    from billing_jobs.documents.sample import sample_invoice
-
-    render_pdf(sample_invoice(1, 5))
 
 
 def _todo(engine: Engine, limit: int | None) -> list[tuple[int, str | None, str | None]]:
@@ -146,16 +78,14 @@ def _chunks(
     read_batch: int,
     chunk_size: int,
     report: InvoiceRunReport,
-) -> Iterator[list[_Task]]:
+) -> Iterator[list[Task]]:
     for i in range(0, len(todo), read_batch):
         batch = todo[i : i + read_batch]
         with engine.connect() as conn:
             docs, errors = load_documents(conn, [b[0] for b in batch], brand=brand)
         report.errors.extend(errors.values())
         tasks = [
-            _Task(
-                inv_id, docs[inv_id], _lang(locale), str(document_path(root, docs[inv_id])), email
-            )
+            Task(inv_id, docs[inv_id], _lang(locale), str(document_path(root, docs[inv_id])), email)
             for inv_id, email, locale in batch
             if inv_id in docs
         ]
@@ -165,8 +95,8 @@ def _chunks(
 
 def _record(
     engine: Engine,
-    tasks: Sequence[_Task],
-    results: Sequence[_Rendered],
+    tasks: Sequence[Task],
+    results: Sequence[Rendered],
     now: datetime,
     mail: bool,
     report: InvoiceRunReport,
@@ -272,9 +202,9 @@ def run_invoice_documents(
         return report
     # spawn, not fork: the parent holds database connections and Typst's threads.
     pool = ProcessPoolExecutor(
-        report.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_warm_up
+        report.workers, mp_context=multiprocessing.get_context("spawn"), initializer=warm_up
     )
-    in_flight: dict[Future[list[_Rendered]], list[_Task]] = {}
+    in_flight: dict[Future[list[Rendered]], list[Task]] = {}
     try:
         pending = iter(chunks)
         exhausted = False
