@@ -1,21 +1,14 @@
-"""Ledger invoices as printable documents, and the invoice run that renders, stores and mails them.
-
-`invoice_document` maps one finalized ledger invoice onto `InvoiceDocument`; `run_invoice_documents`
-renders every finalized invoice that has no document yet, writes it under
-``<root>/<FY>/<number>.pdf`` (atomically) and queues it for mail exactly once.
-"""
+"""Ledger invoices as printable documents: `load_documents` maps finalized ledger invoices onto
+`InvoiceDocument` in bulk; `invoice_documents` records which ones have a stored PDF (see
+`invoice_run` for the run that renders, stores and mails them)."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Sequence
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, select
+from sqlalchemy import Column, Connection, DateTime, Integer, MetaData, String, Table, select
 
 from billing_jobs.documents.model import (
     DocumentKind,
@@ -26,11 +19,10 @@ from billing_jobs.documents.model import (
     Totals,
     fy_of,
 )
-from billing_jobs.documents.render import document_path, render_pdf
 from billing_jobs.gst import STATE_CODES
 from billing_jobs.ledger import schema as s
 from billing_jobs.ledger.session import Target, write_conn
-from billing_jobs.mail import ensure_delivery_tables, queue_document
+from billing_jobs.mail import ensure_delivery_tables
 
 document_metadata = MetaData()
 
@@ -51,6 +43,7 @@ class DocumentSourceError(ValueError):
 
 
 def ensure_document_tables(target: Any) -> None:
+    """Create the documents table and the mail outbox tables where missing."""
     engine = getattr(target, "engine", target)
     document_metadata.create_all(engine)
     ensure_delivery_tables(engine)
@@ -74,21 +67,71 @@ def invoice_document(
 ) -> InvoiceDocument:
     """The printable tax invoice for a finalized ledger invoice."""
     with write_conn(target) as conn:
-        inv = conn.execute(select(s.invoices).where(s.invoices.c.id == invoice_id)).first()
-        if inv is None:
-            raise DocumentSourceError(f"invoice {invoice_id} does not exist")
-        if inv.number is None or inv.status == "draft":
-            raise DocumentSourceError(f"invoice {invoice_id} is a draft: finalize it first")
-        cust = conn.execute(select(s.customers).where(s.customers.c.id == inv.customer_id)).one()
-        lines = conn.execute(
+        docs, errors = load_documents(conn, [invoice_id], brand=brand)
+    if invoice_id in errors:
+        raise DocumentSourceError(errors[invoice_id])
+    return docs[invoice_id]
+
+
+def load_documents(
+    conn: Connection, invoice_ids: Sequence[int], *, brand: str | None = None
+) -> tuple[dict[int, InvoiceDocument], dict[int, str]]:
+    """Documents for many invoices in three queries (invoices, their customers, their lines).
+
+    Returns (documents by invoice id, error message by invoice id): one bad invoice (a draft,
+    a malformed line) does not stop the others."""
+    ids = list(dict.fromkeys(invoice_ids))
+    conf = _settings(conn)
+    invoices, lines_of = {}, {}
+    for i in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[i : i + _IN_CHUNK]
+        invoices.update(
+            (r.id, r) for r in conn.execute(select(s.invoices).where(s.invoices.c.id.in_(chunk)))
+        )
+        for ln in conn.execute(
             select(s.invoice_lines)
-            .where(s.invoice_lines.c.invoice_id == invoice_id)
-            .order_by(s.invoice_lines.c.position)
-        ).all()
-        conf = _settings(conn)
+            .where(s.invoice_lines.c.invoice_id.in_(chunk))
+            .order_by(s.invoice_lines.c.invoice_id, s.invoice_lines.c.position)
+        ):
+            lines_of.setdefault(ln.invoice_id, []).append(ln)
+    cust_ids = sorted({r.customer_id for r in invoices.values()})
+    customers = {}
+    for i in range(0, len(cust_ids), _IN_CHUNK):
+        chunk = cust_ids[i : i + _IN_CHUNK]
+        customers.update(
+            (r.id, r) for r in conn.execute(select(s.customers).where(s.customers.c.id.in_(chunk)))
+        )
+    docs: dict[int, InvoiceDocument] = {}
+    errors: dict[int, str] = {}
+    for invoice_id in ids:
+        inv = invoices.get(invoice_id)
+        if inv is None:
+            errors[invoice_id] = f"invoice {invoice_id} does not exist"
+            continue
+        try:
+            docs[invoice_id] = _document(
+                inv, customers[inv.customer_id], lines_of.get(invoice_id, []), conf, brand
+            )
+        except DocumentSourceError as exc:
+            errors[invoice_id] = str(exc)
+        except ValueError as exc:  # DocumentError and any other malformed value in the row
+            errors[invoice_id] = f"invoice {invoice_id}: {exc}"
+    return docs, errors
+
+
+_IN_CHUNK = 500  # ids per IN (...) list: far below SQLite's and PostgreSQL's parameter limits
+
+
+def _document(
+    inv: Any, cust: Any, lines: list[Any], conf: dict[str, str], brand: str | None
+) -> InvoiceDocument:
+    if inv.number is None or inv.status == "draft":
+        raise DocumentSourceError(f"invoice {inv.id} is a draft: finalize it first")
     supplier_gstin = inv.supplier_gstin or conf.get("supplier_gstin")
     if not supplier_gstin:
-        raise DocumentSourceError("no supplier GSTIN in the ledger settings: load a catalog")
+        raise DocumentSourceError(
+            f"invoice {inv.id}: no supplier GSTIN in the ledger settings: load a catalog"
+        )
     supplier = Party(
         name=conf.get("supplier_name", "") or "Supplier",
         address=tuple(
@@ -153,83 +196,10 @@ def invoice_document(
     )
 
 
-@dataclass
-class InvoiceRunReport:
-    rendered: int = 0
-    queued: int = 0
-    skipped: int = 0
-    errors: list[str] = field(default_factory=list)
+def __getattr__(name: str) -> Any:
+    # The run moved to `invoice_run`; callers importing it from here keep working.
+    if name in ("run_invoice_documents", "InvoiceRunReport"):
+        from billing_jobs.documents import invoice_run
 
-
-def _lang(locale: str | None) -> str:
-    prefix = (locale or "en").split("_")[0]
-    return prefix if prefix in {"en", "hi", "mr"} else "en"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".pdf.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def run_invoice_documents(
-    target: Target,
-    root: Path,
-    now: datetime,
-    *,
-    limit: int | None = None,
-    mail: bool = True,
-    brand: str | None = None,
-) -> InvoiceRunReport:
-    """Render every finalized invoice without a document, store it and queue it for mail.
-
-    Safe to re-run after a crash: an invoice counts as done only once its row in
-    ``invoice_documents`` is committed, and queueing the same document twice returns the first
-    delivery, so nothing is mailed twice.
-    """
-    engine = getattr(target, "engine", target)
-    ensure_document_tables(engine)
-    report = InvoiceRunReport()
-    with engine.connect() as conn:
-        done = select(invoice_documents.c.invoice_id)
-        q = (
-            select(s.invoices.c.id, s.customers.c.email, s.customers.c.locale)
-            .join(s.customers, s.customers.c.id == s.invoices.c.customer_id)
-            .where(s.invoices.c.number.is_not(None), s.invoices.c.id.not_in(done))
-            .order_by(s.invoices.c.id)
-        )
-        if limit:
-            q = q.limit(limit)
-        todo = conn.execute(q).all()
-    for invoice_id, email, locale in todo:
-        try:
-            doc = invoice_document(engine, invoice_id, brand=brand)
-        except (DocumentSourceError, ValueError) as exc:
-            report.errors.append(f"invoice {invoice_id}: {exc}")
-            continue
-        lang = _lang(locale)
-        pdf = render_pdf(doc, lang=lang)
-        path = document_path(Path(root), doc)
-        _write_atomic(path, pdf)
-        if mail and email:
-            queue_document(engine, doc, pdf, to=email, now=now, lang=lang)
-            report.queued += 1
-        elif mail:
-            report.skipped += 1
-        with engine.begin() as conn:
-            conn.execute(
-                invoice_documents.insert().values(
-                    invoice_id=invoice_id,
-                    number=doc.number,
-                    path=str(path),
-                    sha256=hashlib.sha256(pdf).hexdigest(),
-                    lang=lang,
-                    rendered_at=now,
-                )
-            )
-        report.rendered += 1
-    return report
+        return getattr(invoice_run, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

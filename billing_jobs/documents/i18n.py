@@ -184,6 +184,16 @@ def _compiled(pattern: str) -> NumberPattern:
 
 
 def format_money(amount_minor: int, currency: str, locale: str) -> str:
+    """Currency amount for totals (see `_format_money`)."""
+    # Invoices repeat the same amounts (plan prices, their taxes) across lines and documents
+    # and Babel costs ~20 us a call, so results are memoised; only exact ints are (True would
+    # share 1's cache slot and skip Money's validation).
+    if type(amount_minor) is int:
+        return _format_money_cached(amount_minor, currency, locale)
+    return _format_money(amount_minor, currency, locale)
+
+
+def _format_money(amount_minor: int, currency: str, locale: str) -> str:
     """Currency amount for totals: `Money.format`, unless the locale's CLDR currency pattern
     drops the Indian grouping its numbers use (mr_IN does), then an explicit Indian pattern."""
     money = Money(amount_minor, currency)
@@ -197,16 +207,29 @@ def format_money(amount_minor: int, currency: str, locale: str) -> str:
     return text
 
 
+_format_money_cached = lru_cache(maxsize=1 << 16)(_format_money)
+
+
 def format_amount(amount_minor: int, currency: str, locale: str) -> str:
     """Amount without a currency sign, with the locale's grouping (table cells)."""
+    if type(amount_minor) is int:
+        return _format_amount_cached(amount_minor, currency, locale)
+    return _format_amount(amount_minor, currency, locale)
+
+
+def _format_amount(amount_minor: int, currency: str, locale: str) -> str:
     value = Money(amount_minor, currency).to_decimal()
     return _compiled(_pattern(currency, locale, False)).apply(value, _locale(locale))
+
+
+_format_amount_cached = lru_cache(maxsize=1 << 16)(_format_amount)
 
 
 def currency_symbol(currency: str, locale: str) -> str:
     return get_currency_symbol(currency, locale=locale)
 
 
+@lru_cache(maxsize=256)
 def format_rate(rate: Fraction) -> str:
     """A percentage rate without trailing zeros: 9 -> '9%', 2.5 -> '2.5%'."""
     dec = Decimal(rate.numerator) / Decimal(rate.denominator)
@@ -214,10 +237,12 @@ def format_rate(rate: Fraction) -> str:
     return f"{text}%"
 
 
+@lru_cache(maxsize=1024)
 def format_quantity(qty: Fraction, locale: str) -> str:
     dec = Decimal(qty.numerator) / Decimal(qty.denominator)
     return format_decimal(dec.normalize(), locale=_locale(locale))
 
 
+@lru_cache(maxsize=4096)
 def format_day(day: date, locale: str) -> str:
     return format_date(day, "d MMM y", locale=_locale(locale))

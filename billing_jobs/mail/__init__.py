@@ -1,17 +1,21 @@
 """Outbound mail: SMTP transport, per-language templates and a SQL outbox with retries."""
 
-from billing_jobs.mail.documents import queue_document
+from billing_jobs.mail.documents import document_mail, queue_document
 from billing_jobs.mail.outbox import (
     Attachment,
+    FileAttachment,
     OutboxError,
+    QueuedMail,
     RetryPolicy,
     SendReport,
     delivery,
     document_deliveries,
     document_delivery_attachments,
+    document_delivery_files,
     ensure_delivery_tables,
     metadata,
     queue_message,
+    queue_messages,
     resend,
     send_due,
 )
@@ -20,9 +24,11 @@ from billing_jobs.mail.templates import MailTemplateError, render_message, templ
 
 __all__ = [
     "Attachment",
+    "FileAttachment",
     "MailConfigError",
     "MailTemplateError",
     "OutboxError",
+    "QueuedMail",
     "RetryPolicy",
     "SendReport",
     "SmtpSendError",
@@ -30,10 +36,13 @@ __all__ = [
     "delivery",
     "document_deliveries",
     "document_delivery_attachments",
+    "document_delivery_files",
+    "document_mail",
     "ensure_delivery_tables",
     "metadata",
     "queue_document",
     "queue_message",
+    "queue_messages",
     "render_message",
     "resend",
     "send_due",

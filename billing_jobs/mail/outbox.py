@@ -7,17 +7,20 @@ claiming: the relay may or may not have accepted it; an operator decides with `r
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
+from billing_jobs.ledger.rawsql import reserve_ids
 from billing_jobs.mail.smtp import SmtpSendError, SmtpSettings, send_message
 from billing_jobs.mail.templates import render_message
 
@@ -83,7 +86,24 @@ document_delivery_attachments = sa.Table(
 )
 
 
-def ensure_delivery_tables(engine: Engine) -> None:
+# Attachments kept by reference: a stored invoice PDF is attached from the document store at
+# send time instead of being copied into the ledger (100,000 invoices would add gigabytes).
+# The hash pins the content queued, so a file changed or lost later fails loudly instead of
+# mailing something else.
+document_delivery_files = sa.Table(
+    "document_delivery_files",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("delivery_id", sa.Integer, sa.ForeignKey("document_deliveries.id"), nullable=False),
+    sa.Column("filename", sa.String(200), nullable=False),
+    sa.Column("content_type", sa.String(100), nullable=False),
+    sa.Column("path", sa.String(500), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Index("ix_document_delivery_files_delivery", "delivery_id"),
+)
+
+
+def ensure_delivery_tables(engine: Engine | Connection) -> None:
     metadata.create_all(engine)
 
 
@@ -103,6 +123,37 @@ class Attachment:
             raise OutboxError(f"attachment content type {self.content_type!r} is not type/subtype")
         if not isinstance(self.content, bytes):
             raise OutboxError("attachment content must be bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class FileAttachment:
+    """An attachment read from `path` when the message is sent; `sha256` must still match."""
+
+    filename: str
+    path: str
+    sha256: str
+    content_type: str = "application/pdf"
+
+    def __post_init__(self) -> None:
+        Attachment(self.filename, b"", self.content_type)  # same filename/type checks
+        if len(self.sha256) != 64 or any(c not in "0123456789abcdef" for c in self.sha256):
+            raise OutboxError(f"attachment sha256 {self.sha256!r} is not 64 lower-case hex")
+        if not Path(self.path).is_absolute():
+            raise OutboxError(f"attachment path {self.path!r} must be absolute")
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMail:
+    """One message for `queue_messages` (same meaning as `queue_message`'s arguments)."""
+
+    kind: str
+    to: str
+    subject_key: str
+    context: dict[str, Any]
+    lang: str = "en"
+    dedupe_key: str | None = None
+    document_number: str | None = None
+    files: tuple[FileAttachment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +189,8 @@ def _utc(now: datetime) -> datetime:
     return now.astimezone(UTC)
 
 
-def _check_address(addr: str) -> str:
+def check_address(addr: str) -> str:
+    """The address stripped, or OutboxError when it is not one plain e-mail address."""
     addr = addr.strip()
     if addr.count("@") != 1 or any(c in addr for c in "\r\n<>,; ") or len(addr) > 320:
         raise OutboxError(f"not a single e-mail address: {addr!r}")
@@ -165,7 +217,7 @@ def queue_message(
     `dedupe_key`, queueing again returns the existing delivery id instead of a second mail.
     """
     at = _utc(now)
-    recipient = _check_address(to)
+    recipient = check_address(to)
     rendered = render_message(subject_key, context, lang)
     row = {
         "kind": kind,
@@ -214,6 +266,83 @@ def queue_message(
     return int(new_id)
 
 
+def queue_messages(
+    conn: Connection,
+    mails: Sequence[QueuedMail],
+    *,
+    now: datetime,
+    message_domain: str = "paysight.local",
+) -> list[int]:
+    """Queue many messages inside the caller's transaction (so they commit together with
+    whatever the caller records, e.g. the invoice documents they carry) and return their
+    delivery ids in order. A dedupe key already queued, or repeated in `mails`, maps to one
+    delivery: nothing is mailed twice."""
+    if not mails:
+        return []
+    at = _utc(now)
+    t = document_deliveries
+    keys = sorted({m.dedupe_key for m in mails if m.dedupe_key is not None})
+    existing: dict[str, int] = {}
+    for i in range(0, len(keys), 500):
+        found = conn.execute(
+            sa.select(t.c.dedupe_key, t.c.id).where(t.c.dedupe_key.in_(keys[i : i + 500]))
+        )
+        existing.update({k: int(v) for k, v in found})
+    fresh: list[QueuedMail] = []
+    first: dict[str, int] = {}
+    slots: list[int] = []  # >= 0: an existing delivery id; < 0: -(index into fresh) - 1
+    for m in mails:
+        if m.dedupe_key is not None and m.dedupe_key in existing:
+            slots.append(existing[m.dedupe_key])
+        elif m.dedupe_key is not None and m.dedupe_key in first:
+            slots.append(-first[m.dedupe_key] - 1)
+        else:
+            check_address(m.to)  # refuse the whole batch before anything is written
+            if m.dedupe_key is not None:
+                first[m.dedupe_key] = len(fresh)
+            slots.append(-len(fresh) - 1)
+            fresh.append(m)
+    new_ids = reserve_ids(conn, "document_deliveries", len(fresh))
+    rows: list[dict[str, Any]] = []
+    files: list[dict[str, Any]] = []
+    for new_id, m in zip(new_ids, fresh, strict=True):
+        rendered = render_message(m.subject_key, m.context, m.lang)
+        rows.append(
+            {
+                "id": new_id,
+                "kind": m.kind,
+                "template_key": m.subject_key,
+                "dedupe_key": m.dedupe_key,
+                "document_number": m.document_number,
+                "recipient": check_address(m.to),
+                "lang": rendered.lang,
+                "subject": rendered.subject,
+                "text_body": rendered.text,
+                "html_body": rendered.html,
+                "message_id": _message_id(message_domain),
+                "status": "queued",
+                "attempts": 0,
+                "next_attempt_at": at,
+                "created_at": at,
+            }
+        )
+        files += [
+            {
+                "delivery_id": new_id,
+                "filename": f.filename,
+                "content_type": f.content_type,
+                "path": f.path,
+                "sha256": f.sha256,
+            }
+            for f in m.files
+        ]
+    if rows:
+        conn.execute(sa.insert(t), rows)
+    if files:
+        conn.execute(sa.insert(document_delivery_files), files)
+    return [v if v >= 0 else new_ids[-v - 1] for v in slots]
+
+
 def _build_email(row: Any, attachments: list[Any], sender: str, now: datetime) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = sender
@@ -227,6 +356,30 @@ def _build_email(row: Any, attachments: list[Any], sender: str, now: datetime) -
         maintype, _, subtype = att.content_type.partition("/")
         msg.add_attachment(att.content, maintype=maintype, subtype=subtype, filename=att.filename)
     return msg
+
+
+def _attachments(conn: Connection, delivery_id: int) -> list[Attachment]:
+    """Stored attachments, then file attachments read now and checked against their hash."""
+    a, f = document_delivery_attachments, document_delivery_files
+    out = [
+        Attachment(r.filename, r.content, r.content_type)
+        for r in conn.execute(sa.select(a).where(a.c.delivery_id == delivery_id).order_by(a.c.id))
+    ]
+    for r in conn.execute(sa.select(f).where(f.c.delivery_id == delivery_id).order_by(f.c.id)):
+        try:
+            content = Path(r.path).read_bytes()
+        except OSError as exc:
+            raise OutboxError(
+                f"attachment {r.filename} of delivery {delivery_id} cannot be read from "
+                f"{r.path}: {exc.strerror or exc}; restore the document and resend"
+            ) from exc
+        if hashlib.sha256(content).hexdigest() != r.sha256:
+            raise OutboxError(
+                f"attachment {r.filename} of delivery {delivery_id} at {r.path} no longer "
+                f"matches the sha256 it was queued with; it was not sent"
+            )
+        out.append(Attachment(r.filename, content, r.content_type))
+    return out
 
 
 def _reap_stale_claims(engine: Engine, at: datetime, policy: RetryPolicy) -> list[int]:
@@ -303,14 +456,28 @@ def send_due(
             continue  # another worker got it first
         with engine.connect() as conn:
             row = conn.execute(sa.select(t).where(t.c.id == delivery_id)).one()
-            atts = list(
-                conn.execute(
-                    sa.select(document_delivery_attachments)
-                    .where(document_delivery_attachments.c.delivery_id == delivery_id)
-                    .order_by(document_delivery_attachments.c.id)
-                )
-            )
+            try:
+                atts = _attachments(conn, delivery_id)
+            except OutboxError as exc:
+                missing: OutboxError | None = exc
+            else:
+                missing = None
         mine = sa.and_(t.c.id == delivery_id, t.c.claim_token == token)
+        if missing is not None:
+            # Retrying cannot bring a lost or altered document back: fail it for an operator.
+            with engine.begin() as conn:
+                conn.execute(
+                    sa.update(t)
+                    .where(mine)
+                    .values(
+                        status="failed",
+                        next_attempt_at=None,
+                        claim_token=None,
+                        last_error=str(missing)[:2000],
+                    )
+                )
+            report.failed.append(delivery_id)
+            continue
         try:
             transport(smtp, _build_email(row, atts, smtp.sender, at))
         except SmtpSendError as exc:
@@ -380,6 +547,17 @@ def resend(engine: Engine, delivery_id: int, now: datetime, *, reason: str) -> i
                     filename=att.filename,
                     content_type=att.content_type,
                     content=att.content,
+                )
+            )
+        f = document_delivery_files
+        for ref in conn.execute(sa.select(f).where(f.c.delivery_id == delivery_id)):
+            conn.execute(
+                sa.insert(f).values(
+                    delivery_id=new_id,
+                    filename=ref.filename,
+                    content_type=ref.content_type,
+                    path=ref.path,
+                    sha256=ref.sha256,
                 )
             )
     return int(new_id)

@@ -79,6 +79,11 @@ class InvoiceRunConfig(dg.Config):
 
     limit: int | None = None
     mail: bool = True
+    # Render processes; None = one per core (in-process below a few dozen invoices).
+    workers: int | None = None
+    chunk_size: int = 16
+    # Mails sent by this run; the rest stay queued for the next run or `send_due`.
+    send_limit: int = 1000
 
 
 @dg.op(pool="invoice_run", tags={"kind": "billing"})
@@ -86,25 +91,38 @@ def invoice_run_op(
     context: dg.OpExecutionContext, config: InvoiceRunConfig, ledger: LedgerResource
 ) -> dg.Output[dict]:
     """Render, store and mail every finalized invoice that has no document yet."""
-    from billing_jobs.documents.from_ledger import run_invoice_documents
+    import time
+
+    from billing_jobs.documents.invoice_run import run_invoice_documents
     from billing_jobs.mail import SmtpSettings, send_due
 
     settings = get_settings()
     engine = ledger.engine()
     upgrade_ledger(engine)
     now = datetime.now(UTC)
+    started = time.perf_counter()
     report = run_invoice_documents(
-        engine, settings.documents_dir, now, limit=config.limit, mail=config.mail
+        engine,
+        settings.documents_dir,
+        now,
+        limit=config.limit,
+        mail=config.mail,
+        workers=config.workers,
+        chunk_size=config.chunk_size,
     )
+    seconds = time.perf_counter() - started
     sent = 0
     if config.mail and settings.smtp_url is not None:
         smtp = SmtpSettings.from_url(settings.smtp_url.get_secret_value())
-        sent = len(send_due(engine, now, smtp).sent)
+        sent = len(send_due(engine, now, smtp, limit=config.send_limit).sent)
     summary = {
         "rendered": report.rendered,
         "queued": report.queued,
         "sent": sent,
         "errors": len(report.errors),
+        "workers": report.workers,
+        "render_seconds": round(seconds, 3),
+        "pdfs_per_s": round(report.rendered / seconds, 2) if seconds > 0 else 0.0,
     }
     for err in report.errors[:20]:
         context.log.warning(err)

@@ -28,7 +28,7 @@ from billing_jobs.documents import (
     render_pdf,
     resolve_template,
 )
-from billing_jobs.documents.i18n import LABELS
+from billing_jobs.documents.i18n import LABELS, format_amount
 from billing_jobs.documents.sample import sample_invoice
 from billing_jobs.documents.templates import FONT_DIR
 
@@ -103,7 +103,7 @@ def test_einvoice_irn_and_qr_are_embedded(intra_pdf) -> None:
     payload = qr_payload(doc)
     assert irn in payload and doc.supplier.gstin in payload
     ref = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, mask_pattern=4)
-    ref.add_data(payload)
+    ref.add_data(payload, optimize=0)  # one byte-mode segment, as the renderer encodes it
     ref.make(fit=True)
     size = len(ref.modules)
     drawn = [[False] * size for _ in range(size)]
@@ -264,7 +264,7 @@ def test_brand_override_changes_colours_and_pins_version() -> None:
 
 
 def test_template_registry_errors() -> None:
-    assert available_versions("invoice") == [1]
+    assert available_versions("invoice") == [1, 2]
     with pytest.raises(TemplateError, match="version 9 does not exist"):
         render_pdf(sample_invoice(1, 5), template_version=9)
     with pytest.raises(TemplateError, match="unknown brand"):
@@ -293,6 +293,25 @@ def test_brand_template_override_wins(tmp_path: Path, monkeypatch) -> None:
         assert "OWN TEMPLATE" not in _text(render_pdf(doc))
     finally:
         templates.load_brand.cache_clear()
+
+
+def test_v2_prints_what_v1_prints_and_repeats_the_item_header_on_later_pages() -> None:
+    doc = sample_invoice(7, 30, intra_state=True, einvoice=True)
+    assert resolve_template().version == 2  # the default: v1 stays for brands pinned to it
+    old, new = render_pdf(doc, template_version=1), render_pdf(doc)
+    old_text, new_text = _flat(_text(old)), _flat(_text(new))
+    for ln in doc.lines:
+        for value in (ln.taxable_value_minor, ln.cgst_minor, ln.taxable_value_minor + ln.tax_minor):
+            cell = format_amount(value, "INR", "en_IN")
+            assert cell in old_text and cell in new_text
+    assert (
+        irn_for(doc) in new_text
+        and format_amount(doc.totals.total_minor, "INR", "en_IN") in new_text
+    )
+    pages = PdfReader(io.BytesIO(new)).pages
+    assert len(pages) >= 2
+    # The column header comes back on the continuation page, as v1's table header did.
+    assert "SAC/HSN" in pages[0].extract_text() and "SAC/HSN" in pages[1].extract_text()
 
 
 def test_output_is_deterministic() -> None:
