@@ -337,7 +337,10 @@ FLOOR_TABLES = ("fct_payments", "fct_reconciliation", "fct_mrr_movements", "mrr_
 def duckdb_settings(memory_limit: str) -> dict[str, str]:
     """The DuckDB settings of the dbt profile (profiles.yml), applied to the floor as well so
     both sides run under the same memory budget."""
-    return {"memory_limit": memory_limit, "preserve_insertion_order": "false"}
+    settings = {"memory_limit": memory_limit, "preserve_insertion_order": "false"}
+    if os.environ.get("PAYSIGHT_DUCKDB_TEMP_DIRECTORY"):
+        settings["temp_directory"] = os.environ["PAYSIGHT_DUCKDB_TEMP_DIRECTORY"]
+    return settings
 
 
 @dataclass
