@@ -482,61 +482,68 @@ def main() -> None:
     )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="paysight-scale-"))
-    db = args.warehouse or tmp / "warehouse.duckdb"
-    env = {
-        **os.environ,
-        "PAYSIGHT_WAREHOUSE_PATH": str(db),
-        "PAYSIGHT_DBT_TARGET": "dev",
-        "PAYSIGHT_DUCKDB_MEMORY_LIMIT": args.memory_limit,
-    }
+    try:
+        db = args.warehouse or tmp / "warehouse.duckdb"
+        env = {
+            **os.environ,
+            "PAYSIGHT_WAREHOUSE_PATH": str(db),
+            "PAYSIGHT_DBT_TARGET": "dev",
+            "PAYSIGHT_DUCKDB_MEMORY_LIMIT": args.memory_limit,
+        }
 
-    t0 = time.perf_counter()
-    fresh = not db.exists()
-    con = duckdb.connect(str(db))
-    if fresh:
-        create_raw(con)
-        generate(con, args.n)
-    rows = con.execute("select count(*) from raw.gateway_charges").fetchone()[0]
-    lines = con.execute("select count(*) from raw.ledger_invoice_lines").fetchone()[0]
-    con.close()
-    print(
-        f"{'wrote' if fresh else 'reusing'} {rows:,} charges and {lines:,} invoice lines in "
-        f"{time.perf_counter() - t0:.1f}s into {db}"
-    )
-    # Setup, not timed: the holiday seed both sides read.
-    run_measured(dbt_cmd(["seed"], tmp / "target"), env)
-
-    load_before = loadavg()
-    select = "+fct_payments +fct_reconciliation +mrr_monthly"
-    dbt = run_measured(dbt_cmd(["run", "--select", *select.split()], tmp / "target"), env)
-    settings = json.dumps(duckdb_settings(args.memory_limit))
-    floor = run_measured([sys.executable, "-c", FLOOR_RUNNER, str(db), settings, FLOOR_SQL], env)
-    load_after = loadavg()
-    problems = compare(db)
-    gib = 1024**3
-    ratio = dbt.seconds / floor.seconds
-    peak = max(dbt.peak_rss, floor.peak_rss)
-    print(f"charges            {rows:>14,}   DuckDB memory_limit {args.memory_limit} (both sides)")
-    for name, m in (("dbt run", dbt), ("floor (1 script)", floor)):
+        t0 = time.perf_counter()
+        fresh = not db.exists()
+        con = duckdb.connect(str(db))
+        if fresh:
+            create_raw(con)
+            generate(con, args.n)
+        rows = con.execute("select count(*) from raw.gateway_charges").fetchone()[0]
+        lines = con.execute("select count(*) from raw.ledger_invoice_lines").fetchone()[0]
+        con.close()
         print(
-            f"{name:<18} {m.seconds:>10.1f} s wall  {m.cpu_seconds:>8.1f} s CPU"
-            f"   peak RSS {m.peak_rss / gib:.2f} GiB"
+            f"{'wrote' if fresh else 'reusing'} {rows:,} charges and {lines:,} invoice lines in "
+            f"{time.perf_counter() - t0:.1f}s into {db}"
         )
-        if m is dbt:
-            print(f"  {slowest_models(tmp / 'target')}")
-    print(
-        f"ratio dbt / floor  {ratio:>10.2f} wall  {dbt.cpu_seconds / floor.cpu_seconds:>8.2f} CPU"
-        "   (goal <= 1.5)"
-    )
-    print(f"load average       before {load_before}, after {load_after} (2 cores)")
-    print(
-        f"goals: ratio {'OK' if ratio <= 1.5 else 'MISSED'}, memory "
-        f"{'OK' if peak <= 4 * gib else 'MISSED'}, time "
-        f"{'OK' if dbt.seconds <= 180 else 'MISSED'} (10M goal 180 s)"
-    )
-    print("results agree" if not problems else "RESULTS DIFFER:\n" + "\n".join(problems))
-    if not args.keep:
-        shutil.rmtree(tmp)
+        # Setup, not timed: the holiday seed both sides read.
+        run_measured(dbt_cmd(["seed"], tmp / "target"), env)
+
+        load_before = loadavg()
+        select = "+fct_payments +fct_reconciliation +mrr_monthly"
+        dbt = run_measured(dbt_cmd(["run", "--select", *select.split()], tmp / "target"), env)
+        settings = json.dumps(duckdb_settings(args.memory_limit))
+        floor = run_measured(
+            [sys.executable, "-c", FLOOR_RUNNER, str(db), settings, FLOOR_SQL], env
+        )
+        load_after = loadavg()
+        problems = compare(db)
+        gib = 1024**3
+        ratio = dbt.seconds / floor.seconds
+        peak = max(dbt.peak_rss, floor.peak_rss)
+        print(
+            f"charges            {rows:>14,}   DuckDB memory_limit {args.memory_limit} (both sides)"
+        )
+        for name, m in (("dbt run", dbt), ("floor (1 script)", floor)):
+            print(
+                f"{name:<18} {m.seconds:>10.1f} s wall  {m.cpu_seconds:>8.1f} s CPU"
+                f"   peak RSS {m.peak_rss / gib:.2f} GiB"
+            )
+            if m is dbt:
+                print(f"  {slowest_models(tmp / 'target')}")
+        print(
+            f"ratio dbt / floor  {ratio:>10.2f} wall  {dbt.cpu_seconds / floor.cpu_seconds:>8.2f} CPU"
+            "   (goal <= 1.5)"
+        )
+        print(f"load average       before {load_before}, after {load_after} (2 cores)")
+        print(
+            f"goals: ratio {'OK' if ratio <= 1.5 else 'MISSED'}, memory "
+            f"{'OK' if peak <= 4 * gib else 'MISSED'}, time "
+            f"{'OK' if dbt.seconds <= 180 else 'MISSED'} (10M goal 180 s)"
+        )
+        print("results agree" if not problems else "RESULTS DIFFER:\n" + "\n".join(problems))
+    finally:
+        # A failed command exits here too; the temporary warehouse (GBs at 10M) goes.
+        if not args.keep:
+            shutil.rmtree(tmp)
     sys.exit(1 if problems else 0)
 
 
