@@ -257,8 +257,9 @@ select k as recon_key, ledger_payment_id, gateway, k as gateway_payment_id, sett
     date_diff('day', created_at::date, coalesce(settled_at::date, date '{AS_OF}')) as age_days
 from j left join cal c on c.day = j.created_at::date;
 
--- MRR: a recurring line counts in every month whose end it covers, at its taxable value per
--- month of the plan's period (floor division; an unknown interval counts as one month).
+-- MRR: a recurring line counts in every month whose end (as_of, for the running month) it
+-- covers, at its taxable value per month of the plan's period (floor division; an unknown
+-- interval counts as one month).
 create or replace table floor.fct_mrr_movements as
 with sm as (
     select m::date as month, i.subscription_id::bigint as subscription_id,
@@ -270,7 +271,8 @@ with sm as (
     join raw.ledger_invoices i on l.invoice_id = i.id
     left join raw.ledger_plans p on l.plan_id = p.id
     join range(timestamp '2024-01-01', timestamp '2028-01-01', interval 1 month) as r(m)
-      on l.period_start < m + interval 1 month and l.period_end >= m + interval 1 month
+      on l.period_start < least(m + interval 1 month, timestamp '{AS_OF}')
+      and l.period_end >= least(m + interval 1 month, timestamp '{AS_OF}')
     where l.kind = 'recurring' and i.status in ('open', 'paid', 'uncollectible')
       and i.subscription_id is not null
       and m <= date_trunc('month', date '{AS_OF}')

@@ -38,6 +38,7 @@ def independent_mrr(warehouse) -> pd.DataFrame:
     world = warehouse.world
     invoices = {r["id"]: r for r in world.rows["ledger_invoices"]}
     as_of_month = date.fromisoformat(warehouse.as_of).replace(day=1)
+    as_of_start = datetime.fromisoformat(warehouse.as_of)
     mrr: dict[tuple[date, int], int] = defaultdict(int)
     customer: dict[int, int] = {}
     for line in world.rows["ledger_invoice_lines"]:
@@ -50,7 +51,8 @@ def independent_mrr(warehouse) -> pd.DataFrame:
         month = date(2024, 1, 1)
         while month <= as_of_month:
             nxt = date(month.year + month.month // 12, month.month % 12 + 1, 1)
-            edge = datetime(nxt.year, nxt.month, 1)
+            # measured at the month's end, or at as_of while the month is running
+            edge = min(datetime(nxt.year, nxt.month, 1), as_of_start)
             if line["period_start"] < edge <= line["period_end"]:
                 mrr[(month, inv["subscription_id"])] += line["taxable_minor"] // months
             month = nxt

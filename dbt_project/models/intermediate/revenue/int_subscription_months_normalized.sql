@@ -1,5 +1,6 @@
 -- Grain: one row per subscription and calendar month in which a recurring invoice line covers
--- the month's end. Quarterly/yearly periods are normalized to a monthly amount with integer
+-- the month's end; for the month that contains as_of, the line must cover as_of instead (the
+-- month has not ended: renewals due later in it are not billed yet and are not churn). Quarterly/yearly periods are normalized to a monthly amount with integer
 -- division (floor) of the taxable value (after discounts, before GST).
 with invoices as (
 
@@ -41,7 +42,14 @@ months as (
         cast({{ dbt.dateadd('month', 'generated_number - 1', "cast('2024-01-01' as date)") }}
             as date) as month_start,
         cast({{ dbt.dateadd('month', 'generated_number', "cast('2024-01-01' as date)") }}
-            as date) as next_month_start
+            as date) as next_month_start,
+        -- the instant a month's MRR is measured at: its end, or as_of while it is running
+        case
+            when cast({{ dbt.dateadd('month', 'generated_number', "cast('2024-01-01' as date)") }}
+                as date) > {{ as_of_date() }} then {{ as_of_date() }}
+            else cast({{ dbt.dateadd('month', 'generated_number', "cast('2024-01-01' as date)") }}
+                as date)
+        end as measured_at
     from series
 
 ),
@@ -72,8 +80,8 @@ final as (
         sum(normalized.line_mrr_minor) as mrr_minor
     from normalized
     inner join months
-        on normalized.period_start < months.next_month_start
-        and normalized.period_end >= months.next_month_start
+        on normalized.period_start < months.measured_at
+        and normalized.period_end >= months.measured_at
     where months.month_start <= {{ month_of(as_of_date()) }}
     group by 1, 2, 3, 4
 
