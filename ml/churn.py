@@ -61,6 +61,9 @@ class ChurnModel:
     metrics: dict[str, float]
     holdout: str
     params: dict[str, object] = field(default_factory=dict)
+    # Holdout labels and each compared model's scores, for curves and champion comparisons.
+    holdout_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    holdout_scores: dict[str, np.ndarray] = field(default_factory=dict)
 
     def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
         """Probability of churn per row."""
@@ -167,4 +170,6 @@ def fit_churn_model(
             "max_leaf_nodes": 15,
             "calibration": "isotonic",
         },
+        holdout_labels=y[holdout],
+        holdout_scores=scores,
     )
