@@ -33,9 +33,14 @@ def _png(plt, fig) -> bytes:
 
 
 def forecast_png(
-    history: pd.DataFrame, forecast: pd.DataFrame, title: str, tail: int = 120
+    history: pd.DataFrame,
+    forecast: pd.DataFrame,
+    title: str,
+    holdout: pd.DataFrame | None = None,
+    tail: int = 120,
 ) -> bytes:
-    """Actuals (``ds, y``; the last ``tail`` points) and the forecast with its interval."""
+    """Actuals (``ds, y``; the last ``tail`` points), the forecast with its interval and,
+    when given, ``holdout (ds, yhat)``: predictions of actuals the model did not see."""
     plt, fig = _figure()
     ax = fig.add_subplot(1, 1, 1)
     recent = history.tail(tail)
@@ -43,8 +48,15 @@ def forecast_png(
     ds = pd.to_datetime(forecast["ds"])
     ax.plot(ds, forecast["yhat"], color="tab:blue", lw=1.5, label="forecast")
     ax.fill_between(ds, forecast["yhat_lower"], forecast["yhat_upper"], color="tab:blue", alpha=0.2)
-    if "y" in forecast.columns:  # backtest points: forecast made before the actual was known
-        ax.plot(ds, forecast["y"], color="black", lw=1)
+    if holdout is not None and not holdout.empty:
+        ax.plot(
+            pd.to_datetime(holdout["ds"]),
+            holdout["yhat"],
+            color="tab:orange",
+            lw=1.2,
+            ls="--",
+            label="fit without these actuals",
+        )
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
     ax.tick_params(labelsize=7)
