@@ -45,6 +45,8 @@ class ForecastConfig(dg.Config):
     horizon_days: int = 28
     horizon_months: int = 3
     currency: str = "INR"
+    # Backtested candidates; seasonal naive is always included as the baseline.
+    candidates: list[str] = ["seasonal_naive", "ets", "theta", "prophet"]  # noqa: RUF012 (pydantic copies)
 
 
 class TrainingConfig(dg.Config):
@@ -66,10 +68,10 @@ def _daily_history(warehouse: WarehouseResource, currency: str) -> pd.DataFrame:
 
 
 def _forecast_series(
-    name: str, history: pd.DataFrame, horizon: int, season: int | None
+    name: str, history: pd.DataFrame, horizon: int, season: int | None, candidates: list[str]
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float], bytes, str]:
     """Fit one series; returns forecast rows, backtest summary, metrics, plot and model."""
-    result = fit_forecast(history, horizon=horizon, season=season)
+    result = fit_forecast(history, horizon=horizon, season=season, candidates=candidates)
     forecast = result.forecast.assign(series=name)
     summary = result.summary.assign(series=name, chosen=result.summary["candidate"] == result.model)
     seen = None
@@ -119,7 +121,9 @@ def revenue_forecast(
             ("monthly_mrr", mrr, config.horizon_months, 12 if len(mrr) >= 30 else 1),
         ):
             try:
-                fc, summary, m, png, model = _forecast_series(name, history, horizon, season)
+                fc, summary, m, png, model = _forecast_series(
+                    name, history, horizon, season, config.candidates
+                )
             except ForecastInputError as exc:
                 context.log.warning(f"{name}: not forecast: {exc}")
                 continue
@@ -256,7 +260,8 @@ def churn_model(
         registry.log_model_card(card)
         registry.log_table(model.comparison, "comparison.csv")
         mlflow_lib.log_image(_png_array(png), "roc_pr.png")
-        uri = registry.log_pyfunc_model(ChurnPyfunc(model), input_example=holdout.head(5))
+        # No input example: integer columns with gaps would make a signature that rejects NULLs.
+        uri = registry.log_pyfunc_model(ChurnPyfunc(model))
         version, decision = register_and_promote(
             uri,
             churn_panel.REGISTERED_NAME,
@@ -365,9 +370,7 @@ def transaction_anomaly_model(
         registry.log_metrics(detector.metrics)
         if not detector.evaluation.empty:
             registry.log_table(detector.evaluation.astype({"holdout_start": str}), "evaluation.csv")
-        uri = registry.log_pyfunc_model(
-            DetectorPyfunc(detector), input_example=detector_input(tx, False).head(50)
-        )
+        uri = registry.log_pyfunc_model(DetectorPyfunc(detector))
         if labelled:
             chosen = "supervised_hgb" if detector.method == "supervised" else "robust_z"
             value = detector.metrics[f"{chosen}_pr_auc"]
