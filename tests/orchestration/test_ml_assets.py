@@ -26,6 +26,8 @@ TRAINING = [
     assets.retry_timing_model,
 ]
 SCORING = [scores.churn_scores, scores.transaction_anomaly_scores]
+# ~35 s idle; 2-3 min on the loaded 2-core box where it was written.
+pytestmark = pytest.mark.slow
 FAST_FORECAST = {"ops": {"revenue_forecast": {"config": {"candidates": ["seasonal_naive", "ets"]}}}}
 
 
