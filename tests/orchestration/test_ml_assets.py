@@ -43,7 +43,7 @@ def _panel() -> pd.DataFrame:
 
 
 def _marts(path: Path) -> dict[str, pd.DataFrame]:
-    tx = transactions(n_customers=80, days=120, seed=3, fraud_share=0.05)
+    tx = transactions(n_customers=100, days=120, seed=3, fraud_share=0.1)
     rng = np.random.default_rng(1)
     status = np.where(rng.random(len(tx)) < 0.1, "failed", "succeeded")
     fct_payments = pd.DataFrame(

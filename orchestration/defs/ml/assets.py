@@ -277,6 +277,8 @@ def churn_model(
         latest = rows[rows[churn_panel.TIME_COL] == rows[churn_panel.TIME_COL].max()]
         write_table(warehouse, DRIFT_REFERENCE_TABLE, latest.assign(mlflow_run_id=run_id))
     m = model.metrics
+    positives = int(model.holdout_labels.sum())
+    counts = (positives, len(model.holdout_labels) - positives)
     return dg.MaterializeResult(
         metadata={
             "mlflow_run_id": run_id,
@@ -296,6 +298,7 @@ def churn_model(
                 m["roc_auc"],
                 "recency_frequency",
                 m.get("recency_frequency_roc_auc", float("nan")),
+                class_counts=counts,
             ),
             checks.beats_baseline(
                 checks.CHURN_LOGREG_CHECK,
@@ -305,6 +308,7 @@ def churn_model(
                 "logistic_regression",
                 m["logistic_regression_roc_auc"],
                 severity=dg.AssetCheckSeverity.WARN,
+                class_counts=counts,
             ),
         ],
     )
@@ -410,6 +414,10 @@ def transaction_anomaly_model(
             detector.metrics[f"{chosen}_pr_auc"],
             "baseline_amount_ratio",
             detector.metrics["baseline_amount_ratio_pr_auc"],
+            class_counts=(
+                int(detector.evaluation["positives"].iloc[0]),
+                int(detector.evaluation["rows"].iloc[0] - detector.evaluation["positives"].iloc[0]),
+            ),
         )
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
@@ -511,6 +519,7 @@ def retry_timing_model(
                 m["hgb_roc_auc"],
                 "decline_code_rate",
                 m["decline_code_rate_roc_auc"],
+                class_counts=(int(labels.sum()), int(len(labels) - labels.sum())),
             )
         ],
     )

@@ -13,6 +13,9 @@ CHURN_CHECK = "churn_model_beats_baseline"
 CHURN_LOGREG_CHECK = "churn_model_beats_logistic_regression"
 ANOMALY_CHECK = "transaction_anomaly_model_beats_baseline"
 RETRY_CHECK = "retry_timing_model_beats_baseline"
+# Below this many examples of either class, a holdout ROC-AUC is mostly noise: warn instead
+# of passing or failing on a coin flip.
+MIN_CLASS_COUNT = 10
 
 
 def spec(name: str, asset: str, description: str) -> dg.AssetCheckSpec:
@@ -28,9 +31,18 @@ def beats_baseline(
     baseline_value: float,
     higher_is_better: bool = True,
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+    class_counts: tuple[int, int] | None = None,
 ) -> dg.AssetCheckResult:
     """Pass when the model is at least as good as the baseline on the holdout; an undefined
-    metric (e.g. one class only in the holdout) fails, since nothing was shown."""
+    metric (e.g. one class only in the holdout) fails, since nothing was shown. With
+    ``class_counts`` (positives, negatives) below MIN_CLASS_COUNT the check only warns."""
+    if class_counts is not None and min(class_counts) < MIN_CLASS_COUNT:
+        return not_evaluated(
+            name,
+            asset,
+            f"holdout too small to judge ({class_counts[0]} positives, {class_counts[1]} "
+            f"negatives; need {MIN_CLASS_COUNT} of each)",
+        )
     defined = math.isfinite(model_value) and math.isfinite(baseline_value)
     margin = (model_value - baseline_value) if higher_is_better else (baseline_value - model_value)
     passed = bool(defined and margin >= 0)
