@@ -51,6 +51,11 @@ def recency_frequency_score(df: pd.DataFrame) -> np.ndarray:
     return np.nan_to_num(np.mean(parts, axis=0), nan=0.5)
 
 
+def _shown(value: float) -> str:
+    # A missing day gap means "never happened" (e.g. no successful payment yet).
+    return "never" if value != value else f"{value:.4g}"
+
+
 @dataclass
 class ChurnModel:
     """Calibrated churn classifier with its holdout comparison table."""
@@ -84,7 +89,7 @@ class ChurnModel:
         reasons = []
         for i in range(len(x)):
             parts = [
-                f"{self.features[j]}={x.iat[i, j]:.4g} (+{effects[i, j]:.3f})"
+                f"{self.features[j]}={_shown(x.iat[i, j])} (+{effects[i, j]:.3f})"
                 for j in order[i]
                 if effects[i, j] > 0.005  # ignore rounding-level effects
             ]
