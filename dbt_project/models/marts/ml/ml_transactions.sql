@@ -33,7 +33,8 @@ plan_amounts as (
             ) as recency
         from payments
         inner join recurring
-            on cast(recurring.customer_id as varchar) = cast(payments.customer_id as varchar)
+            on cast(recurring.customer_id as {{ dbt.type_string() }})
+                = cast(payments.customer_id as {{ dbt.type_string() }})
             and recurring.finalized_at <= payments.created_at
     ) as ranked
     where recency = 1
@@ -52,7 +53,8 @@ final as (
 
     select
         payments.payment_id as transaction_id,
-        coalesce(cast(payments.customer_id as varchar), 'unlinked') as customer_id,
+        coalesce(cast(payments.customer_id as {{ dbt.type_string() }}), 'unlinked')
+            as customer_id,
         {{ dbt.concat(["coalesce(payments.method, 'unknown')", "':'",
                        "coalesce(payments.issuer, 'unknown')"]) }} as instrument_id,
         payments.amount_minor,
