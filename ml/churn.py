@@ -1,8 +1,8 @@
 """Churn model: calibrated gradient boosting on a customer-by-feature table, compared on a
 time-based holdout with logistic regression and a recency-frequency heuristic.
 
-Expected columns of ``marts.customer_features`` (one row per customer per snapshot; any
-numeric column is used, these are the ones the warehouse is expected to provide):
+Any customer-by-snapshot table works (any numeric column is a feature); on the warehouse it
+is ``marts.customer_features_monthly`` via :mod:`ml.churn_panel`. Typical columns:
 
 - ``customer_id``, ``snapshot_date`` (time column), label ``churned_30d`` (0/1, churned
   within 30 days after the snapshot; only known for snapshots at least 30 days old)
