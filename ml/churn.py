@@ -1,8 +1,8 @@
 """Churn model: calibrated gradient boosting on a customer-by-feature table, compared on a
 time-based holdout with logistic regression and a recency-frequency heuristic.
 
-Expected columns of ``marts.customer_features`` (one row per customer per snapshot; any
-numeric column is used, these are the ones the warehouse is expected to provide):
+Any customer-by-snapshot table works (any numeric column is a feature); on the warehouse it
+is ``marts.customer_features_monthly`` via :mod:`ml.churn_panel`. Typical columns:
 
 - ``customer_id``, ``snapshot_date`` (time column), label ``churned_30d`` (0/1, churned
   within 30 days after the snapshot; only known for snapshots at least 30 days old)
@@ -24,6 +24,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -50,6 +51,11 @@ def recency_frequency_score(df: pd.DataFrame) -> np.ndarray:
     return np.nan_to_num(np.mean(parts, axis=0), nan=0.5)
 
 
+def _shown(value: float) -> str:
+    # A missing day gap means "never happened" (e.g. no successful payment yet).
+    return "never" if value != value else f"{value:.4g}"
+
+
 @dataclass
 class ChurnModel:
     """Calibrated churn classifier with its holdout comparison table."""
@@ -61,6 +67,9 @@ class ChurnModel:
     metrics: dict[str, float]
     holdout: str
     params: dict[str, object] = field(default_factory=dict)
+    # Holdout labels and each compared model's scores, for curves and champion comparisons.
+    holdout_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    holdout_scores: dict[str, np.ndarray] = field(default_factory=dict)
 
     def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
         """Probability of churn per row."""
@@ -80,7 +89,7 @@ class ChurnModel:
         reasons = []
         for i in range(len(x)):
             parts = [
-                f"{self.features[j]}={x.iat[i, j]:.4g} (+{effects[i, j]:.3f})"
+                f"{self.features[j]}={_shown(x.iat[i, j])} (+{effects[i, j]:.3f})"
                 for j in order[i]
                 if effects[i, j] > 0.005  # ignore rounding-level effects
             ]
@@ -89,6 +98,35 @@ class ChurnModel:
         if "customer_id" in df.columns:
             out.insert(0, "customer_id", df["customer_id"].to_numpy())
         return out.reset_index(drop=True)
+
+
+# Tree sizes tried; churn tables are small (hundreds of churners), so shallow trees with large
+# leaves often generalize better than deep ones. Chosen inside the training window only.
+TREE_GRID = (
+    {"max_leaf_nodes": 4, "min_samples_leaf": 20},
+    {"max_leaf_nodes": 4, "min_samples_leaf": 50},
+    {"max_leaf_nodes": 15, "min_samples_leaf": 20},
+    {"max_leaf_nodes": 15, "min_samples_leaf": 50},
+)
+
+
+def _select_tree_size(
+    train_df: pd.DataFrame, x: pd.DataFrame, y: np.ndarray, time_col: str | None, seed: int
+) -> dict[str, int]:
+    """Pick the tree size by ROC-AUC on the latest quarter of the TRAINING window (an inner
+    time split), so the holdout stays untouched by any choice."""
+    inner, _ = time_split(train_df, time_col, 0.25, seed)
+    if len(np.unique(y[~inner])) < 2 or len(np.unique(y[inner])) < 2:
+        return dict(TREE_GRID[0])
+    best, best_auc = TREE_GRID[0], -1.0
+    for params in TREE_GRID:
+        candidate = HistGradientBoostingClassifier(
+            max_iter=150, learning_rate=0.05, l2_regularization=1.0, random_state=seed, **params
+        ).fit(x[~inner], y[~inner])
+        auc = roc_auc_score(y[inner], candidate.predict_proba(x[inner])[:, 1])
+        if auc > best_auc:
+            best, best_auc = params, auc
+    return dict(best)
 
 
 def fit_churn_model(
@@ -121,12 +159,9 @@ def fit_churn_model(
     for name, mask in (("training", train), ("holdout", holdout)):
         if len(np.unique(y[mask])) < 2 or y[mask].sum() < 5:
             raise TrainingInputError(f"the {name} window needs at least 5 churners and 5 stayers")
+    tree = _select_tree_size(df[train], x[train], y[train], time_col, seed)
     hgb = HistGradientBoostingClassifier(
-        max_iter=200,
-        learning_rate=0.05,
-        max_leaf_nodes=15,
-        l2_regularization=1.0,
-        random_state=seed,
+        max_iter=150, learning_rate=0.05, l2_regularization=1.0, random_state=seed, **tree
     )
     model = CalibratedClassifierCV(hgb, method="isotonic", cv=3).fit(x[train], y[train])
     logreg = make_pipeline(
@@ -162,9 +197,11 @@ def fit_churn_model(
         metrics=metrics,
         holdout=window,
         params={
-            "max_iter": 200,
+            "max_iter": 150,
             "learning_rate": 0.05,
-            "max_leaf_nodes": 15,
+            **tree,
             "calibration": "isotonic",
         },
+        holdout_labels=y[holdout],
+        holdout_scores=scores,
     )

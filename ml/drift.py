@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 EPSILON = 1e-4  # floor for empty bins so log ratios stay finite
 
@@ -39,3 +40,20 @@ def population_stability_index(expected: np.ndarray, actual: np.ndarray, bins: i
     e_share = np.maximum(e_share, EPSILON)
     a_share = np.maximum(a_share, EPSILON)
     return float(np.sum((a_share - e_share) * np.log(a_share / e_share)))
+
+
+def feature_drift(
+    reference: pd.DataFrame, current: pd.DataFrame, features: list[str], bins: int = 10
+) -> pd.DataFrame:
+    """PSI per feature of ``current`` against ``reference`` (missing values become 0, the
+    "no event" value of counts and day gaps, in both samples alike), largest first."""
+    missing = [f for f in features if f not in reference.columns or f not in current.columns]
+    if missing:
+        raise DriftInputError(f"features {missing} are not in both samples")
+    rows = []
+    for name in features:
+        ref = pd.to_numeric(reference[name], errors="coerce").fillna(0.0).to_numpy(dtype=float)
+        cur = pd.to_numeric(current[name], errors="coerce").fillna(0.0).to_numpy(dtype=float)
+        rows.append({"feature": name, "psi": population_stability_index(ref, cur, bins)})
+    out = pd.DataFrame(rows, columns=["feature", "psi"])
+    return out.sort_values("psi", ascending=False, kind="mergesort").reset_index(drop=True)

@@ -41,3 +41,23 @@ def daily_anomalies(actuals: pd.DataFrame, forecast: pd.DataFrame) -> pd.DataFra
     )
     out["deviation"] = gap / width
     return out
+
+
+def recent_anomalies(
+    history: pd.DataFrame, window: int = 28, interval: float = 0.8
+) -> pd.DataFrame:
+    """Judge the last ``window`` days of ``history (ds, y)`` against a forecast made without
+    them (seasonal naive or ETS, picked by backtest); returns :func:`daily_anomalies` rows."""
+    from ml.forecast import fit_forecast
+
+    series = history.assign(ds=pd.to_datetime(history["ds"])).sort_values("ds")
+    cut = series["ds"].max() - pd.Timedelta(days=window)
+    past, recent = series[series["ds"] <= cut], series[series["ds"] > cut]
+    if recent.empty:
+        raise TransactionInputError(f"no days in the last {window} days to judge")
+    result = fit_forecast(
+        past, horizon=window, candidates=("seasonal_naive", "ets"), interval=interval
+    )
+    out = daily_anomalies(recent, result.forecast)
+    out["model"] = result.model
+    return out

@@ -179,8 +179,28 @@ __all__ = [
     "ForecastResult",
     "backtest",
     "fit_forecast",
+    "holdout_predictions",
     "mase",
     "seasonal_naive",
     "smape",
     "summarize",
 ]
+
+
+def holdout_predictions(
+    df: pd.DataFrame, model: str, holdout: int, season: int | None = None
+) -> pd.DataFrame:
+    """``ds, y, yhat`` of ``model`` fit without the last ``holdout`` periods: the
+    forecast-against-actuals picture of data the model did not see."""
+    if model not in CANDIDATES:
+        raise ForecastInputError(f"unknown model {model!r}; choose from {sorted(CANDIDATES)}")
+    series, freq = regularize(df)
+    if season is not None:
+        freq = Frequency(freq.code, season, freq.name)
+    if holdout <= 0 or len(series) <= holdout + freq.season:
+        raise ForecastInputError(
+            f"need more than {holdout + freq.season} periods, got {len(series)}"
+        )
+    train, test = series.iloc[:-holdout], series.iloc[-holdout:]
+    pred = CANDIDATES[model](train, holdout, freq)
+    return pd.DataFrame({"ds": test.index, "y": test.to_numpy(), "yhat": pred})
