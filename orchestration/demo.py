@@ -74,6 +74,7 @@ def run_demo(
         for e in result.get_asset_check_evaluations()
     ]
     summary = warehouse_summary(str(settings.warehouse_path), settings.default_currency)
+    summary["models"] = model_quality(result)
     summary.update(
         {
             "success": result.success,
@@ -127,7 +128,8 @@ def warehouse_summary(warehouse_path: str, currency: str) -> dict[str, Any]:
         ).fetchone() or (None, 0, 0)
         fc_days, fc_total, fc_lo, fc_hi = con.execute(
             """select count(*), sum(yhat), sum(yhat_lower), sum(yhat_upper)
-               from ml.revenue_forecast where currency = ?""",
+               from ml.revenue_forecast
+               where currency = ? and series = 'daily_net_revenue'""",
             [currency],
         ).fetchone()
         backtest = con.execute("select * from ml.revenue_forecast_backtest").df()
@@ -141,6 +143,15 @@ def warehouse_summary(warehouse_path: str, currency: str) -> dict[str, Any]:
                 "select status, count(*) from marts.fct_reconciliation group by 1 order by 1"
             ).fetchall()
         )
+        churn = con.execute(
+            """select count(*), count(*) filter (where risk_band = 'high'),
+                      coalesce(sum(mrr_minor) filter (where risk_band = 'high'), 0)
+               from ml.churn_scores"""
+        ).fetchall()[0]
+        anomalies = con.execute(
+            """select count(*), count(*) filter (where is_flagged)
+               from ml.transaction_anomaly_scores"""
+        ).fetchall()[0]
         duplicates = con.execute(
             "select count(*) - count(distinct charge_id) from raw.gateway_charges"
         ).fetchall()[0][0]
@@ -168,11 +179,41 @@ def warehouse_summary(warehouse_path: str, currency: str) -> dict[str, Any]:
         "nrr": round(float(mrr[0][3]), 4) if mrr and mrr[0][3] is not None else None,
         "active_customers": int(mrr[0][4]) if mrr else 0,
         "reconciliation": {k: int(v) for k, v in recon.items()},
+        "churn_scored": int(churn[0]),
+        "churn_high_risk": int(churn[1]),
+        "churn_high_risk_mrr": fmt(churn[2]),
+        "transactions_scored": int(anomalies[0]),
+        "transactions_flagged": int(anomalies[1]),
         "forecast_backtest": [
             {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
             for row in backtest.to_dict(orient="records")
         ],
     }
+
+
+MODELS = ("churn_model", "transaction_anomaly_model", "retry_timing_model")
+FIGURES = ("roc_auc", "precision_at_100")  # per candidate, measured on the later holdout window
+
+
+def model_quality(result: Any) -> dict[str, dict[str, Any]]:
+    """Holdout figures the training assets reported in this run (their materialization
+    metadata: every candidate's ROC-AUC and, for anomalies, precision at 100), so the summary
+    shows model quality next to its baselines without reading MLflow."""
+    out: dict[str, dict[str, Any]] = {}
+    for event in result.get_asset_materialization_events():
+        name = event.asset_key.to_user_string()
+        if name not in MODELS:
+            continue
+        meta = event.materialization.metadata
+        figures = {
+            key: round(entry.value, 3)
+            for key, entry in sorted(meta.items())
+            if key.endswith(FIGURES) and isinstance(entry.value, float)
+        }
+        if "promoted" in meta:
+            figures["promoted"] = meta["promoted"].value
+        out[name] = figures
+    return out
 
 
 def render_summary(s: dict[str, Any]) -> None:
@@ -204,6 +245,18 @@ def render_summary(s: dict[str, Any]) -> None:
     if s.get("reconciliation"):
         lines += ["", "Reconciliation (ledger x gateway x bank):"]
         lines += [f"  {k:22} {v:,}" for k, v in s["reconciliation"].items()]
+    lines += [
+        "",
+        f"Churn: {s['churn_high_risk']:,} of {s['churn_scored']:,} customers at high risk"
+        f" ({s['churn_high_risk_mrr']} MRR)",
+        f"Anomalies: {s['transactions_flagged']:,} of {s['transactions_scored']:,} transactions"
+        " flagged for review",
+    ]
+    if s.get("models"):
+        lines += ["", "Models (holdout, a later time window than training):"]
+        for name, figures in s["models"].items():
+            lines.append(f"  {name}")
+            lines += [f"    {k:40} {v}" for k, v in figures.items()]
     if s.get("forecast_backtest"):
         lines += ["", "Forecast backtest (rolling origin, out-of-sample):"]
         cols = [

@@ -46,7 +46,7 @@ def test_demo_materializes_everything_and_is_repeatable(paysight_env):
 
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     runs = mlflow.search_runs(experiment_names=["paysight"])
-    assert len(runs) == 1 and runs.iloc[0]["tags.dagster_asset"] == "revenue_forecast"
+    assert "revenue_forecast" in set(runs["tags.dagster_asset"])
 
     second = run_demo(settings, **WORLD)
     for key in (
