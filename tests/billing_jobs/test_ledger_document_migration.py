@@ -3,10 +3,15 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import insert, inspect, select, text
+import pytest
+from sqlalchemy import create_engine, insert, inspect, select, text
+from sqlalchemy.engine import make_url
 
 from billing_jobs.documents.from_ledger import ensure_document_tables, invoice_documents
 from billing_jobs.ledger import make_engine, upgrade_ledger
@@ -19,13 +24,32 @@ TABLES = {
 }
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def blank_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database (no migrations run yet) on SQLite and, when configured, PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'blank.sqlite'}"
+        return
+    base = os.environ.get("PAYSIGHT_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("PAYSIGHT_TEST_POSTGRES_URL is not set; PostgreSQL variant skipped")
+    name = f"paysight_mig_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 def _version(engine) -> str:
     with engine.connect() as conn:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def test_head_creates_the_document_tables(tmp_path: Path) -> None:
-    engine = upgrade_ledger(f"sqlite:///{tmp_path / 'l.sqlite'}")
+def test_head_creates_the_document_tables(blank_url: str) -> None:
+    engine = upgrade_ledger(blank_url)
     assert set(inspect(engine).get_table_names()) >= TABLES
     assert _version(engine) == "0002"
     ensure_document_tables(engine)  # still a harmless no-op afterwards
@@ -34,8 +58,8 @@ def test_head_creates_the_document_tables(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_ledger_created_by_ensure_keeps_its_rows(tmp_path: Path) -> None:
-    engine = upgrade_ledger(f"sqlite:///{tmp_path / 'old.sqlite'}", revision="0001")
+def test_ledger_created_by_ensure_keeps_its_rows(blank_url: str) -> None:
+    engine = upgrade_ledger(blank_url, revision="0001")
     assert not TABLES & set(inspect(engine).get_table_names())
     ensure_document_tables(engine)  # how ledgers got these tables before 0002
     row = {
@@ -55,8 +79,8 @@ def test_ledger_created_by_ensure_keeps_its_rows(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_downgrade_and_upgrade_again(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'l.sqlite'}"
+def test_downgrade_and_upgrade_again(blank_url: str) -> None:
+    url = blank_url
     engine = upgrade_ledger(url)
     upgrade_ledger(engine, revision="0001")  # alembic upgrade to an older rev is a no-op
     from alembic import command
@@ -71,5 +95,7 @@ def test_downgrade_and_upgrade_again(tmp_path: Path) -> None:
         command.downgrade(cfg, "0001")
     assert not TABLES & set(inspect(engine).get_table_names())
     upgrade_ledger(engine)
-    assert set(inspect(make_engine(url)).get_table_names()) >= TABLES
+    other = make_engine(url)
+    assert set(inspect(other).get_table_names()) >= TABLES
+    other.dispose()
     engine.dispose()
