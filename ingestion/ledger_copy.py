@@ -1,20 +1,21 @@
 """Copying the billing ledger's tables into the warehouse as ``raw.ledger_<table>``.
 
 Tables with an ``updated_at`` column are copied incrementally from a timestamp cursor;
-append-only tables (events, lines) incrementally from their integer id; every other table
-(mutable rows without an update stamp) is replaced whole, which is always correct. Rows are
-upserted by primary key, so a re-run never duplicates anything.
+append-only tables (events, lines) incrementally from their integer id; invoice documents and
+mail deliveries by key (see KEYED); every other table (mutable rows without an update stamp)
+is replaced whole, which is always correct. Rows are upserted by primary key, so a re-run never
+duplicates anything. Some columns never leave the ledger (EXCLUDED_COLUMNS).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
 import pandas as pd
-from sqlalchemy import Engine, MetaData, Table, select
+from sqlalchemy import Column, Engine, MetaData, Table, select
 
 from ingestion.warehouse import upsert_dataframe
 
@@ -26,10 +27,37 @@ APPEND_ONLY = frozenset(
 
 
 @dataclass(frozen=True)
+class Keyed:
+    """Copy by key instead of a cursor: rows whose key the warehouse lacks, plus rows the
+    warehouse holds in a still-open state (``open_column`` in ``open_values``), re-read because
+    they may have changed. Rows in any other state are final and never read again."""
+
+    open_column: str | None = None
+    open_values: tuple[str, ...] = ()
+
+
+# No cursor fits these: documents reach the table in commit order, not invoice-id order (a
+# draft finalized late, a pool chunk committing early), and outbox ids are reserved before
+# their transaction commits. Keys present in the ledger but not the warehouse are exact.
+KEYED: dict[str, Keyed] = {
+    "invoice_documents": Keyed(),  # append-only: one row per rendered invoice
+    # A delivery changes (status, attempts, sent_at, last_error) until it is sent, failed or
+    # unknown; a resend is a new row, so those three states are final.
+    "document_deliveries": Keyed("status", ("queued", "sending")),
+}
+# Personal data and secrets stay in the ledger: message bodies and claim tokens.
+EXCLUDED_COLUMNS: dict[str, frozenset[str]] = {
+    "document_deliveries": frozenset({"text_body", "html_body", "claim_token"}),
+}
+# Keys per IN (...) list when reading keyed rows (below every backend's parameter limit).
+KEY_BATCH = 900
+
+
+@dataclass(frozen=True)
 class TableCopy:
     table: str
     rows: int
-    mode: str  # "incremental" or "full"
+    mode: str  # "incremental", "append", "keyed" or "full"
     cursor: str | None
 
 
@@ -54,8 +82,27 @@ def _key_column(table: Table) -> str:
     return keys[0]
 
 
+def ledger_metadata() -> MetaData:
+    """The ledger's tables: ``schema.metadata`` plus the invoice document and mail outbox
+    tables (migration 0002; their definitions live with the code that writes them)."""
+    from billing_jobs.documents.from_ledger import document_metadata
+    from billing_jobs.ledger.schema import metadata
+    from billing_jobs.mail import metadata as mail_metadata
+
+    combined = MetaData()
+    for meta in (metadata, document_metadata, mail_metadata):
+        for table in meta.tables.values():
+            table.to_metadata(combined)
+    return combined
+
+
+def _columns(table: Table) -> list[Column]:
+    excluded = EXCLUDED_COLUMNS.get(table.name, frozenset())
+    return [c for c in table.columns if c.name not in excluded]
+
+
 def _frame(engine: Engine, table: Table, cursor_col: str | None, since: str | None) -> pd.DataFrame:
-    stmt = select(table)
+    stmt = select(*_columns(table))
     if cursor_col and since:
         # >= (not >): rows sharing the cursor instant are re-read; the upsert makes that harmless.
         stmt = stmt.where(table.c[cursor_col] >= datetime.fromisoformat(since))
@@ -87,12 +134,51 @@ def _int64(table: Table, df: pd.DataFrame) -> None:
 
 
 def _append_frame(engine: Engine, table: Table, key: str, since: str | None) -> pd.DataFrame:
-    stmt = select(table)
+    stmt = select(*_columns(table))
     if since is not None:
         stmt = stmt.where(table.c[key] > int(since))
     with engine.connect() as conn:
         result = conn.execute(stmt.order_by(table.c[key]))
         df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    _int64(table, df)
+    return df
+
+
+def _keyed_frame(
+    engine: Engine, con: duckdb.DuckDBPyConnection, table: Table, key: str, target: str, rule: Keyed
+) -> pd.DataFrame:
+    """Rows the warehouse lacks or holds open (see `Keyed`)."""
+    with engine.connect() as conn:
+        ledger_keys = set(conn.execute(select(table.c[key])).scalars())
+    have: set[object] = set()
+    open_keys: set[object] = set()
+    if _exists(con, target):
+        have = {r[0] for r in con.execute(f"select {key} from raw.{target}").fetchall()}
+        if rule.open_column:
+            marks = ", ".join("?" for _ in rule.open_values)
+            open_keys = {
+                r[0]
+                for r in con.execute(
+                    f"select {key} from raw.{target} where {rule.open_column} in ({marks})",
+                    list(rule.open_values),
+                ).fetchall()
+            }
+    wanted = sorted((ledger_keys - have) | (open_keys & ledger_keys))
+    return _rows_by_key(engine, table, key, wanted)
+
+
+def _rows_by_key(engine: Engine, table: Table, key: str, keys: Sequence[object]) -> pd.DataFrame:
+    cols = _columns(table)
+    frames = []
+    with engine.connect() as conn:
+        for i in range(0, len(keys), KEY_BATCH):
+            batch = keys[i : i + KEY_BATCH]
+            result = conn.execute(select(*cols).where(table.c[key].in_(batch)))
+            frames.append(pd.DataFrame(result.fetchall(), columns=list(result.keys())))
+    if frames:
+        df = pd.concat(frames, ignore_index=True).sort_values(key, ignore_index=True)
+    else:
+        df = pd.DataFrame({c.name: [] for c in cols})
     _int64(table, df)
     return df
 
@@ -133,6 +219,15 @@ def copy_ledger_tables(
         table = meta.tables[name]
         target = f"ledger_{name}"
         cursor_col = _cursor_column(table)
+        if cursor_col is None and name in KEYED:
+            key = _key_column(table)
+            df = _keyed_frame(engine, con, table, key, target, KEYED[name])
+            if not df.empty:
+                upsert_dataframe(con, "raw", target, df, key=key)
+            elif not _exists(con, target):
+                _create_empty(con, target, df)
+            out.append(TableCopy(name, len(df), "keyed", None))
+            continue
         if cursor_col is None and name in append_only:
             key = _key_column(table)
             since = cursors.get(name) if _exists(con, target) else None

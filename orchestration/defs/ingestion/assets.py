@@ -11,7 +11,7 @@ from ingestion.landing_loads import (
     load_webhook_events,
     set_cursor,
 )
-from ingestion.ledger_copy import copy_ledger_tables
+from ingestion.ledger_copy import copy_ledger_tables, ledger_metadata
 from ingestion.warehouse import table_count
 from orchestration.lib.resources import (
     GatewayResource,
@@ -189,6 +189,8 @@ LEDGER_TABLES = (
     "credit_note_lines",
     "customer_balance_transactions",
     "payment_attempts",
+    "invoice_documents",
+    "document_deliveries",
 )
 
 
@@ -208,7 +210,7 @@ def raw_ledger_tables(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, ledger: LedgerResource
 ):
     """Copy the ledger into the warehouse: incremental where rows carry a cursor."""
-    from billing_jobs.ledger import schema, upgrade_ledger
+    from billing_jobs.ledger import upgrade_ledger
 
     selected = [
         t for t in LEDGER_TABLES if dg.AssetKey(f"raw_ledger_{t}") in context.selected_asset_keys
@@ -218,7 +220,7 @@ def raw_ledger_tables(
     with warehouse.connect() as con:
         cursors = get_cursor(con, "ledger_tables") or {}
         copies = copy_ledger_tables(
-            engine, con, selected, cursors=cursors, metadata=schema.metadata
+            engine, con, selected, cursors=cursors, metadata=ledger_metadata()
         )
         cursors.update({c.table: c.cursor for c in copies if c.cursor is not None})
         set_cursor(con, "ledger_tables", cursors)
