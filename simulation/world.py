@@ -181,12 +181,12 @@ class World:
         bursts = set(fraud_mod.burst_days(random.Random(f"{p.seed}:fraud"), p.start, days))
         self.pending_events: dict[date, list[tuple[datetime, int, Any]]] = by_day
         ops_class = BatchOps if self.batched else RowOps
-        gw_conn = self.gw.store.conn
+        gw_store = self.gw.store
         for d in range(days):
             day = p.start + timedelta(days=d)
             if self.batched:
                 # One gateway transaction per simulated day: its calls join it (SimStore nests).
-                gw_conn.execute("begin immediate")
+                gw_store.begin(cache=True)
             with self.engine.begin() as conn:
                 self.conn = conn
                 self.ops = ops_class(conn, self.gw, GATEWAY, self._set_time)
@@ -201,7 +201,7 @@ class World:
                 self.bump("billing_invoices", res.invoices_created)
             self.gw.advance(pop.at_ist(day, 23, 59))
             if self.batched:
-                gw_conn.execute("commit")
+                gw_store.commit()
         self.conn = self.ops = None
 
     def _cat(self) -> CatalogSnapshot | None:
