@@ -60,7 +60,7 @@ from simulation import fraud as fraud_mod
 from simulation import population as pop
 from simulation.ledger_ops import BatchOps, RowOps
 from simulation.params import SimulationError, SimulationParams, add_months, make_params
-from simulation.settlement import write_bank_files
+from simulation.settlement import unsettled_payments, write_bank_files
 from simulation.truth import write_truth
 
 GATEWAY = "simulated"
@@ -875,7 +875,9 @@ def simulate(
     world.counts["bank_files"] = len(files)
     world.counts["discrepancies"] = len(discrepancies)
     truth_dir = p.run_dir / "sim_truth"
-    write_truth(truth_dir, world, discrepancies, warehouse_path)
+    unsettled = unsettled_payments(gw_path, world.end_dt, discrepancies)
+    world.counts["unsettled_at_end"] = len(unsettled)
+    write_truth(truth_dir, world, discrepancies, warehouse_path, unsettled=unsettled)
     end = add_months(p.start, p.months)
     return SimulationResult(
         run_dir=p.run_dir, ledger_url=url, gateway_state_path=gw_path, bank_dir=bank_dir,
