@@ -8,7 +8,7 @@ and final attempts never change; an invoice is paid once."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -263,16 +263,26 @@ class BatchAttemptStore:
         stored = self.by_ids([int(a.attempt_id) for a in attempts])
         return [stored[int(a.attempt_id)] for a in attempts]
 
-    def list_unknown(self, stale_before: datetime) -> list[Attempt]:
-        """UNKNOWN and PROCESSING attempts, plus PENDING ones older than `stale_before`."""
+    def list_unknown(
+        self, stale_before: datetime, among: Collection[int] | None = None
+    ) -> list[Attempt]:
+        """UNKNOWN and PROCESSING attempts, plus PENDING ones older than `stale_before`.
+        `among`: only these attempt ids (a caller that knows every unresolved attempt, like the
+        simulator, spares a scan of the whole table: `status` has no index)."""
         if stale_before.tzinfo is None:
             raise CollectionError("times must be timezone-aware")
         p = ph(self.conn)
-        return self._select(
-            "status = 'unknown' OR (status = 'pending' AND gateway_payment_id IS NOT NULL)"
-            f" OR (status = 'pending' AND created_at <= {p}) ORDER BY created_at, id",
-            (to_db(self.sq, stale_before),),
+        cond = (
+            "(status = 'unknown' OR (status = 'pending' AND gateway_payment_id IS NOT NULL)"
+            f" OR (status = 'pending' AND created_at <= {p}))"
         )
+        stale = to_db(self.sq, stale_before)
+        if among is None:
+            return self._select(f"{cond} ORDER BY created_at, id", (stale,))
+        out: list[Attempt] = []
+        for part in _chunks(sorted(among)):
+            out += self._select(f"id IN ({_in(self.conn, len(part))}) AND {cond}", (*part, stale))
+        return sorted(out, key=lambda a: (a.created_at, int(a.attempt_id)))
 
 
 def _with_id(a: Attempt, ids: dict[str, int]) -> Attempt:
@@ -327,10 +337,13 @@ def resolve_unknown_many(
     gateway: Gateway,
     now: datetime,
     stale_after: timedelta = timedelta(minutes=15),
+    *,
+    among: Collection[int] | None = None,
 ) -> list[Attempt]:
-    """`resolve_unknown_attempts` with the outcomes written in one batch. Never charges."""
+    """`resolve_unknown_attempts` with the outcomes written in one batch. Never charges.
+    `among`: the caller knows every unresolved attempt is one of these ids."""
     todo: list[tuple[Attempt, PaymentResult, datetime]] = []
-    for attempt in store.list_unknown(stale_before=now - stale_after):
+    for attempt in store.list_unknown(stale_before=now - stale_after, among=among):
         try:
             if attempt.gateway_payment_id:
                 result: PaymentResult | None = gateway.fetch_payment(attempt.gateway_payment_id)

@@ -8,11 +8,12 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select
 
 from billing_jobs.errors import InvalidTransitionError, NotFoundError, ValidationError
 from billing_jobs.gst import Regime, compute_line_taxes
 from billing_jobs.ledger import schema as s
+from billing_jobs.ledger.rawsql import is_sqlite, ph, to_db
 from billing_jobs.ledger.session import Target, write_conn
 from billing_jobs.money import allocate_minor, round_fraction
 from billing_jobs.numbering import allocate_numbers
@@ -96,66 +97,65 @@ def issue_credit_note(
     cgst = sum(t.cgst_minor for t in taxes)
     sgst = sum(t.sgst_minor for t in taxes)
     igst = sum(t.igst_minor for t in taxes)
-    cn_id = conn.execute(
-        insert(s.credit_notes).returning(s.credit_notes.c.id),
-        {
-            "invoice_id": invoice_id,
-            "customer_id": inv.customer_id,
-            "number": number,
-            "financial_year": fy,
-            "reason": reason,
-            "destination": destination,
-            "currency": inv.currency,
-            "taxable_minor": sum(taxable),
-            "cgst_minor": cgst,
-            "sgst_minor": sgst,
-            "igst_minor": igst,
-            "tax_minor": cgst + sgst + igst,
-            "total_minor": total,
-            "memo": memo,
-            "issued_at": at,
-        },
-    ).scalar_one()
-    conn.execute(
-        insert(s.credit_note_lines),
-        [
-            {
-                "credit_note_id": cn_id,
-                "invoice_line_id": x.invoice_line_id,
-                "description": x.description,
-                "sac": x.sac,
-                "taxable_minor": x.taxable_minor,
-                "tax_rate_bp": x.tax_rate_bp,
-                "cgst_minor": t.cgst_minor,
-                "sgst_minor": t.sgst_minor,
-                "igst_minor": t.igst_minor,
-            }
-            for x, t in zip(lines, taxes, strict=True)
-        ],
-    )
+    # Plain DBAPI statements from here (SQLAlchemy's per-statement cost exceeded these
+    # writes in bulk callers); timestamps in SQLAlchemy's stored form (rawsql.to_db).
+    sq, p = is_sqlite(conn), ph(conn)
+    stamp = to_db(sq, at)
+    ((cn_id,),) = _dbapi(
+        conn,
+        "INSERT INTO credit_notes (invoice_id, customer_id, number, financial_year, reason,"
+        " destination, currency, taxable_minor, cgst_minor, sgst_minor, igst_minor, tax_minor,"
+        f" total_minor, memo, issued_at) VALUES ({', '.join([p] * 15)}) RETURNING id",
+        [(invoice_id, inv.customer_id, number, fy, reason, destination, inv.currency,
+          sum(taxable), cgst, sgst, igst, cgst + sgst + igst, total, memo, stamp)],
+    )  # fmt: skip
+    _dbapi(
+        conn,
+        "INSERT INTO credit_note_lines (credit_note_id, invoice_line_id, description, sac,"
+        " taxable_minor, tax_rate_bp, cgst_minor, sgst_minor, igst_minor)"
+        f" VALUES ({', '.join([p] * 9)})",
+        [(cn_id, x.invoice_line_id, x.description, x.sac, x.taxable_minor, x.tax_rate_bp,
+          t.cgst_minor, t.sgst_minor, t.igst_minor) for x, t in zip(lines, taxes, strict=True)],
+    )  # fmt: skip
     reduce_due = min(total, inv.amount_due_minor - inv.amount_paid_minor)
     reduce_due = max(reduce_due, 0) if inv.status == "open" else 0
     values: dict[str, Any] = {"amount_credited_minor": inv.amount_credited_minor + total}
     if reduce_due:
         values["amount_due_minor"] = inv.amount_due_minor - reduce_due
         if values["amount_due_minor"] <= inv.amount_paid_minor:
-            values["status"], values["paid_at"] = "paid", at
-    conn.execute(update(s.invoices).where(s.invoices.c.id == invoice_id).values(**values))
+            values["status"], values["paid_at"] = "paid", stamp
+    _dbapi(
+        conn,
+        f"UPDATE invoices SET {', '.join(f'{c} = {p}' for c in values)} WHERE id = {p}",
+        [(*values.values(), invoice_id)],
+    )
     to_balance = total - reduce_due
     if to_balance and destination == "credit_balance":
-        conn.execute(
-            insert(s.customer_balance_transactions),
-            {
-                "customer_id": inv.customer_id,
-                "currency": inv.currency,
-                "amount_minor": to_balance,
-                "kind": f"credit_note_{reason}",
-                "invoice_id": invoice_id,
-                "credit_note_id": cn_id,
-                "created_at": at,
-            },
-        )
+        _dbapi(
+            conn,
+            "INSERT INTO customer_balance_transactions (customer_id, currency, amount_minor,"
+            f" kind, invoice_id, credit_note_id, created_at) VALUES ({', '.join([p] * 7)})",
+            [(inv.customer_id, inv.currency, to_balance, f"credit_note_{reason}", invoice_id,
+              cn_id, stamp)],
+        )  # fmt: skip
     return get_credit_note(conn, cn_id)
+
+
+def _dbapi(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
+    """Run `sql` once per row on the connection's DBAPI cursor, inside the caller's
+    transaction; the rows a single statement returns (RETURNING)."""
+    if not conn.in_transaction():
+        conn.begin()  # what SQLAlchemy's autobegin would do before its first statement
+    cur = conn.connection.cursor()
+    try:
+        if len(rows) == 1:
+            cur.execute(sql, tuple(rows[0]))
+            return cur.fetchall() if cur.description else []
+        if rows:
+            cur.executemany(sql, [tuple(r) for r in rows])
+        return []
+    finally:
+        cur.close()
 
 
 def unused_time_lines(conn: Connection, invoice_id: int, factor: Fraction) -> list[CreditLine]:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import Connection, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection
 
 from billing_jobs.errors import ValidationError
-from billing_jobs.ledger import schema as s
+from billing_jobs.ledger.rawsql import ph
 
 NUMBER_RE = re.compile(r"[A-Za-z0-9/-]{1,16}")
 
@@ -22,27 +20,33 @@ def format_number(series: str, fy: str, n: int) -> str:
     return number
 
 
+def _upsert_sql(p: str) -> str:
+    # One round trip: create the sequence row or bump it, and read the new last value back.
+    return (
+        "INSERT INTO invoice_sequences (series, financial_year, last_value) "
+        f"VALUES ({p}, {p}, {p}) ON CONFLICT (series, financial_year) "
+        "DO UPDATE SET last_value = invoice_sequences.last_value + excluded.last_value "
+        "RETURNING last_value"
+    )
+
+
+_SQL = {"?": _upsert_sql("?"), "%s": _upsert_sql("%s")}
+
+
 def allocate_numbers(conn: Connection, series: str, fy: str, count: int) -> list[str]:
-    """Reserve `count` consecutive numbers. The sequence row is locked (FOR UPDATE on
-    Postgres; SQLite already holds its write lock via BEGIN IMMEDIATE) until the caller's
-    transaction ends, so numbers are used exactly when the documents are committed."""
+    """Reserve `count` consecutive numbers. The upsert locks the sequence row (PostgreSQL
+    holds the row lock of INSERT ... ON CONFLICT DO UPDATE; SQLite already holds its write
+    lock via BEGIN IMMEDIATE) until the caller's transaction ends, so numbers are used
+    exactly when the documents are committed and a rollback returns them."""
     if count <= 0:
         return []
-    seq = s.invoice_sequences
-    ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    conn.execute(
-        ins(seq)
-        .values(series=series, financial_year=fy, last_value=0)
-        .on_conflict_do_nothing(index_elements=["series", "financial_year"])
-    )
-    last = conn.execute(
-        select(seq.c.last_value)
-        .where(seq.c.series == series, seq.c.financial_year == fy)
-        .with_for_update()
-    ).scalar_one()
-    conn.execute(
-        update(seq)
-        .where(seq.c.series == series, seq.c.financial_year == fy)
-        .values(last_value=last + count)
-    )
-    return [format_number(series, fy, n) for n in range(last + 1, last + count + 1)]
+    if not conn.in_transaction():
+        conn.begin()  # what SQLAlchemy's autobegin would do before its first statement
+    cur = conn.connection.cursor()  # plain DBAPI: SQLAlchemy's overhead exceeded the query
+    try:
+        cur.execute(_SQL[ph(conn)], (series, fy, count))
+        (last,) = cur.fetchone()
+    finally:
+        cur.close()
+    first = last - count + 1
+    return [format_number(series, fy, n) for n in range(first, last + 1)]

@@ -20,6 +20,7 @@ from billing_jobs.batch_collection import (
 )
 from billing_jobs.batch_subscriptions import transition_subscriptions
 from billing_jobs.collection import (
+    UNRESOLVED,
     AlreadyPaid,
     Attempt,
     AttemptInFlight,
@@ -85,22 +86,46 @@ class RowOps:
 
 
 class BatchOps(RowOps):
-    """The batched path: attempts recorded, finalized and paid many rows per statement."""
+    """The batched path: attempts recorded, finalized and paid many rows per statement.
+    `unresolved` (kept by the caller across days) holds the id of every attempt this world
+    left unresolved, so the janitor reads just those instead of scanning all attempts."""
 
     name = "batched"
 
-    def __init__(self, conn: Connection, gateway: Gateway, gateway_name: str, set_time: SetTime):
+    def __init__(
+        self,
+        conn: Connection,
+        gateway: Gateway,
+        gateway_name: str,
+        set_time: SetTime,
+        unresolved: set[int] | None = None,
+    ):
         super().__init__(conn, gateway, gateway_name, set_time)
         self.batch = BatchAttemptStore(conn, gateway_name)
+        self.unresolved = unresolved
+
+    def _note(self, attempts: Sequence[Attempt | CollectionError]) -> None:
+        if self.unresolved is None:
+            return
+        for a in attempts:
+            if isinstance(a, Attempt):
+                if a.status in UNRESOLVED:
+                    self.unresolved.add(int(a.attempt_id))
+                else:
+                    self.unresolved.discard(int(a.attempt_id))
 
     def collect(
         self, items: Sequence[tuple[InvoiceCharge, datetime]]
     ) -> list[Attempt | CollectionError]:
-        return collect_invoices(self.batch, self.gw, items, on_time=self.set_time)
+        out = collect_invoices(self.batch, self.gw, items, on_time=self.set_time)
+        self._note(out)
+        return out
 
     def resolve(self, now: datetime) -> list[Attempt]:
         self.set_time(now)
-        return resolve_unknown_many(self.batch, self.gw, now)
+        out = resolve_unknown_many(self.batch, self.gw, now, among=self.unresolved)
+        self._note(out)
+        return out
 
     def attempts(self, invoice_ids: Sequence[int]) -> dict[str, list[Attempt]]:
         return self.batch.attempts_by_invoice(invoice_ids)

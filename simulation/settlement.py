@@ -30,6 +30,21 @@ class Discrepancy:
     bank_settled_at: datetime | None
     bank_copies: int
     file: str | None
+    payment_created_at: datetime  # when the customer paid (the gateway's charge time)
+
+
+@dataclass(frozen=True)
+class Unsettled:
+    """A charge with no injected discrepancy whose bank credit had not arrived when the world
+    ended (paid out later, or not yet paid out at all): nothing is wrong with it yet."""
+
+    payment_id: str
+    payment_created_at: datetime
+    in_ledger: bool  # charged for a ledger invoice (False: e.g. a fraud charge)
+    currency: str
+    expected_net_minor: int
+    expected_settled_at: datetime  # when the gateway makes it available (T+2 working days)
+    settlement_id: str | None  # its payout, when the gateway has made one
 
 
 def major(minor: int, currency: str) -> str:
@@ -48,7 +63,10 @@ def _lines(gateway_db: Path) -> list[sqlite3.Row]:
         return conn.execute(
             "select b.source_id payment_id, b.amount_minor gross, b.fee_minor fee,"
             " b.fee_tax_minor tax, b.net_minor net, b.currency, p.id settlement_id, p.utr,"
-            " p.arrival_at from sim_balance_txns b join sim_payouts p on p.id = b.payout_id"
+            " p.arrival_at, s.created_at payment_created_at,"
+            " s.invoice_id is not null in_ledger"
+            " from sim_balance_txns b join sim_payouts p on p.id = b.payout_id"
+            " join sim_payments s on s.id = b.source_id"
             " where b.kind = 'charge' order by p.arrival_at, p.id, b.source_id"
         ).fetchall()
     finally:
@@ -57,7 +75,8 @@ def _lines(gateway_db: Path) -> list[sqlite3.Row]:
 
 def _assign(seed: int, rows: list[sqlite3.Row]) -> dict[str, str]:
     """Which payment gets which discrepancy: a deterministic draw per payment, and at least one
-    of each kind whenever there are enough lines, so every kind can be tested."""
+    of each kind on a ledger payment whenever there are enough lines, so every kind can be
+    tested (on a charge the ledger never made, missing_in_ledger would hide it)."""
     kinds: dict[str, str] = {}
     for r in rows:
         u = sim_world.uniform(seed, "recon", r["payment_id"])
@@ -67,9 +86,12 @@ def _assign(seed: int, rows: list[sqlite3.Row]) -> dict[str, str]:
             if u < acc:
                 kinds[r["payment_id"]] = k
                 break
-    free = [r["payment_id"] for r in rows if r["payment_id"] not in kinds]
+    free = [r["payment_id"] for r in rows if r["payment_id"] not in kinds and r["in_ledger"]]
+    on_ledger = {
+        kinds[r["payment_id"]] for r in rows if r["in_ledger"] and r["payment_id"] in kinds
+    }
     for i, k in enumerate(KINDS):
-        if k not in kinds.values() and len(free) > len(KINDS):
+        if k not in on_ledger and len(free) > len(KINDS):
             pick = int(sim_world.uniform(seed, "recon-force", k) * (len(free) - 1))
             pid = free.pop(min(pick, len(free) - 1 - i))
             kinds[pid] = k
@@ -110,7 +132,8 @@ def write_bank_files(
             truth.append(Discrepancy(pid, r["settlement_id"], kind, r["net"],
                                      net if copies else None, settled,
                                      when if copies else None, copies,
-                                     name if copies else None))  # fmt: skip
+                                     name if copies else None,
+                                     datetime.fromtimestamp(r["payment_created_at"], UTC)))  # fmt: skip
     bank_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name in sorted(files):
@@ -121,3 +144,30 @@ def write_bank_files(
             w.writerows(sorted(files[name], key=lambda x: (x[7], x[0], x[2])))
         written.append(path)
     return written, truth
+
+
+def unsettled_payments(
+    gateway_db: Path, until: datetime, discrepancies: list[Discrepancy]
+) -> list[Unsettled]:
+    """Succeeded charges without an injected discrepancy that the bank had not credited by
+    `until` (their payout arrives later or does not exist yet), in charge-time order."""
+    injected = {d.payment_id for d in discrepancies}
+    conn = sqlite3.connect(gateway_db)
+    try:
+        rows = conn.execute(
+            "select s.id, s.created_at, s.invoice_id is not null, b.currency, b.net_minor,"
+            " b.available_on, p.id from sim_balance_txns b"
+            " join sim_payments s on s.id = b.source_id"
+            " left join sim_payouts p on p.id = b.payout_id"
+            " where b.kind = 'charge' and (p.id is null or p.arrival_at > ?)"
+            " order by s.created_at, s.id",
+            (until.timestamp(),),
+        ).fetchall()
+    finally:
+        conn.close()
+    return [
+        Unsettled(pid, datetime.fromtimestamp(created, UTC), bool(ledger), cur, net,
+                  datetime.fromtimestamp(available, UTC), payout)
+        for pid, created, ledger, cur, net, available, payout in rows
+        if pid not in injected
+    ]  # fmt: skip

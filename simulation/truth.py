@@ -11,11 +11,13 @@ import duckdb
 import pandas as pd
 
 if TYPE_CHECKING:
-    from simulation.settlement import Discrepancy
+    from simulation.settlement import Discrepancy, Unsettled
     from simulation.world import World
 
 TABLES = ("customers", "churn_events", "behaviour_signals", "fraud_transactions",
-          "settlement_discrepancies", "run")  # fmt: skip
+          "settlement_discrepancies", "unsettled_payments", "run")  # fmt: skip
+UNSETTLED_COLUMNS = ["payment_id", "payment_created_at", "in_ledger", "currency",
+                     "expected_net_minor", "expected_settled_at", "settlement_id"]  # fmt: skip
 
 
 def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
@@ -26,7 +28,10 @@ def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
     return df
 
 
-def truth_frames(world: World, discrepancies: list[Discrepancy]) -> dict[str, pd.DataFrame]:
+def truth_frames(
+    world: World, discrepancies: list[Discrepancy], unsettled: list[Unsettled] | None = None
+) -> dict[str, pd.DataFrame]:
+    """Every truth table; `unsettled`: clean charges the bank had not credited at the end."""
     customers = [
         {
             "customer_id": a.customer_id,
@@ -59,7 +64,9 @@ def truth_frames(world: World, discrepancies: list[Discrepancy]) -> dict[str, pd
             "amount_minor", "currency", "status", "plan_price_minor"]),
         "settlement_discrepancies": _frame([asdict(d) for d in discrepancies], [
             "payment_id", "settlement_id", "kind", "expected_net_minor", "bank_net_minor",
-            "expected_settled_at", "bank_settled_at", "bank_copies", "file"]),
+            "expected_settled_at", "bank_settled_at", "bank_copies", "file",
+            "payment_created_at"]),
+        "unsettled_payments": _frame([asdict(u) for u in unsettled or []], UNSETTLED_COLUMNS),
         "run": pd.DataFrame(run),
     }  # fmt: skip
 
@@ -69,11 +76,12 @@ def write_truth(
     world: World,
     discrepancies: list[Discrepancy],
     warehouse_path: str | Path | None = None,
+    unsettled: list[Unsettled] | None = None,
 ) -> dict[str, Path]:
     """Parquet per table; also `sim_truth.<table>` in the DuckDB file when given."""
     truth_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name, df in truth_frames(world, discrepancies).items():
+    for name, df in truth_frames(world, discrepancies, unsettled).items():
         path = truth_dir / f"{name}.parquet"
         df.to_parquet(path, index=False)
         paths[name] = path

@@ -7,6 +7,8 @@ import heapq
 import random
 import shutil
 import time as wall
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -60,7 +62,7 @@ from simulation import fraud as fraud_mod
 from simulation import population as pop
 from simulation.ledger_ops import BatchOps, RowOps
 from simulation.params import SimulationError, SimulationParams, add_months, make_params
-from simulation.settlement import write_bank_files
+from simulation.settlement import unsettled_payments, write_bank_files
 from simulation.truth import write_truth
 
 GATEWAY = "simulated"
@@ -148,6 +150,7 @@ class World:
         self.open_by_sub: dict[int, set[int]] = {}  # sub id -> its open invoices (an index)
         self.open_by_customer: dict[int, set[int]] = {}
         self.write_off_queue: list[tuple[int, datetime]] = []
+        self.unresolved: set[int] = set()  # attempts left pending/processing/unknown (batched)
         self.max_invoice_seen = 0
         self.counts: dict[str, int] = {}
         self.signals: list[dict[str, Any]] = []
@@ -180,16 +183,19 @@ class World:
             )
         bursts = set(fraud_mod.burst_days(random.Random(f"{p.seed}:fraud"), p.start, days))
         self.pending_events: dict[date, list[tuple[datetime, int, Any]]] = by_day
-        ops_class = BatchOps if self.batched else RowOps
-        gw_conn = self.gw.store.conn
+        gw_store = self.gw.store
         for d in range(days):
             day = p.start + timedelta(days=d)
             if self.batched:
                 # One gateway transaction per simulated day: its calls join it (SimStore nests).
-                gw_conn.execute("begin immediate")
+                gw_store.begin(cache=True)
             with self.engine.begin() as conn:
                 self.conn = conn
-                self.ops = ops_class(conn, self.gw, GATEWAY, self._set_time)
+                self.ops = (
+                    BatchOps(conn, self.gw, GATEWAY, self._set_time, self.unresolved)
+                    if self.batched
+                    else RowOps(conn, self.gw, GATEWAY, self._set_time)
+                )
                 if self.catalog is None:
                     self.catalog = load_snapshot(conn)
                 if day in bursts:
@@ -201,7 +207,7 @@ class World:
                 self.bump("billing_invoices", res.invoices_created)
             self.gw.advance(pop.at_ist(day, 23, 59))
             if self.batched:
-                gw_conn.execute("commit")
+                gw_store.commit()
         self.conn = self.ops = None
 
     def _cat(self) -> CatalogSnapshot | None:
@@ -275,7 +281,7 @@ class World:
         kind = ev[0]
         assert self.conn is not None
         try:
-            with self.conn.begin_nested():
+            with self._savepoint():
                 if kind == "signup":
                     self._signup(at, ev[1])
                 elif kind == "story":
@@ -284,6 +290,21 @@ class World:
                     self._new_method(at, ev[1])
         except SKIPPABLE:
             self.bump(f"skipped_{kind}")
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        """A savepoint in plain SQL (SQLite and PostgreSQL): what `begin_nested` does, without
+        compiling a savepoint clause per event (that was ~3% of a world's CPU time)."""
+        conn = self.conn
+        assert conn is not None
+        sql_rows(conn, "SAVEPOINT sim_event")
+        try:
+            yield
+        except BaseException:
+            sql_rows(conn, "ROLLBACK TO SAVEPOINT sim_event")
+            sql_rows(conn, "RELEASE SAVEPOINT sim_event")
+            raise
+        sql_rows(conn, "RELEASE SAVEPOINT sim_event")
 
     def _signup(self, at: datetime, prof: pop.Profile) -> None:
         conn = self.conn
@@ -725,7 +746,7 @@ class World:
                 acct = inv.account
                 if inv.sub_id is not None:
                     try:
-                        with self.conn.begin_nested():  # type: ignore[union-attr]
+                        with self._savepoint():
                             service.cancel_subscription(self.conn, inv.sub_id, at=now,
                                                         credit_unused=False, catalog=self._cat())  # fmt: skip
                     except InvalidTransitionError:
@@ -875,7 +896,9 @@ def simulate(
     world.counts["bank_files"] = len(files)
     world.counts["discrepancies"] = len(discrepancies)
     truth_dir = p.run_dir / "sim_truth"
-    write_truth(truth_dir, world, discrepancies, warehouse_path)
+    unsettled = unsettled_payments(gw_path, world.end_dt, discrepancies)
+    world.counts["unsettled_at_end"] = len(unsettled)
+    write_truth(truth_dir, world, discrepancies, warehouse_path, unsettled=unsettled)
     end = add_months(p.start, p.months)
     return SimulationResult(
         run_dir=p.run_dir, ledger_url=url, gateway_state_path=gw_path, bank_dir=bank_dir,

@@ -43,6 +43,12 @@ DISPUTE_RATE = 0.006
 DISPUTE_REASONS = (("fraudulent", 0.4), ("product_not_received", 0.25), ("duplicate", 0.15),
                    ("subscription_canceled", 0.2))  # fmt: skip
 MANDATE_KINDS = {"upi_mandate": "upi", "card_mandate": "card"}
+_NEVER = 1 << 62  # a timestamp after everything
+_INSERT_PAYMENT = (
+    "insert into sim_payments (id, customer_id, pm_token, method, issuer, amount_minor, currency,"
+    " status, decline_code, idempotency_key, invoice_id, metadata, created_at, resolve_at,"
+    " final_status, final_code) values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
 
 
 def _sid(prefix: str, *parts: object) -> str:
@@ -111,6 +117,9 @@ class SimulatedPort(SimulatedFeeds):
         self.webhook_secret = webhook_secret
         self.clock = clock
         self.timeouts = timeouts
+        # (transaction serial, earliest time anything is due): lets `_advance` skip its
+        # queries while nothing can be due, within one long cached transaction.
+        self._due: tuple[int, int] | None = None
 
     # -- plumbing ------------------------------------------------------------------------------
     def _now(self, now: datetime | None) -> datetime:
@@ -272,18 +281,20 @@ class SimulatedPort(SimulatedFeeds):
             delay = timedelta(minutes=5 + int(world.uniform(self.seed, "upi-delay", key) * 36 * 60))
             resolve_at, final_status, final_code = _ts(at + delay), status, code
             status, code = PaymentStatus.PENDING.value, None
-        c.execute(
-            "insert into sim_payments (id, customer_id, pm_token, method, issuer, amount_minor, currency,"
-            " status, decline_code, idempotency_key, invoice_id, metadata, created_at, resolve_at,"
-            " final_status, final_code) values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (pay_id, customer_id, token, method, issuer, amount, currency, status, code, key,
-             invoice_id, json.dumps(meta, sort_keys=True), _ts(at), resolve_at, final_status, final_code),
-        )  # fmt: skip
+        row = {
+            "id": pay_id, "customer_id": customer_id, "pm_token": token, "method": method,
+            "issuer": issuer, "amount_minor": amount, "currency": currency, "status": status,
+            "decline_code": code, "idempotency_key": key, "invoice_id": invoice_id,
+            "metadata": json.dumps(meta, sort_keys=True), "created_at": _ts(at),
+            "resolve_at": resolve_at, "final_status": final_status, "final_code": final_code,
+        }  # fmt: skip
+        c.execute(_INSERT_PAYMENT, tuple(row.values()))
         c.execute("insert into sim_idempotency values (?,?,?)", (key, request_hash, pay_id))
-        self._settle_outcome(c, pay_id, at)
-        return self._result(
-            c.execute("select * from sim_payments where id=?", (pay_id,)).fetchone()
-        )
+        if resolve_at is not None:
+            self._lower_due(resolve_at)
+        # The row just written, as `select *` would return it (no re-read).
+        self._settle_outcome(c, pay_id, at, row)
+        return self._result(row)  # type: ignore[arg-type]
 
     def _decide(
         self, c: sqlite3.Connection, customer_id: str, method: str, issuer: str, pm: sqlite3.Row,
@@ -323,9 +334,14 @@ class SimulatedPort(SimulatedFeeds):
         code = prev_code if v < 0.75 else world.decline_code(method, issuer, (v - 0.75) / 0.25)
         return PaymentStatus.FAILED.value, code
 
-    def _settle_outcome(self, c: sqlite3.Connection, pay_id: str, at: datetime) -> None:
-        """Side effects of a payment reaching its current status: event, fee txn, dispute draw."""
-        p = c.execute("select * from sim_payments where id=?", (pay_id,)).fetchone()
+    def _settle_outcome(
+        self, c: sqlite3.Connection, pay_id: str, at: datetime, row: Mapping | None = None
+    ) -> None:
+        """Side effects of a payment reaching its current status: event, fee txn, dispute draw.
+        `row` is the payment as stored, when the caller has it."""
+        p = row if row is not None else c.execute(
+            "select * from sim_payments where id=?", (pay_id,)
+        ).fetchone()  # fmt: skip
         status = p["status"]
         type_ = {
             "succeeded": "payment_intent.succeeded",
@@ -337,21 +353,42 @@ class SimulatedPort(SimulatedFeeds):
         if status != "succeeded":
             return
         fee, tax = fee_and_tax(p["amount_minor"], p["method"])
+        available = _ts(settlement_time(at))
         c.execute(
             "insert or ignore into sim_balance_txns values (?,?,?,?,?,?,?,?,?,?,null)",
             (_sid("txn", self.seed, pay_id), pay_id, "charge", p["amount_minor"], fee, tax,
-             p["amount_minor"] - fee - tax, p["currency"], _ts(at), _ts(settlement_time(at))),
+             p["amount_minor"] - fee - tax, p["currency"], _ts(at), available),
         )  # fmt: skip
+        self._lower_due(available)
         if p["method"] == "card" and world.uniform(self.seed, "dispute", pay_id) < DISPUTE_RATE:
             days = 10 + int(world.uniform(self.seed, "dispute-day", pay_id) * 30)
-            c.execute(
-                "update sim_payments set dispute_at=? where id=?",
-                (_ts(at + timedelta(days=days)), pay_id),
-            )
+            dispute_at = _ts(at + timedelta(days=days))
+            c.execute("update sim_payments set dispute_at=? where id=?", (dispute_at, pay_id))
+            self._lower_due(dispute_at)
+
+    def _lower_due(self, ts: int) -> None:
+        """Something new falls due at `ts`: the cached next-due time may only move earlier."""
+        if self._due is not None and ts < self._due[1]:
+            self._due = (self._due[0], ts)
+
+    def _next_due(self, c: sqlite3.Connection) -> int:
+        """The earliest time `_advance` would find anything to do (indexed lookups)."""
+        times = c.execute(
+            "select (select min(resolve_at) from sim_payments where status='pending'),"
+            " (select min(dispute_at) from sim_payments where dispute_at is not null"
+            "  and id not in (select payment_id from sim_disputes)),"
+            " (select min(available_on) from sim_balance_txns where payout_id is null)"
+        ).fetchone()
+        return min((x for x in times if x is not None), default=_NEVER)
 
     def _advance(self, c: sqlite3.Connection, now: datetime) -> None:
         """Bring the world up to `now`: resolve UPI payments, open disputes, pay out settlements."""
         t = _ts(now)
+        serial = self.store.cache_ok()
+        due = self._due
+        if serial is not None and due is not None and due[0] == serial and t < due[1]:
+            return  # nothing pending, disputed or payable falls due by `now`
+        self._due = None  # recomputed below when this transaction may cache it
         for p in c.execute(
             "select id, resolve_at from sim_payments where status='pending' and resolve_at<=? order by resolve_at, id",
             (t,),
@@ -425,6 +462,8 @@ class SimulatedPort(SimulatedFeeds):
                 po,
                 {"id": po, "amount": net, "currency": currency},
             )  # type: ignore[arg-type]
+        if serial is not None:
+            self._due = (serial, self._next_due(c))
 
     def advance(self, now: datetime | None = None) -> None:
         """Let time pass without a request (resolves pending UPI, disputes, payouts)."""
@@ -540,6 +579,7 @@ class SimulatedPort(SimulatedFeeds):
                 (amount, gateway_payment_id),
             )
             # The gateway keeps its fee on refunds (as Stripe and Razorpay do).
+            self._lower_due(_ts(settlement_time(at)))
             c.execute(
                 "insert into sim_balance_txns values (?,?,?,?,0,0,?,?,?,?,null)",
                 (_sid("txn", self.seed, rid), rid, "refund", -amount, -amount, p["currency"], _ts(at),

@@ -63,19 +63,41 @@ class SimStore:
             self.conn.execute("pragma journal_mode=wal")
         self.conn.execute("pragma synchronous=full")
         self.conn.executescript(SCHEMA)
+        self.serial, self.owned = 0, False
+
+    def begin(self, *, cache: bool = False) -> None:
+        """Start a write transaction (BEGIN IMMEDIATE) that later calls join until `commit`.
+        `cache=True` (a long transaction of many calls, like a simulated day) lets the gateway
+        remember what is due next instead of asking SQLite on every call."""
+        self.conn.execute("begin immediate")
+        self.serial += 1  # a new transaction: what was cached about the state may be stale
+        self.owned = cache
+
+    def commit(self) -> None:
+        self.owned = False
+        self.conn.execute("commit")
+
+    def rollback(self) -> None:
+        self.owned = False
+        self.conn.execute("rollback")
+
+    def cache_ok(self) -> int | None:
+        """The serial of the running transaction when it was started here with `cache=True`
+        (no other connection can write until it ends), else None: nothing may be cached."""
+        return self.serial if self.owned and self.conn.in_transaction else None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         if self.conn.in_transaction:  # nested use joins the outer transaction
             yield self.conn
             return
-        self.conn.execute("begin immediate")
+        self.begin()
         try:
             yield self.conn
         except BaseException:
-            self.conn.execute("rollback")
+            self.rollback()
             raise
-        self.conn.execute("commit")
+        self.commit()
 
     def one(self, sql: str, *args: object) -> sqlite3.Row | None:
         return self.conn.execute(sql, args).fetchone()

@@ -201,3 +201,23 @@ def test_link_gateway_customers_is_idempotent_and_never_repoints(tmp_path):
         n = conn.execute(text("select count(*) from payments_gateway_customers")).scalar_one()
     eng.dispose()
     assert n == len(links)
+
+
+def test_list_unknown_among_ids_matches_the_full_scan(tmp_path):
+    engine, gw, clock, charges = _world(tmp_path / "w", _flaky)
+    with engine.begin() as conn:
+        batch = BatchAttemptStore(conn, "simulated")
+        out = collect_invoices(batch, gw, [(c, T0 + timedelta(minutes=i))
+                                           for i, c in enumerate(charges)])  # fmt: skip
+        ids = [int(a.attempt_id) for a in out if isinstance(a, Attempt)]
+        later = T0 + timedelta(hours=1)
+        full = batch.list_unknown(later)
+        assert full and len(full) < len(ids)  # UPI processing and timed-out attempts only
+        assert batch.list_unknown(later, among=ids) == full
+        assert batch.list_unknown(later, among=[*ids[::-1], 10_000]) == full
+        assert batch.list_unknown(later, among=[int(full[0].attempt_id)]) == full[:1]
+        assert batch.list_unknown(later, among=[]) == []
+        clock.t = T0 + timedelta(days=3)
+        done = resolve_unknown_many(batch, gw, clock.t, among=ids)
+        assert [a.attempt_id for a in done] == [a.attempt_id for a in full]
+        assert batch.list_unknown(clock.t, among=ids) == batch.list_unknown(clock.t)

@@ -11,6 +11,7 @@ import duckdb
 import pandas as pd
 from sqlalchemy import create_engine, inspect, text
 
+from ingestion.gateways import sim_world
 from ingestion.gateways.sim_gateway import fee_and_tax, settlement_time
 from simulation.world import simulate
 
@@ -216,3 +217,58 @@ def test_truth_is_kept_apart(world):
     assert schemas == {"sim_truth"}
     assert {"customers", "churn_events", "fraud_transactions", "settlement_discrepancies"} <= tables
     assert n == 60
+
+
+def test_every_kind_is_forced_onto_a_ledger_payment():
+    from simulation.settlement import KINDS, RATES, _assign
+
+    # Many lines, few of them ledger payments: forced kinds never land on a fraud charge.
+    rows = [{"payment_id": f"pi_{i:04d}", "in_ledger": i % 10 == 0} for i in range(400)]
+    kinds = _assign(7, rows)
+    ledger = {r["payment_id"] for r in rows if r["in_ledger"]}
+    assert {kinds[p] for p in kinds if p in ledger} == set(KINDS)
+    # Only fraud charges: nothing to force onto, so only the per-payment draws remain.
+    fraud_only = [{"payment_id": f"pi_{i:04d}", "in_ledger": False} for i in range(40)]
+    drawn = {
+        r["payment_id"] for r in fraud_only
+        if sim_world.uniform(7, "recon", r["payment_id"]) < sum(RATES.values())
+    }  # fmt: skip
+    assert set(_assign(7, fraud_only)) == drawn
+
+
+def test_discrepancies_name_payment_time_and_kinds_hit_ledger_payments(world):
+    truth = _truth(world, "settlement_discrepancies")
+    conn = sqlite3.connect(world.gateway_state_path)
+    pays = {
+        r[0]: r[1:] for r in conn.execute("select id, created_at, invoice_id from sim_payments")
+    }
+    conn.close()
+    for d in truth.itertuples():
+        created, _ = pays[d.payment_id]
+        assert d.payment_created_at.to_pydatetime() == datetime.fromtimestamp(created, UTC)
+    on_ledger = {d.kind for d in truth.itertuples() if pays[d.payment_id][1] is not None}
+    assert on_ledger == {"missing", "short_paid", "duplicated", "late"}
+
+
+def test_unsettled_payments_are_exactly_the_clean_charges_not_yet_in_the_bank(world):
+    unsettled = _truth(world, "unsettled_payments")
+    injected = set(_truth(world, "settlement_discrepancies")["payment_id"])
+    in_bank = {r["payment_id"] for r in _bank_lines(world)}
+    conn = sqlite3.connect(world.gateway_state_path)
+    succeeded = {r[0]: r[1:] for r in conn.execute(
+        "select id, created_at, invoice_id from sim_payments where status = 'succeeded'")}  # fmt: skip
+    conn.close()
+    expected = {p for p in succeeded if p not in injected and p not in in_bank}
+    assert expected and set(unsettled["payment_id"]) == expected
+    assert unsettled["payment_id"].is_unique
+    end = pd.Timestamp(world.end, tz="Asia/Kolkata")
+    for u in unsettled.itertuples():
+        created, invoice = succeeded[u.payment_id]
+        assert u.payment_created_at.to_pydatetime() == datetime.fromtimestamp(created, UTC)
+        assert u.in_ledger == (invoice is not None)
+        assert (
+            u.expected_settled_at
+            == pd.Timestamp(settlement_time(datetime.fromtimestamp(created, UTC)))
+            or u.expected_settled_at > u.payment_created_at
+        )  # UPI resolves later
+        assert u.payment_created_at < end
