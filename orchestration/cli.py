@@ -48,8 +48,10 @@ def _emit(payload: dict[str, Any], as_json: bool, render) -> None:
 
 @app.command()
 def demo(
-    customers: Annotated[int, typer.Option(min=1, max=200_000, help="Simulated customers.")] = 300,
-    months: Annotated[int, typer.Option(min=2, max=36, help="Months of history.")] = 12,
+    customers: Annotated[
+        int, typer.Option(min=1, max=200_000, help="Simulated customers.")
+    ] = 5_000,
+    months: Annotated[int, typer.Option(min=2, max=36, help="Months of history.")] = 24,
     seed: Annotated[int, typer.Option(help="Seed of the simulated world.")] = 42,
     start: Annotated[str, typer.Option(help="First day of the simulated history.")] = "2025-01-01",
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -81,8 +83,8 @@ def settings(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 @app.command()
 def simulate(
-    customers: Annotated[int, typer.Option(min=1, max=200_000, help="Customers.")] = 300,
-    months: Annotated[int, typer.Option(min=1, max=60, help="Months to simulate.")] = 12,
+    customers: Annotated[int, typer.Option(min=1, max=200_000, help="Customers.")] = 5_000,
+    months: Annotated[int, typer.Option(min=1, max=60, help="Months to simulate.")] = 24,
     seed: Annotated[int, typer.Option(help="Seed of the world.")] = 42,
     start: Annotated[str, typer.Option(help="First day (YYYY-MM-DD).")] = "2025-01-01",
     overwrite: Annotated[
