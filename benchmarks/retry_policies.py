@@ -2,21 +2,28 @@
 
 Usage: python benchmarks/retry_policies.py [--seed 99] [--train-seed 1099] [--customers 600] [--months 6]
 
-The smart policy's scorer is a success-rate table per (decline code, day-of-month bucket, hours
-since the last failure bucket), learned from a DIFFERENT seed's world where retries were made at
-random times. Fixed (Kill Bill 8/8/8 days) is the baseline the others are compared against.
+Both smart scorers learn from a DIFFERENT seed's world where retries were made at random times:
+`smart` uses a success-rate table per (decline code, day-of-month bucket, hours since the last
+failure bucket); `smart-model` uses the retry-timing model (ml.retry) trained on the same
+exploratory retries, registered in a temporary MLflow store as `retry_timing` with alias
+champion and loaded back exactly as the payments jobs load it
+(orchestration.defs.payments.smart_policy). Fixed (Kill Bill 8/8/8 days) is the baseline the
+others are compared against.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from billing_jobs.gateway import PaymentResult, PaymentStatus
 from billing_jobs.retries import (
@@ -40,6 +47,8 @@ class Invoice:
     mandate: bool
     amount_minor: int
     billed_at: datetime
+    method: str = "unknown"
+    issuer: str = "unknown"
 
 
 @dataclass
@@ -88,8 +97,9 @@ class World:
             for cid, pm, c in self.people:
                 at = _add_month(c.signup, period, c.anchor_day)
                 inv = Invoice(
-                    f"in_{self.seed}_{cid}_{period}", cid, pm, c.method == "upi", c.amount_minor, at
-                )
+                    f"in_{self.seed}_{cid}_{period}", cid, pm, c.method == "upi", c.amount_minor,
+                    at, c.method, c.issuer,
+                )  # fmt: skip
                 first = self.charge(inv, 1, at)
                 if first.succeeded:
                     continue
@@ -112,8 +122,9 @@ class World:
 
 def replay(world: World, policy: RetryPolicy) -> list[Outcome]:
     def retry(inv: Invoice, first: PaymentResult, failed_at: datetime) -> Outcome:
+        known = {"method": inv.method, "issuer": inv.issuer}  # what the ledger knows of the method
         ctx = RetryContext(inv.invoice_id, "simulated", first.decline_code, failed_at, failed_at, 1,
-                           inv.amount_minor, "INR", mandate=inv.mandate)  # fmt: skip
+                           inv.amount_minor, "INR", mandate=inv.mandate, features=known)  # fmt: skip
         o = Outcome()
         while True:
             d = policy.next_attempt(ctx)
@@ -125,7 +136,8 @@ def replay(world: World, policy: RetryPolicy) -> list[Outcome]:
                 o.recovered, o.days_to_recovery = True, (d.at - failed_at).total_seconds() / 86400
                 return o
             ctx = RetryContext(inv.invoice_id, "simulated", r.decline_code or ctx.decline_code, failed_at,
-                               d.at, ctx.attempts_made + 1, inv.amount_minor, "INR", mandate=inv.mandate)  # fmt: skip
+                               d.at, ctx.attempts_made + 1, inv.amount_minor, "INR", mandate=inv.mandate,
+                               features=known)  # fmt: skip
 
     return world.run(retry)
 
@@ -172,10 +184,17 @@ class RateTable:
         return 0.5
 
 
-def train_scorer(seed: int, customers: int, months: int) -> tuple[RateTable, int]:
-    """Retry at random times in a different world and count what worked."""
+IST = ZoneInfo("Asia/Kolkata")
+
+
+def train_scorer(
+    seed: int, customers: int, months: int
+) -> tuple[RateTable, int, list[dict[str, Any]]]:
+    """Retry at random times in a different world and count what worked; also return each
+    exploratory retry as a row of the retry-timing model's training table (ml.retry)."""
     world = World(seed, customers, months)
     table, rng, samples = RateTable(), random.Random(seed), 0
+    rows: list[dict[str, Any]] = []
 
     def explore(inv: Invoice, first: PaymentResult, failed_at: datetime) -> Outcome:
         nonlocal samples
@@ -184,6 +203,13 @@ def train_scorer(seed: int, customers: int, months: int) -> tuple[RateTable, int
             at = last + timedelta(hours=rng.uniform(2, 20 * 24))
             r = world.charge(inv, attempt, at)
             table.add(code, at, (at - last).total_seconds() / 3600, r.succeeded)
+            local = last.astimezone(IST)
+            rows.append({
+                "decline_code": code, "method": inv.method, "issuer": inv.issuer,
+                "amount_minor": inv.amount_minor, "day_of_month": local.day, "hour": local.hour,
+                "attempt_number": attempt, "offset_hours": (at - last).total_seconds() / 3600,
+                "succeeded": int(r.succeeded), "failed_at": last,
+            })  # fmt: skip
             samples += 1
             o.retries += 1
             if r.succeeded or r.status is PaymentStatus.REQUIRES_ACTION:
@@ -193,7 +219,31 @@ def train_scorer(seed: int, customers: int, months: int) -> tuple[RateTable, int
         return o
 
     world.run(explore)
-    return table, samples
+    return table, samples, rows
+
+
+def registered_model_policy(rows: list[dict[str, Any]], root: Path) -> tuple[RetryPolicy, str]:
+    """Train ml.retry's model on the exploratory retries, register it as `retry_timing@champion`
+    in a temporary MLflow store, and load it back the way the payments jobs do."""
+    import pandas as pd
+
+    from ml import registry
+    from ml.retry import REGISTERED_NAME, fit_retry_model, log_and_register
+    from orchestration.defs.payments.smart_policy import smart_policy
+    from orchestration.lib.resources import MlflowResource
+
+    data = pd.DataFrame(rows)
+    model = fit_retry_model(data)
+    uri, artifacts = f"sqlite:///{root / 'mlflow.db'}", root / "mlartifacts"
+    registry.configure(uri, "paysight", str(artifacts))
+    with registry.start_asset_run("retry_timing_model", "retry-policies-benchmark"):
+        version = log_and_register(model, data.head(50), model.holdout)
+    registry.MlflowClient().set_registered_model_alias(REGISTERED_NAME, "champion", version)
+    choice = smart_policy(MlflowResource(tracking_uri=uri, artifacts_dir=str(artifacts)), "UTC")
+    if choice.version is None:
+        raise SystemExit(f"the registered retry model did not load: {choice.note}")
+    holdout = ", ".join(f"{k} {v:.3f}" for k, v in sorted(model.metrics.items()) if "roc" in k)
+    return choice.policy, f"{choice.model} ({len(data)} rows; holdout {holdout})"
 
 
 def summarize(name: str, outcomes: list[Outcome]) -> dict[str, Any]:
@@ -228,18 +278,31 @@ def main() -> None:
         )
 
     t0 = time.perf_counter()
-    scorer, samples = train_scorer(train_seed, args.customers * 2, args.months)
+    scorer, samples, explored = train_scorer(train_seed, args.customers * 2, args.months)
     print(f"scorer: {samples} exploratory retries learned from seed {train_seed} "
           f"({time.perf_counter() - t0:.1f}s)")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="paysight-retry-bench-") as tmp:
+        t0 = time.perf_counter()
+        model_policy, about = registered_model_policy(explored, Path(tmp))
+        print(f"registered model: {about} ({time.perf_counter() - t0:.1f}s)")
 
-    policies: list[RetryPolicy] = [FixedPolicy(), ExponentialPolicy(), SmartPolicy(scorer=scorer)]
-    rows = []
-    for policy in policies:
-        t = time.perf_counter()
-        row = summarize(policy.name, replay(World(args.seed, args.customers, args.months), policy))
-        row["seconds"] = time.perf_counter() - t
-        rows.append(row)
+        policies: list[tuple[str, RetryPolicy]] = [
+            ("fixed", FixedPolicy()),
+            ("exponential", ExponentialPolicy()),
+            ("smart", SmartPolicy(scorer=scorer)),
+            ("smart-model", model_policy),
+        ]
+        rows = []
+        for name, policy in policies:
+            t = time.perf_counter()
+            world = World(args.seed, args.customers, args.months)
+            row = summarize(name, replay(world, policy))
+            row["seconds"] = time.perf_counter() - t
+            rows.append(row)
+    _report(args, rows)
 
+
+def _report(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     base = rows[0]
     assert len({r["failed"] for r in rows}) == 1, "policies must replay the same failures"
     print(f"\nworld seed {args.seed}: {args.customers} customers x {args.months} months, "
@@ -247,10 +310,15 @@ def main() -> None:
     header = f"{'policy':<12}{'recovery rate':>15}{'vs fixed':>10}{'mean days':>11}{'attempts/recovery':>19}{'churned':>9}{'secs':>7}"
     print(header)
     print("-" * len(header))
+    by = {r["policy"]: r["recovery_rate"] for r in rows}
     for r in rows:
         delta = (r["recovery_rate"] - base["recovery_rate"]) * 100
         print(f"{r['policy']:<12}{r['recovery_rate']:>14.1%} {delta:>+8.1f}pp{r['mean_days']:>11.1f}"
               f"{r['attempts_per_recovery']:>19.2f}{r['churned']:>9}{r['seconds']:>7.1f}")  # fmt: skip
+
+    ok = by["smart-model"] > by["exponential"]
+    print(f"\nsmart with the registered model vs exponential: {by['smart-model']:.1%} vs "
+          f"{by['exponential']:.1%}: {'more recovered' if ok else 'NOT more recovered'}")  # fmt: skip
 
 
 if __name__ == "__main__":
