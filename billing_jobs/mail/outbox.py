@@ -197,6 +197,37 @@ def check_address(addr: str) -> str:
     return addr
 
 
+def _delivery_row(
+    kind: str,
+    subject_key: str,
+    dedupe_key: str | None,
+    document_number: str | None,
+    recipient: str,
+    rendered: Any,
+    at: datetime,
+    message_domain: str,
+) -> dict[str, Any]:
+    """A new `queued` delivery row for a rendered message (one and many alike)."""
+    return {
+        "kind": kind,
+        "template_key": subject_key,
+        "dedupe_key": dedupe_key,
+        "document_number": document_number,
+        "recipient": recipient,
+        "lang": rendered.lang,
+        "subject": rendered.subject,
+        "text_body": rendered.text,
+        "html_body": rendered.html,
+        # Fixed at queue time and reused by every attempt: a receiver that sees a retry of
+        # a message it already accepted can recognise the duplicate by Message-ID.
+        "message_id": _message_id(message_domain),
+        "status": "queued",
+        "attempts": 0,
+        "next_attempt_at": at,
+        "created_at": at,
+    }
+
+
 def queue_message(
     engine: Engine,
     *,
@@ -219,24 +250,9 @@ def queue_message(
     at = _utc(now)
     recipient = check_address(to)
     rendered = render_message(subject_key, context, lang)
-    row = {
-        "kind": kind,
-        "template_key": subject_key,
-        "dedupe_key": dedupe_key,
-        "document_number": document_number,
-        "recipient": recipient,
-        "lang": rendered.lang,
-        "subject": rendered.subject,
-        "text_body": rendered.text,
-        "html_body": rendered.html,
-        # Fixed at queue time and reused by every attempt: a receiver that sees a retry of
-        # a message it already accepted can recognise the duplicate by Message-ID.
-        "message_id": _message_id(message_domain),
-        "status": "queued",
-        "attempts": 0,
-        "next_attempt_at": at,
-        "created_at": at,
-    }
+    row = _delivery_row(
+        kind, subject_key, dedupe_key, document_number, recipient, rendered, at, message_domain
+    )
     t = document_deliveries
     if dedupe_key is not None:
         with engine.connect() as conn:
@@ -310,20 +326,16 @@ def queue_messages(
         rows.append(
             {
                 "id": new_id,
-                "kind": m.kind,
-                "template_key": m.subject_key,
-                "dedupe_key": m.dedupe_key,
-                "document_number": m.document_number,
-                "recipient": check_address(m.to),
-                "lang": rendered.lang,
-                "subject": rendered.subject,
-                "text_body": rendered.text,
-                "html_body": rendered.html,
-                "message_id": _message_id(message_domain),
-                "status": "queued",
-                "attempts": 0,
-                "next_attempt_at": at,
-                "created_at": at,
+                **_delivery_row(
+                    m.kind,
+                    m.subject_key,
+                    m.dedupe_key,
+                    m.document_number,
+                    check_address(m.to),
+                    rendered,
+                    at,
+                    message_domain,
+                ),
             }
         )
         files += [
