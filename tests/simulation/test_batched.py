@@ -116,7 +116,8 @@ def test_payment_jobs_carry_on_with_the_simulated_world(tmp_path):
     finally:
         gw.store.close()
         engine.dispose()
-    check_world(w.ledger_url, w.gateway_state_path)  # still paid once, numbers still gapless
+    # still paid once, numbers still gapless (the last UPI payments may be pending here)
+    check_world(w.ledger_url, w.gateway_state_path, at_world_end=False)
 
 
 def test_a_card_added_again_gets_its_old_ledger_row_back(tmp_path):
@@ -144,3 +145,30 @@ def test_a_card_added_again_gets_its_old_ledger_row_back(tmp_path):
     finally:
         engine.dispose()
     assert [tuple(r) for r in rows] == [(old, 1, 1), ("pm_sim_new_card", 0, 0)]
+
+
+def test_invariants_catch_a_ledger_behind_the_gateway_at_the_end(world, tmp_path):
+    # The world ends with a janitor pass; a ledger still pending on a payment the gateway
+    # resolved (a success would show in reconciliation as one the ledger lacks) is refused.
+    copy = tmp_path / "ledger.sqlite"
+    src = sqlite3.connect(Path(world.ledger_url.split("///", 1)[1]))
+    dst = sqlite3.connect(copy)
+    src.backup(dst)
+    src.close()
+    key = dst.execute(
+        "select idempotency_key from payment_attempts where status = 'failed'"
+        " and gateway_payment_id is not null limit 1"
+    ).fetchone()[0]
+    dst.execute("update payment_attempts set status = 'pending' where idempotency_key = ?", (key,))
+    dst.commit()
+    dst.close()
+    with pytest.raises(SimulationError, match=f"{key} is pending here but failed at the gateway"):
+        check_world(f"sqlite:///{copy}", world.gateway_state_path)
+    check_world(f"sqlite:///{copy}", world.gateway_state_path, at_world_end=False)
+
+
+def test_the_world_ends_with_a_janitor_pass(world):
+    # The daily pass runs at noon: this world has UPI payments the gateway resolved on its
+    # last afternoon, which the closing pass brings into the ledger before the hand-over.
+    assert world.counts["resolved_at_end"] > 0
+    check_world(world.ledger_url, world.gateway_state_path)
