@@ -264,7 +264,7 @@ def test_brand_override_changes_colours_and_pins_version() -> None:
 
 
 def test_template_registry_errors() -> None:
-    assert available_versions("invoice") == [1, 2]
+    assert available_versions("invoice") == [1, 2, 3]
     with pytest.raises(TemplateError, match="version 9 does not exist"):
         render_pdf(sample_invoice(1, 5), template_version=9)
     with pytest.raises(TemplateError, match="unknown brand"):
@@ -287,7 +287,7 @@ def test_brand_template_override_wins(tmp_path: Path, monkeypatch) -> None:
     try:
         doc = sample_invoice(4, 5)
         assert "OWN TEMPLATE" in _text(render_pdf(doc, brand="sunrise"))
-        assert available_versions("invoice", "sunrise") == [1, 2]
+        assert available_versions("invoice", "sunrise") == [1, 2, 3]
         with pytest.raises(RenderError, match="broken"):
             render_pdf(doc, brand="sunrise", template_version=2)
         assert "OWN TEMPLATE" not in _text(render_pdf(doc))
@@ -295,15 +295,21 @@ def test_brand_template_override_wins(tmp_path: Path, monkeypatch) -> None:
         templates.load_brand.cache_clear()
 
 
-def test_v2_prints_what_v1_prints_and_repeats_the_item_header_on_later_pages() -> None:
+@pytest.mark.parametrize("version", [2, 3])
+def test_later_versions_print_what_v1_prints_and_repeat_the_item_header(version: int) -> None:
     doc = sample_invoice(7, 30, intra_state=True, einvoice=True)
-    assert resolve_template().version == 2  # the default: v1 stays for brands pinned to it
-    old, new = render_pdf(doc, template_version=1), render_pdf(doc)
+    assert resolve_template().version == 3  # the default: v1 and v2 stay for pinned brands
+    old, new = render_pdf(doc, template_version=1), render_pdf(doc, template_version=version)
     old_text, new_text = _flat(_text(old)), _flat(_text(new))
     for ln in doc.lines:
         for value in (ln.taxable_value_minor, ln.cgst_minor, ln.taxable_value_minor + ln.tax_minor):
             cell = format_amount(value, "INR", "en_IN")
             assert cell in old_text and cell in new_text
+    for t in (doc.totals.taxable_minor, doc.totals.cgst_minor, doc.totals.sgst_minor):
+        assert format_amount(t, "INR", "en_IN") in old_text
+        assert format_amount(t, "INR", "en_IN") in new_text
+    for value in (doc.number, "3Oct2025", "Karnataka(29)", "2025-26"):  # _flat drops spaces
+        assert value in old_text and value in new_text
     assert (
         irn_for(doc) in new_text
         and format_amount(doc.totals.total_minor, "INR", "en_IN") in new_text
@@ -312,6 +318,7 @@ def test_v2_prints_what_v1_prints_and_repeats_the_item_header_on_later_pages() -
     assert len(pages) >= 2
     # The column header comes back on the continuation page, as v1's table header did.
     assert "SAC/HSN" in pages[0].extract_text() and "SAC/HSN" in pages[1].extract_text()
+    assert "1/2" in _flat(pages[0].extract_text()) and "2/2" in _flat(pages[1].extract_text())
 
 
 def test_output_is_deterministic() -> None:
