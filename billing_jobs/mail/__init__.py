@@ -19,7 +19,13 @@ from billing_jobs.mail.outbox import (
     resend,
     send_due,
 )
-from billing_jobs.mail.smtp import MailConfigError, SmtpSendError, SmtpSettings, send_message
+from billing_jobs.mail.smtp import (
+    MailConfigError,
+    SmtpSendError,
+    SmtpSession,
+    SmtpSettings,
+    send_message,
+)
 from billing_jobs.mail.templates import MailTemplateError, render_message, template_keys
 
 __all__ = [
@@ -32,6 +38,7 @@ __all__ = [
     "RetryPolicy",
     "SendReport",
     "SmtpSendError",
+    "SmtpSession",
     "SmtpSettings",
     "delivery",
     "document_deliveries",

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from billing_jobs.ledger.rawsql import reserve_ids
-from billing_jobs.mail.smtp import SmtpSendError, SmtpSettings, send_message
+from billing_jobs.mail.smtp import SmtpSendError, SmtpSession, SmtpSettings
 from billing_jobs.mail.templates import render_message
 
 
@@ -426,7 +426,7 @@ def send_due(
     *,
     limit: int = 100,
     policy: RetryPolicy = RetryPolicy(),
-    transport: Callable[[SmtpSettings, EmailMessage], None] = send_message,
+    transport: Callable[[SmtpSettings, EmailMessage], None] | None = None,
 ) -> SendReport:
     """Send every queued message whose next attempt is due at `now`.
 
@@ -437,7 +437,23 @@ def send_due(
     We prefer a visible "maybe not delivered" that an operator resolves with `resend()` over
     a silent duplicate invoice mail; the stable Message-ID lets receivers dedupe the rare
     retry after a lost SMTP reply.
+
+    Messages go over one reused SMTP connection (`SmtpSession`) unless `transport` is given.
     """
+    if transport is not None:
+        return _send_due(engine, now, smtp, limit, policy, transport)
+    with SmtpSession(smtp) as session:
+        return _send_due(engine, now, smtp, limit, policy, lambda _s, m: session.send(m))
+
+
+def _send_due(
+    engine: Engine,
+    now: datetime,
+    smtp: SmtpSettings,
+    limit: int,
+    policy: RetryPolicy,
+    transport: Callable[[SmtpSettings, EmailMessage], None],
+) -> SendReport:
     at = _utc(now)
     t = document_deliveries
     report = SendReport(unknown=_reap_stale_claims(engine, at, policy))

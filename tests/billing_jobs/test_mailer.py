@@ -7,6 +7,7 @@ import email.policy
 import socket
 import threading
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from billing_jobs.mail import (
     MailTemplateError,
     OutboxError,
     RetryPolicy,
+    SmtpSession,
     SmtpSettings,
     delivery,
     document_deliveries,
@@ -47,16 +49,20 @@ class Recorder:
     def __init__(self) -> None:
         self.messages: list[email.message.EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
-        self.fail_next: list[str] = []
+        self.fail_next: list[str | None] = []  # None: accept that one
+        self.peers: list[tuple[str, int]] = []  # the client address of each accepted message
         self.lock = threading.Lock()
 
     async def handle_DATA(self, server, session, envelope) -> str:
         with self.lock:
             if self.fail_next:
-                return self.fail_next.pop(0)
+                reply = self.fail_next.pop(0)
+                if reply is not None:
+                    return reply
             msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
             self.messages.append(msg)
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+            self.peers.append(tuple(session.peer))
         return "250 OK"
 
 
@@ -424,3 +430,68 @@ def test_unknown_language_falls_back_to_english(smtp_server, engine) -> None:
     assert _status(engine, delivery_id)["lang"] == "en"
     send_due(engine, NOW, settings)
     assert server.messages[0]["Subject"].strip().startswith("Payment reminder")
+
+
+def _queue_many(engine, n: int) -> list[int]:
+    return [
+        queue_message(
+            engine,
+            kind="dunning",
+            to=f"accounts{i}@anand.test",
+            subject_key="dunning_reminder",
+            context=_reminder_context(),
+            now=NOW,
+        )
+        for i in range(n)
+    ]
+
+
+def test_a_run_sends_over_one_connection(smtp_server, engine) -> None:
+    server, settings = smtp_server
+    ids = _queue_many(engine, 6)
+    assert sorted(send_due(engine, NOW, settings).sent) == sorted(ids)
+    assert len(server.messages) == 6
+    assert len(set(server.peers)) == 1  # one connection: one client port for all six
+    assert sorted(m["To"] for m in server.messages) == sorted(
+        f"accounts{i}@anand.test" for i in range(6)
+    )
+
+
+def test_a_rejected_message_keeps_the_connection_and_a_421_replaces_it(smtp_server, engine) -> None:
+    server, settings = smtp_server
+    ids = _queue_many(engine, 5)
+    # 2nd: permanent rejection (the relay answered: same connection goes on after RSET);
+    # 4th: 421, the relay is closing the connection (the next message opens a new one).
+    server.fail_next = [None, "550 5.1.1 mailbox unavailable", None, "421 4.3.2 shutting down"]
+    report = send_due(engine, NOW, settings)
+    assert report.failed == [ids[1]] and report.retrying == [ids[3]]
+    assert report.sent == [ids[0], ids[2], ids[4]]
+    assert len(server.peers) == 3 and server.peers[0] == server.peers[1] != server.peers[2]
+    assert "421" in _status(engine, ids[3])["last_error"]
+    assert send_due(engine, NOW + timedelta(minutes=5), settings).sent == [ids[3]]
+    assert len(server.messages) == 4  # nothing twice, the rejected one never
+
+
+def test_a_session_reconnects_when_the_relay_dropped_it(tmp_path) -> None:
+    """A relay that restarted (or closed an idle connection) between two messages: NOOP
+    notices before the message is sent, and the session opens a new connection."""
+    handler, port = Recorder(), _free_port()
+    settings = SmtpSettings.from_url(f"smtp://127.0.0.1:{port}?timeout=5")
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "billing@paysight.test", "a@b.test", "hello"
+    msg.set_content("hello")
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    with SmtpSession(settings) as session:
+        try:
+            session.send(msg)
+        finally:
+            controller.stop()
+        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        controller.start()
+        try:
+            session.send(msg)
+            assert session.connections == 2
+        finally:
+            controller.stop()
+    assert len(handler.messages) == 2 and handler.peers[0] != handler.peers[1]
