@@ -191,11 +191,7 @@ class World:
                 gw_store.begin(cache=True)
             with self.engine.begin() as conn:
                 self.conn = conn
-                self.ops = (
-                    BatchOps(conn, self.gw, GATEWAY, self._set_time, self.unresolved)
-                    if self.batched
-                    else RowOps(conn, self.gw, GATEWAY, self._set_time)
-                )
+                self.ops = self._ops(conn)
                 if self.catalog is None:
                     self.catalog = load_snapshot(conn)
                 if day in bursts:
@@ -222,15 +218,17 @@ class World:
             self.gw.store.begin(cache=True)
         with self.engine.begin() as conn:
             self.conn = conn
-            self.ops = (
-                BatchOps(conn, self.gw, GATEWAY, self._set_time, self.unresolved)
-                if self.batched
-                else RowOps(conn, self.gw, GATEWAY, self._set_time)
-            )
+            self.ops = self._ops(conn)
             self.now = at
             self.bump("resolved_at_end", self._janitor(at))
         if self.batched:
             self.gw.store.commit()
+
+    def _ops(self, conn: Connection) -> RowOps:
+        """The ledger operations of one transaction: batched, or the per-row baseline."""
+        if self.batched:
+            return BatchOps(conn, self.gw, GATEWAY, self._set_time, self.unresolved)
+        return RowOps(conn, self.gw, GATEWAY, self._set_time)
 
     def _cat(self) -> CatalogSnapshot | None:
         """The catalog read once for the whole world (the per-row baseline re-reads it)."""

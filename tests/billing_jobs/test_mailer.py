@@ -220,19 +220,23 @@ def test_backoff_is_capped() -> None:
     assert policy.delay(20) == timedelta(hours=1)
 
 
-def test_two_concurrent_senders_never_send_twice(smtp_server, engine) -> None:
-    server, settings = smtp_server
-    ids = {
+def _queue_many(engine, n: int) -> list[int]:
+    return [
         queue_message(
             engine,
             kind="dunning",
-            to=f"c{i}@shop.test",
+            to=f"accounts{i}@anand.test",
             subject_key="dunning_reminder",
             context=_reminder_context(),
             now=NOW,
         )
-        for i in range(16)
-    }
+        for i in range(n)
+    ]
+
+
+def test_two_concurrent_senders_never_send_twice(smtp_server, engine) -> None:
+    server, settings = smtp_server
+    ids = _queue_many(engine, 16)
     barrier = threading.Barrier(2)
     reports = []
 
@@ -430,20 +434,6 @@ def test_unknown_language_falls_back_to_english(smtp_server, engine) -> None:
     assert _status(engine, delivery_id)["lang"] == "en"
     send_due(engine, NOW, settings)
     assert server.messages[0]["Subject"].strip().startswith("Payment reminder")
-
-
-def _queue_many(engine, n: int) -> list[int]:
-    return [
-        queue_message(
-            engine,
-            kind="dunning",
-            to=f"accounts{i}@anand.test",
-            subject_key="dunning_reminder",
-            context=_reminder_context(),
-            now=NOW,
-        )
-        for i in range(n)
-    ]
 
 
 def test_a_run_sends_over_one_connection(smtp_server, engine) -> None:

@@ -50,13 +50,19 @@ def test_batched_and_per_row_paths_build_the_same_world(tmp_path):
     )
 
 
-def test_invariants_catch_a_second_payment_and_a_gap(world, tmp_path):
-    check_world(world.ledger_url, world.gateway_state_path)
+def _ledger_copy(world, tmp_path: Path) -> tuple[Path, sqlite3.Connection]:
+    """A copy of the world's ledger to corrupt, and an open connection to it."""
     copy = tmp_path / "ledger.sqlite"
     src = sqlite3.connect(Path(world.ledger_url.split("///", 1)[1]))
     dst = sqlite3.connect(copy)
     src.backup(dst)
     src.close()
+    return copy, dst
+
+
+def test_invariants_catch_a_second_payment_and_a_gap(world, tmp_path):
+    check_world(world.ledger_url, world.gateway_state_path)
+    copy, dst = _ledger_copy(world, tmp_path)
     paid = dst.execute(
         "select invoice_id, max(attempt_number), amount_minor, currency, created_at"
         " from payment_attempts where status = 'succeeded' group by invoice_id limit 1"
@@ -150,11 +156,7 @@ def test_a_card_added_again_gets_its_old_ledger_row_back(tmp_path):
 def test_invariants_catch_a_ledger_behind_the_gateway_at_the_end(world, tmp_path):
     # The world ends with a janitor pass; a ledger still pending on a payment the gateway
     # resolved (a success would show in reconciliation as one the ledger lacks) is refused.
-    copy = tmp_path / "ledger.sqlite"
-    src = sqlite3.connect(Path(world.ledger_url.split("///", 1)[1]))
-    dst = sqlite3.connect(copy)
-    src.backup(dst)
-    src.close()
+    copy, dst = _ledger_copy(world, tmp_path)
     key = dst.execute(
         "select idempotency_key from payment_attempts where status = 'failed'"
         " and gateway_payment_id is not null limit 1"
