@@ -30,6 +30,26 @@ _PA = s.payment_attempts
 ACTION_DEFAULT_CODE = "authentication_required"
 
 
+def outcome_values(result: PaymentResult, finalized_at: Any) -> dict[str, Any]:
+    """The attempt columns a gateway outcome sets. A pending outcome leaves the attempt open;
+    one that needs customer action fails it (an off-session charge cannot complete it).
+    `finalized_at` is written as given (a datetime, or its stored form on the raw-SQL path)."""
+    values: dict[str, Any] = {"decline_code": result.decline_code}
+    if result.gateway_payment_id:
+        values["gateway_payment_id"] = result.gateway_payment_id
+    if result.status is PaymentStatus.PENDING:
+        values |= {"status": "pending", "decline_code": None}
+    elif result.status is PaymentStatus.REQUIRES_ACTION:
+        values |= {
+            "status": "failed",
+            "decline_code": result.decline_code or ACTION_DEFAULT_CODE,
+            "finalized_at": finalized_at,
+        }
+    else:
+        values |= {"status": result.status.value, "finalized_at": finalized_at}
+    return values
+
+
 def _invoice_pk(invoice_id: str) -> int:
     try:
         return int(invoice_id)
@@ -121,19 +141,7 @@ class LedgerAttemptStore:
 
     def finalize(self, attempt_id: str, result: PaymentResult, now: datetime) -> Attempt:
         now = _aware(now)
-        values: dict[str, Any] = {"decline_code": result.decline_code}
-        if result.gateway_payment_id:
-            values["gateway_payment_id"] = result.gateway_payment_id
-        if result.status is PaymentStatus.PENDING:
-            values |= {"status": "pending", "decline_code": None}
-        elif result.status is PaymentStatus.REQUIRES_ACTION:
-            values |= {
-                "status": "failed",
-                "decline_code": result.decline_code or ACTION_DEFAULT_CODE,
-                "finalized_at": now,
-            }
-        else:
-            values |= {"status": result.status.value, "finalized_at": now}
+        values = outcome_values(result, now)
         with write_conn(self.target) as conn:
             # Only unresolved attempts change: final states ignore duplicate or late outcomes.
             row = conn.execute(

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from billing_jobs.attempt_store import ACTION_DEFAULT_CODE
+from billing_jobs.attempt_store import outcome_values
 from billing_jobs.collection import (
     NOT_CHARGED,
     AlreadyPaid,
@@ -34,7 +34,15 @@ from billing_jobs.gateway import (
     PaymentStatus,
     idempotency_key_for,
 )
-from billing_jobs.ledger.rawsql import from_db, is_sqlite, ph, to_db
+from billing_jobs.ledger.rawsql import (
+    from_db,
+    is_sqlite,
+    ph,
+    sql_insert,
+    sql_many,
+    sql_rows,
+    to_db,
+)
 
 CHUNK = 500  # ids per IN (...) list, well under every driver's parameter limit
 _PA_COLS = (
@@ -42,37 +50,6 @@ _PA_COLS = (
     " currency, decline_code, created_at, finalized_at"
 )
 OnTime = Callable[[datetime], None]
-
-
-def sql_rows(conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    """Run one statement on the connection's DBAPI cursor (inside the caller's transaction);
-    the rows it returns. SQLAlchemy's per-statement overhead exceeded the queries here."""
-    cur = conn.connection.cursor()
-    try:
-        cur.execute(sql, tuple(params))
-        return cur.fetchall() if cur.description else []
-    finally:
-        cur.close()
-
-
-def sql_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-    """executemany on the DBAPI cursor; nothing for no rows."""
-    if not rows:
-        return
-    cur = conn.connection.cursor()
-    try:
-        cur.executemany(sql, [tuple(r) for r in rows])
-    finally:
-        cur.close()
-
-
-def sql_insert(
-    conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-) -> None:
-    """executemany INSERT of plain tuples (as `rawsql.insert_many`, without SQLAlchemy)."""
-    p = ph(conn)
-    cols = ", ".join(columns)
-    sql_many(conn, f"INSERT INTO {table} ({cols}) VALUES ({', '.join([p] * len(columns))})", rows)
 
 
 def _chunks(seq: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -224,19 +201,7 @@ class BatchAttemptStore:
         for a, result, now in items:
             if now.tzinfo is None:
                 raise CollectionError("times must be timezone-aware")
-            values: dict[str, Any] = {"decline_code": result.decline_code}
-            if result.gateway_payment_id:
-                values["gateway_payment_id"] = result.gateway_payment_id
-            if result.status is PaymentStatus.PENDING:
-                values |= {"status": "pending", "decline_code": None}
-            elif result.status is PaymentStatus.REQUIRES_ACTION:
-                values |= {
-                    "status": "failed",
-                    "decline_code": result.decline_code or ACTION_DEFAULT_CODE,
-                    "finalized_at": to_db(self.sq, now),
-                }
-            else:
-                values |= {"status": result.status.value, "finalized_at": to_db(self.sq, now)}
+            values = outcome_values(result, to_db(self.sq, now))
             cols = tuple(sorted(values))
             by_kind.setdefault(cols, []).append((*(values[c] for c in cols), int(a.attempt_id)))
         for cols, rows in by_kind.items():

@@ -14,18 +14,25 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from billing_jobs.batch_collection import sql_insert, sql_many, sql_rows
 from billing_jobs.billing_run import _SUB_STATE_COLS, bill_states, event_rows
+from billing_jobs.customers import customer_fields
 from billing_jobs.errors import (
     BillingError,
     InvalidTransitionError,
     NotFoundError,
     ValidationError,
 )
-from billing_jobs.gst import TaxStatus, validate_gstin, validate_state_code
-from billing_jobs.ledger.rawsql import from_db, is_sqlite, ph, reserve_ids, to_db
+from billing_jobs.ledger.rawsql import (
+    from_db,
+    is_sqlite,
+    ph,
+    reserve_ids,
+    sql_insert,
+    sql_many,
+    sql_rows,
+    to_db,
+)
 from billing_jobs.lifecycle import Event, SubState, check_transition
-from billing_jobs.money import MoneyError, normalize_currency
 from billing_jobs.periods import require_aware
 from billing_jobs.snapshot import CatalogSnapshot, load_snapshot
 from billing_jobs.subscriptions import _STATE_COLS, new_subscription_state
@@ -78,34 +85,11 @@ def _in(conn: Connection, n: int) -> str:
 
 
 def _customer_row(c: NewCustomer) -> dict[str, Any]:
-    """create_customer's validation, rule for rule; raises ValidationError."""
-    now = require_aware(c.now, "now")
-    if not isinstance(c.name, str) or not c.name.strip():
-        raise ValidationError("customer name must not be empty")
-    try:
-        status = TaxStatus(c.tax_status)
-    except ValueError as exc:
-        raise ValidationError(
-            f"tax_status {c.tax_status!r} is not one of regular, sez, export"
-        ) from exc
-    try:
-        currency = normalize_currency(c.currency)
-    except MoneyError as exc:
-        raise ValidationError(str(exc)) from exc
-    state_code = validate_state_code(c.state_code)
-    gstin = validate_gstin(c.gstin) if c.gstin else None
-    if status is TaxStatus.EXPORT:
-        if gstin:
-            raise ValidationError("an export customer (outside India) cannot have a GSTIN")
-        if state_code != "96":
-            raise ValidationError("export customers use state code 96 (Other Countries)")
-    elif state_code in ("96", "97") and status is TaxStatus.REGULAR:
-        raise ValidationError(f"state code {state_code} is only for exports; use tax_status=export")
-    if status is TaxStatus.SEZ and not gstin:
-        raise ValidationError("an SEZ customer must have a GSTIN")
-    return {"name": c.name.strip(), "email": c.email, "state_code": state_code, "gstin": gstin,
-            "tax_status": status.value, "locale": c.locale, "currency": currency,
-            "external_ref": c.external_ref, "created_at": now}  # fmt: skip
+    """create_customer's validation (`customer_fields`); raises ValidationError."""
+    return customer_fields(
+        name=c.name, state_code=c.state_code, currency=c.currency, now=c.now, email=c.email,
+        gstin=c.gstin, tax_status=c.tax_status, locale=c.locale, external_ref=c.external_ref,
+    )  # fmt: skip
 
 
 def create_customers(
@@ -134,17 +118,15 @@ def create_customers(
     ids = iter(_reserve_ids(conn, "customers", sum(isinstance(x, dict) for x in checked)))
     out: list[int | ValidationError] = []
     tuples = []
+    cols = ("id", "name", "email", "state_code", "gstin", "tax_status", "locale", "currency",
+            "address_line", "city", "postal_code", "country", "external_ref", "created_at")  # fmt: skip
     for x in checked:
         if isinstance(x, ValidationError):
             out.append(x)
             continue
         cid = next(ids)
-        tuples.append((cid, x["name"], x["email"], x["state_code"], x["gstin"], x["tax_status"],
-                       x["locale"], x["currency"], "", "", "", "IN", x["external_ref"],
-                       to_db(sq, x["created_at"])))  # fmt: skip
+        tuples.append((cid, *(x[c] for c in cols[1:-1]), to_db(sq, x["created_at"])))
         out.append(cid)
-    cols = ("id", "name", "email", "state_code", "gstin", "tax_status", "locale", "currency",
-            "address_line", "city", "postal_code", "country", "external_ref", "created_at")  # fmt: skip
     sql_insert(conn, "customers", cols, tuples)
     return out
 

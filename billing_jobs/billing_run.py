@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select
 from billing_jobs.invoice_builder import CustomerTax
 from billing_jobs.invoice_store import insert_invoices
 from billing_jobs.ledger import schema as s
-from billing_jobs.ledger.rawsql import from_db, is_sqlite, ph, to_db
+from billing_jobs.ledger.rawsql import from_db, is_sqlite, ph, sql_many, to_db
 from billing_jobs.ledger.session import Target, write_conn
 from billing_jobs.lifecycle import Event, SubState, advance
 from billing_jobs.periods import require_aware
@@ -91,17 +91,6 @@ def _by_ids(conn: Connection, sql: str, ids: list[int]) -> list[Any]:
         finally:
             cur.close()
     return out
-
-
-def _many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-    """executemany on the DBAPI cursor (nothing for no rows)."""
-    if not rows:
-        return
-    cur = conn.connection.cursor()
-    try:
-        cur.executemany(sql, [tuple(r) for r in rows])
-    finally:
-        cur.close()
 
 
 def load_customer_tax(conn: Connection, customer_ids: Iterable[int]) -> dict[int, CustomerTax]:
@@ -193,9 +182,9 @@ def bill_states(
     p = ph(conn)
     assignments = ", ".join(f"{c} = {p}" for c in (*_UPDATE_COLS, "next_action_at"))
     if updates:
-        _many(conn, f"UPDATE subscriptions SET {assignments} WHERE id = {p}", updates)
+        sql_many(conn, f"UPDATE subscriptions SET {assignments} WHERE id = {p}", updates)
     if light:
-        _many(
+        sql_many(
             conn,
             f"UPDATE subscriptions SET billed_period_start = {p}, coupon_periods_used = {p}, "
             f"next_action_at = {p} WHERE id = {p}",
@@ -213,7 +202,7 @@ def bill_states(
             ],
         )
     p = ph(conn)
-    _many(
+    sql_many(
         conn,
         "INSERT INTO subscription_events (subscription_id, at, kind, from_status, to_status, "
         f"detail_json) VALUES ({p}, {p}, {p}, {p}, {p}, {p})",

@@ -16,8 +16,7 @@ from billing_jobs.periods import require_aware
 from billing_jobs.serialize import row_dict
 
 
-def create_customer(
-    target: Target,
+def customer_fields(
     *,
     name: str,
     state_code: str,
@@ -33,7 +32,9 @@ def create_customer(
     country: str = "IN",
     external_ref: str | None = None,
 ) -> dict[str, Any]:
-    """Create a customer after validating every field; returns the stored customer."""
+    """The customers row for these arguments after validating every field (state code,
+    GSTIN checksum, tax status rules); raises ValidationError. Shared by `create_customer`
+    and the batched `create_customers`."""
     now = require_aware(now, "now")
     if not isinstance(name, str) or not name.strip():
         raise ValidationError("customer name must not be empty")
@@ -59,7 +60,7 @@ def create_customer(
         raise ValidationError(f"state code {state_code} is only for exports; use tax_status=export")
     if status is TaxStatus.SEZ and not gstin:
         raise ValidationError("an SEZ customer must have a GSTIN")
-    row = {
+    return {
         "name": name.strip(),
         "email": email,
         "state_code": state_code,
@@ -74,6 +75,31 @@ def create_customer(
         "external_ref": external_ref,
         "created_at": now,
     }
+
+
+def create_customer(
+    target: Target,
+    *,
+    name: str,
+    state_code: str,
+    currency: str,
+    now: datetime,
+    email: str | None = None,
+    gstin: str | None = None,
+    tax_status: str = "regular",
+    locale: str = "en_IN",
+    address_line: str = "",
+    city: str = "",
+    postal_code: str = "",
+    country: str = "IN",
+    external_ref: str | None = None,
+) -> dict[str, Any]:
+    """Create a customer after validating every field; returns the stored customer."""
+    row = customer_fields(
+        name=name, state_code=state_code, currency=currency, now=now, email=email, gstin=gstin,
+        tax_status=tax_status, locale=locale, address_line=address_line, city=city,
+        postal_code=postal_code, country=country, external_ref=external_ref,
+    )  # fmt: skip
     with write_conn(target) as conn:
         if external_ref is not None:
             dup = conn.execute(

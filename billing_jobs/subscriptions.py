@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import Boolean, Connection, insert, select, update
 
-from billing_jobs.batch_collection import sql_insert, sql_rows
 from billing_jobs.billing_run import bill_states, event_rows
 from billing_jobs.credit_notes import CreditLine, issue_credit_note, unused_time_lines
 from billing_jobs.customers import credit_balance, customer_row
@@ -21,7 +20,7 @@ from billing_jobs.invoice_builder import CustomerTax, LineInput, build_invoice
 from billing_jobs.invoice_store import insert_invoices
 from billing_jobs.invoices import get_invoice
 from billing_jobs.ledger import schema as s
-from billing_jobs.ledger.rawsql import from_db, is_sqlite, ph, to_db
+from billing_jobs.ledger.rawsql import from_db, is_sqlite, ph, sql_insert, sql_rows, to_db
 from billing_jobs.ledger.schema import UTCDateTime
 from billing_jobs.ledger.session import Target, write_conn
 from billing_jobs.lifecycle import INVOICING, Event, Status, SubState, check_transition

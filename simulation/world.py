@@ -21,9 +21,6 @@ from billing_jobs.batch_collection import (
     link_gateway_customers,
     save_collection_states,
     save_method_details,
-    sql_insert,
-    sql_many,
-    sql_rows,
 )
 from billing_jobs.batch_subscriptions import (
     NewCustomer,
@@ -53,7 +50,7 @@ from billing_jobs.errors import InvalidTransitionError, NotFoundError, Validatio
 from billing_jobs.gateway import GatewayError
 from billing_jobs.ledger import make_engine, upgrade_ledger
 from billing_jobs.ledger import schema as s
-from billing_jobs.ledger.rawsql import ph, to_db
+from billing_jobs.ledger.rawsql import ph, sql_insert, sql_many, sql_rows, to_db
 from billing_jobs.retries import ExponentialPolicy
 from billing_jobs.snapshot import CatalogSnapshot, load_snapshot
 from billing_jobs.subscriptions import new_subscription_state

@@ -1,4 +1,5 @@
-"""Thin DBAPI fast path for the billing run's bulk reads and writes (SQLite and PostgreSQL).
+"""Thin DBAPI fast path for bulk reads and writes (billing run, batched collection and
+subscriptions, the simulator; SQLite and PostgreSQL).
 
 SQLAlchemy Core per-row parameter processing dominated run time at 100k subscriptions, so
 hot paths send plain tuples with executemany. Timestamps use the exact storage format of
@@ -69,3 +70,34 @@ def reserve_ids(conn: Connection, table: str, n: int) -> list[int]:
         f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, {int(n)})"
     ).all()
     return [r[0] for r in rows]
+
+
+def sql_rows(conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Run one statement on the connection's DBAPI cursor (inside the caller's transaction);
+    the rows it returns. SQLAlchemy's per-statement overhead exceeded the queries here."""
+    cur = conn.connection.cursor()
+    try:
+        cur.execute(sql, tuple(params))
+        return cur.fetchall() if cur.description else []
+    finally:
+        cur.close()
+
+
+def sql_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """executemany on the DBAPI cursor; nothing for no rows."""
+    if not rows:
+        return
+    cur = conn.connection.cursor()
+    try:
+        cur.executemany(sql, [tuple(r) for r in rows])
+    finally:
+        cur.close()
+
+
+def sql_insert(
+    conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """executemany INSERT of plain tuples (as `insert_many`, without SQLAlchemy)."""
+    p = ph(conn)
+    cols = ", ".join(columns)
+    sql_many(conn, f"INSERT INTO {table} ({cols}) VALUES ({', '.join([p] * len(columns))})", rows)
