@@ -40,3 +40,12 @@ def paysight_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     get_settings.cache_clear()
     yield data
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP relay on 127.0.0.1 (tests/smtp_relay.py): (recorder, settings to reach it)."""
+    from tests.smtp_relay import running_relay
+
+    with running_relay() as relay:
+        yield relay

@@ -3,16 +3,11 @@ transaction per chunk, crash recovery, and mail attached from the stored file (a
 
 from __future__ import annotations
 
-import email
-import email.policy
 import hashlib
-import socket
-import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import event, func, select, text
 
 from billing_jobs.catalog import DEMO_CATALOG, load_catalog
@@ -27,7 +22,6 @@ from billing_jobs.mail import (
     FileAttachment,
     OutboxError,
     QueuedMail,
-    SmtpSettings,
     document_deliveries,
     document_delivery_files,
     queue_messages,
@@ -92,33 +86,6 @@ def _count(engine, table) -> int:
         n = conn.execute(select(func.count()).select_from(table)).scalar_one()
         conn.rollback()
     return n
-
-
-class _Recorder:
-    def __init__(self) -> None:
-        self.messages: list = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        with self.lock:
-            self.messages.append(
-                email.message_from_bytes(envelope.content, policy=email.policy.default)
-            )
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    handler = _Recorder()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield handler, SmtpSettings.from_url(f"smtp://127.0.0.1:{port}?from=billing@paysight.test")
-    finally:
-        controller.stop()
 
 
 def test_load_documents_reads_a_batch_in_a_fixed_number_of_queries(ledger):
@@ -216,8 +183,10 @@ def test_customer_without_address_is_stored_not_mailed_and_bad_arguments_refused
     assert langs == ["hi", "hi"]
 
 
-def test_stored_pdf_is_mailed_and_a_changed_or_lost_file_is_never_sent(ledger, tmp_path, smtp):
-    handler, settings = smtp
+def test_stored_pdf_is_mailed_and_a_changed_or_lost_file_is_never_sent(
+    ledger, tmp_path, smtp_server
+):
+    handler, settings = smtp_server
     _seed(ledger, 3)
     root = tmp_path / "invoices"
     run_invoice_documents(ledger, root, NOW, workers=1)

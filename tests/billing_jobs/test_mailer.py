@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
-import socket
 import threading
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -33,49 +30,9 @@ from billing_jobs.mail import (
     send_due,
     send_message,
 )
+from tests.smtp_relay import Recorder, free_port
 
 NOW = datetime(2025, 10, 3, 9, 30, tzinfo=UTC)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Recorder:
-    """aiosmtpd handler that records messages and can fail the next DATA commands."""
-
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-        self.envelopes: list[tuple[str, list[str]]] = []
-        self.fail_next: list[str | None] = []  # None: accept that one
-        self.peers: list[tuple[str, int]] = []  # the client address of each accepted message
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        with self.lock:
-            if self.fail_next:
-                reply = self.fail_next.pop(0)
-                if reply is not None:
-                    return reply
-            msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-            self.messages.append(msg)
-            self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-            self.peers.append(tuple(session.peer))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp_server():
-    handler = Recorder()
-    port = _free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield handler, SmtpSettings.from_url(f"smtp://127.0.0.1:{port}?from=billing@paysight.test")
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
@@ -197,7 +154,7 @@ def test_550_fails_permanently_and_is_logged(smtp_server, engine) -> None:
 
 
 def test_connection_refused_backs_off_then_gives_up(engine) -> None:
-    settings = SmtpSettings.from_url(f"smtp://127.0.0.1:{_free_port()}?timeout=2")
+    settings = SmtpSettings.from_url(f"smtp://127.0.0.1:{free_port()}?timeout=2")
     policy = RetryPolicy(max_attempts=3, base=timedelta(minutes=1), cap=timedelta(minutes=3))
     delivery_id = _queue_reminder(engine)
     at = NOW
@@ -465,7 +422,7 @@ def test_a_rejected_message_keeps_the_connection_and_a_421_replaces_it(smtp_serv
 def test_a_session_reconnects_when_the_relay_dropped_it(tmp_path) -> None:
     """A relay that restarted (or closed an idle connection) between two messages: NOOP
     notices before the message is sent, and the session opens a new connection."""
-    handler, port = Recorder(), _free_port()
+    handler, port = Recorder(), free_port()
     settings = SmtpSettings.from_url(f"smtp://127.0.0.1:{port}?timeout=5")
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = "billing@paysight.test", "a@b.test", "hello"

@@ -5,17 +5,12 @@ checked against the same ledger computed independently in pandas."""
 
 from __future__ import annotations
 
-import email
-import email.policy
-import socket
-import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import text
 
 from billing_jobs.catalog import DEMO_CATALOG, load_catalog
@@ -26,9 +21,10 @@ from billing_jobs.invoice_store import insert_invoices
 from billing_jobs.invoices import mark_invoice_paid
 from billing_jobs.ledger import make_engine, upgrade_ledger
 from billing_jobs.ledger.schema import metadata as schema_metadata
-from billing_jobs.mail import SmtpSettings, resend, send_due
+from billing_jobs.mail import resend, send_due
 from ingestion.ledger_copy import copy_ledger_tables, ledger_metadata
 from tests.dbt.conftest import run_dbt
+from tests.smtp_relay import running_relay
 
 T0 = datetime(2025, 4, 1, 6, 0, tzinfo=UTC)
 APRIL_RUN = datetime(2025, 4, 20, 9, 0, tzinfo=UTC)
@@ -44,36 +40,10 @@ CUSTOMERS = [
 ]
 
 
-class _Relay:
-    """aiosmtpd handler: records messages, answers the next queued codes instead of 250."""
-
-    def __init__(self) -> None:
-        self.messages: list = []
-        self.fail_next: list[str] = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        with self.lock:
-            if self.fail_next:
-                return self.fail_next.pop(0)
-            self.messages.append(
-                email.message_from_bytes(envelope.content, policy=email.policy.default)
-            )
-        return "250 OK"
-
-
 @pytest.fixture(scope="module")
 def relay():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    handler = _Relay()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield handler, SmtpSettings.from_url(f"smtp://127.0.0.1:{port}?from=billing@paysight.test")
-    finally:
-        controller.stop()
+    with running_relay() as r:
+        yield r
 
 
 def _seed(engine) -> list[int]:

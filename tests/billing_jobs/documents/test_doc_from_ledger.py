@@ -1,14 +1,9 @@
 """Ledger invoice -> PDF on disk -> mail, exactly once (real SQLite ledger, real aiosmtpd)."""
 
-import email
-import email.policy
-import socket
-import threading
 from datetime import UTC, datetime
 from io import BytesIO
 
 import pytest
-from aiosmtpd.controller import Controller
 from pypdf import PdfReader
 
 from billing_jobs.billing_run import run_billing
@@ -20,37 +15,10 @@ from billing_jobs.documents.from_ledger import (
     run_invoice_documents,
 )
 from billing_jobs.ledger import make_engine, upgrade_ledger
-from billing_jobs.mail import SmtpSettings, send_due
+from billing_jobs.mail import send_due
 from billing_jobs.subscriptions import create_subscription
 
 T0 = datetime(2025, 4, 1, 6, 0, tzinfo=UTC)
-
-
-class _Recorder:
-    def __init__(self) -> None:
-        self.messages: list = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        with self.lock:
-            self.messages.append(
-                email.message_from_bytes(envelope.content, policy=email.policy.default)
-            )
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    handler = _Recorder()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield handler, SmtpSettings.from_url(f"smtp://127.0.0.1:{port}?from=billing@paysight.test")
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
@@ -76,8 +44,8 @@ def _customer(engine, **kw):
     return create_customer(engine, **args)["id"]
 
 
-def test_invoice_run_renders_stores_and_mails_once(ledger, tmp_path, smtp):
-    handler, settings = smtp
+def test_invoice_run_renders_stores_and_mails_once(ledger, tmp_path, smtp_server):
+    handler, settings = smtp_server
     cid = _customer(ledger)
     create_subscription(ledger, customer_id=cid, plan="growth-monthly", start=T0, quantity=2)
     run_billing(ledger, datetime(2025, 5, 2, tzinfo=UTC))
