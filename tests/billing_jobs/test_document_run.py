@@ -8,15 +8,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, func, select
 
 from billing_jobs.catalog import DEMO_CATALOG, load_catalog
-from billing_jobs.customers import create_customer
 from billing_jobs.documents import invoice_run
 from billing_jobs.documents.from_ledger import invoice_documents, load_documents
 from billing_jobs.documents.invoice_run import InvoiceRunError, run_invoice_documents
-from billing_jobs.invoice_builder import CustomerTax, LineInput, build_invoice
-from billing_jobs.invoice_store import insert_invoices
+from billing_jobs.invoice_builder import LineInput
 from billing_jobs.ledger import make_engine, upgrade_ledger
 from billing_jobs.mail import (
     FileAttachment,
@@ -27,6 +25,7 @@ from billing_jobs.mail import (
     queue_messages,
     send_due,
 )
+from tests.invoice_seed import seed_invoice
 
 T0 = datetime(2025, 4, 1, 6, 0, tzinfo=UTC)
 NOW = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
@@ -43,42 +42,22 @@ def ledger(tmp_path):
 
 def _seed(engine, n: int, *, email: str | None = "ap@kaveri.test", locale: str = "en_IN"):
     """n finalized invoices of 5-7 lines (intra- and inter-state) through the ledger schema."""
-    with engine.connect() as conn:
-        supplier = conn.execute(
-            text("select value from ledger_settings where key = 'supplier_gstin'")
-        ).scalar_one()
-        conn.rollback()
-    ids = []
-    for i in range(n):
-        state = "29" if i % 2 else "27"
-        cid = create_customer(
+    return [
+        seed_invoice(
             engine,
+            i,
             name=f"Kaveri Analytics {i}",
-            state_code=state,
-            currency="INR",
-            now=T0,
             email=email,
-            address_line="12 Anna Salai",
-            city="Chennai",
             locale=locale,
-        )["id"]
-        lines = [
-            LineInput("subscription", f"Seat pack {k}", None, "998314", 1 + k, 49_900 + k)
-            for k in range(5 + i % 3)
-        ]
-        draft = build_invoice(
-            kind="recurring",
-            customer_id=cid,
-            subscription_id=None,
-            currency="INR",
+            lines=[
+                LineInput("subscription", f"Seat pack {k}", None, "998314", 1 + k, 49_900 + k)
+                for k in range(5 + i % 3)
+            ],
             issued_at=T0 + timedelta(days=i),
-            lines=lines,
-            customer=CustomerTax(state, None, "regular"),
-            supplier_gstin=supplier,
+            created_at=T0,
         )
-        with engine.begin() as conn:
-            ids += insert_invoices(conn, [draft], finalize=True, created_at=T0)
-    return ids
+        for i in range(n)
+    ]
 
 
 def _count(engine, table) -> int:

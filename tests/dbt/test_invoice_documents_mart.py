@@ -14,16 +14,15 @@ import pytest
 from sqlalchemy import text
 
 from billing_jobs.catalog import DEMO_CATALOG, load_catalog
-from billing_jobs.customers import create_customer
 from billing_jobs.documents.invoice_run import run_invoice_documents
-from billing_jobs.invoice_builder import CustomerTax, LineInput, build_invoice
-from billing_jobs.invoice_store import insert_invoices
+from billing_jobs.invoice_builder import LineInput
 from billing_jobs.invoices import mark_invoice_paid
 from billing_jobs.ledger import make_engine, upgrade_ledger
 from billing_jobs.ledger.schema import metadata as schema_metadata
 from billing_jobs.mail import resend, send_due
 from ingestion.ledger_copy import copy_ledger_tables, ledger_metadata
 from tests.dbt.conftest import run_dbt
+from tests.invoice_seed import seed_invoice
 from tests.smtp_relay import running_relay
 
 T0 = datetime(2025, 4, 1, 6, 0, tzinfo=UTC)
@@ -47,37 +46,19 @@ def relay():
 
 
 def _seed(engine) -> list[int]:
-    with engine.connect() as conn:
-        supplier = conn.execute(
-            text("select value from ledger_settings where key = 'supplier_gstin'")
-        ).scalar_one()
-    ids = []
-    for i, (addr, locale, _) in enumerate(CUSTOMERS):
-        state = "29" if i % 2 else "27"
-        cid = create_customer(
+    return [
+        seed_invoice(
             engine,
+            i,
             name=f"Customer {i}",
-            state_code=state,
-            currency="INR",
-            now=T0,
             email=addr,
-            address_line="12 Anna Salai",
-            city="Chennai",
             locale=locale,
-        )["id"]
-        draft = build_invoice(
-            kind="recurring",
-            customer_id=cid,
-            subscription_id=None,
-            currency="INR",
-            issued_at=T0 + timedelta(days=i),
             lines=[LineInput("subscription", "Seat pack", None, "998314", 2, 49_900 + i)],
-            customer=CustomerTax(state, None, "regular"),
-            supplier_gstin=supplier,
+            issued_at=T0 + timedelta(days=i),
+            created_at=T0,
         )
-        with engine.begin() as conn:
-            ids += insert_invoices(conn, [draft], finalize=True, created_at=T0)
-    return ids
+        for i, (addr, locale, _) in enumerate(CUSTOMERS)
+    ]
 
 
 @pytest.fixture(scope="module")
