@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from billing_jobs.billing_run import _SUB_STATE_COLS, bill_states, event_rows
+from billing_jobs.billing_run import _SUB_STATE_COLS, bill_states
 from billing_jobs.customers import customer_fields
 from billing_jobs.errors import (
     BillingError,
@@ -35,7 +35,7 @@ from billing_jobs.ledger.rawsql import (
 from billing_jobs.lifecycle import Event, SubState, check_transition
 from billing_jobs.periods import require_aware
 from billing_jobs.snapshot import CatalogSnapshot, load_snapshot
-from billing_jobs.subscriptions import _STATE_COLS, new_subscription_state
+from billing_jobs.subscriptions import _STATE_COLS, new_subscription_state, record_events
 
 CHUNK = 500
 _DT_COLS = frozenset(
@@ -176,7 +176,7 @@ def create_subscriptions(
         events.append(Event(sub_id, r.start, "created", None, st.status, {"items": st.items}))
     sql_insert(conn, "subscriptions", ("id", *cols, "next_action_at", "created_at"), sub_rows)
     sql_insert(conn, "subscription_items", ("subscription_id", "plan_id", "quantity"), item_rows)
-    _insert_events(conn, events)
+    record_events(conn, *events)
     group: list[SubState] = []
     at: datetime | None = None
     for st, r in good:
@@ -190,16 +190,6 @@ def create_subscriptions(
     if group:
         bill_states(conn, group, at, catalog)  # type: ignore[arg-type]
     return [st.id if isinstance(st, SubState) else st for st in states]
-
-
-def _insert_events(conn: Connection, events: Sequence[Event]) -> None:
-    sq = is_sqlite(conn)
-    sql_insert(
-        conn, "subscription_events",
-        ("subscription_id", "at", "kind", "from_status", "to_status", "detail_json"),
-        [(r["subscription_id"], to_db(sq, r["at"]), r["kind"], r["from_status"], r["to_status"],
-          r["detail_json"]) for r in event_rows(events)],
-    )  # fmt: skip
 
 
 def transition_subscriptions(
@@ -268,7 +258,7 @@ def transition_subscriptions(
             f"UPDATE subscriptions SET status = {p}, next_action_at = {p} WHERE id = {p}",
             updates,
         )
-    _insert_events(conn, events)
+    record_events(conn, *events)
     return out
 
 

@@ -116,7 +116,7 @@ def _save_state(conn: Connection, st: SubState, *, items: bool = False) -> None:
                    [(st.id, pid, q) for pid, q in st.items])  # fmt: skip
 
 
-def _event(conn: Connection, *events: Event) -> None:
+def record_events(conn: Connection, *events: Event) -> None:
     sq = is_sqlite(conn)
     sql_insert(
         conn, "subscription_events",
@@ -277,7 +277,7 @@ def create_subscription(
                 insert(s.subscription_items),
                 [{"subscription_id": sub_id, "plan_id": p, "quantity": q} for p, q in items],
             )
-            _event(conn, Event(sub_id, start, "created", None, st.status, {"items": items}))
+            record_events(conn, Event(sub_id, start, "created", None, st.status, {"items": items}))
             if invoice_now and st.status == "active":
                 bill_states(conn, [st], start, catalog)
             return get_subscription(conn, sub_id)
@@ -424,7 +424,7 @@ def change_subscription(
             if when == "period_end":
                 st.pending_change_json = json.dumps({"items": new_items})
                 _save_state(conn, st)
-                _event(
+                record_events(
                     conn,
                     Event(sub_id, at, "change_scheduled", st.status, st.status,
                           {"to_items": new_items, "effective": st.current_period_end.isoformat()}),
@@ -435,7 +435,7 @@ def change_subscription(
                 old_items = st.items
                 st = replace(st, items=new_items, pending_change_json=None)
                 _save_state(conn, st, items=True)
-                _event(
+                record_events(
                     conn,
                     Event(sub_id, at, "plan_changed", st.status, st.status,
                           {"from_items": old_items, "to_items": new_items}),
@@ -485,14 +485,14 @@ def cancel_subscription(
                 )
             st.cancel_at_period_end = True
             _save_state(conn, st)
-            _event(conn, Event(sub_id, at, "cancel_scheduled", st.status, st.status))
+            record_events(conn, Event(sub_id, at, "cancel_scheduled", st.status, st.status))
         else:
             if credit_unused:
                 note = _credit_unused(conn, st, at, "cancellation")
             prior = st.status
             st.status, st.canceled_at = "canceled", at
             _save_state(conn, st)
-            _event(conn, Event(sub_id, at, "canceled", prior, "canceled"))
+            record_events(conn, Event(sub_id, at, "canceled", prior, "canceled"))
         return {"subscription": get_subscription(conn, sub_id), "credit_note": note}
 
 
@@ -512,7 +512,7 @@ def pause_subscription(
         conn.execute(
             update(s.subscriptions).where(s.subscriptions.c.id == sub_id).values(paused_at=at)
         )
-        _event(conn, Event(sub_id, at, "paused", prior, "paused"))
+        record_events(conn, Event(sub_id, at, "paused", prior, "paused"))
         return {"subscription": get_subscription(conn, sub_id), "credit_note": note}
 
 
@@ -547,7 +547,7 @@ def resume_subscription(
         conn.execute(
             update(s.subscriptions).where(s.subscriptions.c.id == sub_id).values(paused_at=None)
         )
-        _event(conn, Event(sub_id, at, "resumed", "paused", "active"))
+        record_events(conn, Event(sub_id, at, "resumed", "paused", "active"))
         if invoice_now:
             bill_states(conn, [st], at, catalog)
         return {"subscription": get_subscription(conn, sub_id)}
@@ -568,7 +568,9 @@ def transition_subscription(
         prior = st.status
         st.status = to_status
         _save_state(conn, st)
-        _event(conn, Event(sub_id, at, "status_changed", prior, to_status, {"reason": reason}))
+        record_events(
+            conn, Event(sub_id, at, "status_changed", prior, to_status, {"reason": reason})
+        )
         return get_subscription(conn, sub_id)
 
 
