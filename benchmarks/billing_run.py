@@ -19,16 +19,16 @@ from pathlib import Path
 
 from sqlalchemy import Engine, insert, select, update
 
-from billing_jobs.billing_run import run_billing
 from billing_jobs.catalog import DEMO_CATALOG, load_catalog
-from billing_jobs.invoice_builder import CustomerTax
+from billing_jobs.catalog.snapshot import load_snapshot
+from billing_jobs.invoicing.builder import CustomerTax
+from billing_jobs.invoicing.numbering import allocate_numbers
 from billing_jobs.ledger import make_engine, upgrade_ledger
 from billing_jobs.ledger import schema as s
-from billing_jobs.lifecycle import SubState, recurring_invoice
-from billing_jobs.numbering import allocate_numbers
 from billing_jobs.periods import financial_year
-from billing_jobs.seed import seed_subscriptions
-from billing_jobs.snapshot import load_snapshot
+from billing_jobs.subscriptions.billing_run import run_billing
+from billing_jobs.subscriptions.lifecycle import SubState, recurring_invoice
+from billing_jobs.subscriptions.seed import seed_subscriptions
 
 START = datetime(2026, 1, 10, 5, 30, tzinfo=UTC)
 AS_OF = datetime(2026, 1, 11, tzinfo=UTC)

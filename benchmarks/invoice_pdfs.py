@@ -25,9 +25,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from billing_jobs.documents import build_view, render_pdf
-from billing_jobs.documents.sample import sample_invoice
-from billing_jobs.documents.templates import FONT_DIR
+from billing_jobs.invoicing.documents import build_view, render_pdf
+from billing_jobs.invoicing.documents.sample import sample_invoice
+from billing_jobs.invoicing.documents.templates import FONT_DIR
 
 _HTML = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><style>
 @font-face {{ font-family: NotoSans; src: url("{fonts}/NotoSans-Regular.ttf"); }}

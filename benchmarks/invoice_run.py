@@ -2,7 +2,7 @@
 
 Seeds N finalized invoices (5-30 lines, CGST+SGST or IGST, English/Hindi/Marathi customers,
 a third B2B with GSTINs) into a fresh SQLite ledger through the ledger schema (bulk inserts via
-`billing_jobs.invoice_store`), then runs the Dagster `invoice_run_job` in-process. Mail is
+`billing_jobs.invoicing.store`), then runs the Dagster `invoice_run_job` in-process. Mail is
 queued in the ledger outbox (one delivery per invoice, PDF attached by reference) but not sent:
 no SMTP server is configured, so the figure is rendering + storing + queueing. The baseline in
 the same run is the same job with one render process (`workers=1`) on the first
@@ -60,7 +60,7 @@ NAMES = {
 
 
 def _gstin(rng: random.Random, state: str) -> str:
-    from billing_jobs.gst import gstin_check_char
+    from billing_jobs.tax.gst import gstin_check_char
 
     letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     pan = "".join(rng.choice(letters) for _ in range(5)) + f"{rng.randrange(10_000):04d}"
@@ -73,8 +73,8 @@ def seed(engine: Engine, n: int, seed_value: int) -> None:
     from sqlalchemy import text
 
     from billing_jobs.catalog import DEMO_CATALOG, load_catalog
-    from billing_jobs.invoice_builder import CustomerTax, LineInput, build_invoice
-    from billing_jobs.invoice_store import insert_invoices
+    from billing_jobs.invoicing.builder import CustomerTax, LineInput, build_invoice
+    from billing_jobs.invoicing.store import insert_invoices
     from billing_jobs.ledger.rawsql import insert_many
 
     rng = random.Random(seed_value)

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from billing_jobs.gateway import PaymentResult, PaymentStatus
-from billing_jobs.retries import (
+from billing_jobs.payments.gateway import PaymentResult, PaymentStatus
+from billing_jobs.payments.retries import (
     ExponentialPolicy,
     FixedPolicy,
     RetryContext,

@@ -1,10 +1,9 @@
 """The billing service API the CLI and jobs call; every function returns JSON-ready dicts."""
 
-from billing_jobs.billing_run import BillingRunResult, run_billing
 from billing_jobs.catalog import DEMO_CATALOG, load_catalog
-from billing_jobs.credit_notes import create_credit_note, get_credit_note
 from billing_jobs.customers import create_customer, get_customer
-from billing_jobs.invoices import (
+from billing_jobs.invoicing.credit_notes import create_credit_note, get_credit_note
+from billing_jobs.invoicing.invoices import (
     finalize_invoice,
     get_invoice,
     mark_invoice_paid,
@@ -12,8 +11,9 @@ from billing_jobs.invoices import (
     void_invoice,
 )
 from billing_jobs.ledger import make_engine, upgrade_ledger
-from billing_jobs.preview import preview_invoice
-from billing_jobs.subscriptions import (
+from billing_jobs.subscriptions.billing_run import BillingRunResult, run_billing
+from billing_jobs.subscriptions.preview import preview_invoice
+from billing_jobs.subscriptions.service import (
     cancel_subscription,
     change_subscription,
     create_subscription,

@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from billing_jobs.gateway import (
+from billing_jobs.payments.gateway import (
     BalanceTransaction,
     Dispute,
     Gateway,

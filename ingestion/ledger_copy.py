@@ -85,9 +85,9 @@ def _key_column(table: Table) -> str:
 def ledger_metadata() -> MetaData:
     """The ledger's tables: ``schema.metadata`` plus the invoice document and mail outbox
     tables (migration 0002; their definitions live with the code that writes them)."""
-    from billing_jobs.documents.from_ledger import document_metadata
+    from billing_jobs.invoicing.documents.from_ledger import document_metadata
+    from billing_jobs.invoicing.mail import metadata as mail_metadata
     from billing_jobs.ledger.schema import metadata
-    from billing_jobs.mail import metadata as mail_metadata
 
     combined = MetaData()
     for meta in (metadata, document_metadata, mail_metadata):

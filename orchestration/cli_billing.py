@@ -173,7 +173,7 @@ def subscriptions_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a subscription (invoiced at once unless it starts with a trial)."""
-    from billing_jobs.subscriptions import create_subscription
+    from billing_jobs.subscriptions.service import create_subscription
 
     start = parse_instant(at)
     out = run_domain(
@@ -200,7 +200,7 @@ def subscriptions_change(
     as_json: JsonOption = False,
 ) -> None:
     """Change plan or quantity, now with per-second proration or at period end."""
-    from billing_jobs.subscriptions import change_subscription
+    from billing_jobs.subscriptions.service import change_subscription
 
     moment = parse_instant(at)
     out = run_domain(
@@ -216,7 +216,7 @@ def subscriptions_pause(
     subscription_id: int, at: AtOption = None, as_json: JsonOption = False
 ) -> None:
     """Pause: no invoices until resumed."""
-    from billing_jobs.subscriptions import pause_subscription
+    from billing_jobs.subscriptions.service import pause_subscription
 
     moment = parse_instant(at)
     emit(run_domain(lambda e: pause_subscription(e, subscription_id, at=moment)), as_json)
@@ -227,7 +227,7 @@ def subscriptions_resume(
     subscription_id: int, at: AtOption = None, as_json: JsonOption = False
 ) -> None:
     """Resume a paused subscription."""
-    from billing_jobs.subscriptions import resume_subscription
+    from billing_jobs.subscriptions.service import resume_subscription
 
     moment = parse_instant(at)
     emit(run_domain(lambda e: resume_subscription(e, subscription_id, at=moment)), as_json)
@@ -241,7 +241,7 @@ def subscriptions_cancel(
     as_json: JsonOption = False,
 ) -> None:
     """Cancel now (unused time credited) or at the end of the period."""
-    from billing_jobs.subscriptions import cancel_subscription
+    from billing_jobs.subscriptions.service import cancel_subscription
 
     moment = parse_instant(at)
     emit(
@@ -257,7 +257,7 @@ def subscriptions_cancel(
 @subscriptions_app.command("show")
 def subscriptions_show(subscription_id: int, as_json: JsonOption = False) -> None:
     """Show a subscription with its items and history."""
-    from billing_jobs.subscriptions import get_subscription
+    from billing_jobs.subscriptions.service import get_subscription
 
     emit(run_domain(lambda e: get_subscription(e, subscription_id)), as_json)
 
@@ -266,7 +266,7 @@ def subscriptions_show(subscription_id: int, as_json: JsonOption = False) -> Non
 @invoices_app.command("show")
 def invoices_show(invoice_id: int, as_json: JsonOption = False) -> None:
     """Show an invoice with its lines and tax."""
-    from billing_jobs.invoices import get_invoice
+    from billing_jobs.invoicing.invoices import get_invoice
 
     emit(run_domain(lambda e: get_invoice(e, invoice_id)), as_json)
 
@@ -280,7 +280,7 @@ def invoices_preview(
     as_json: JsonOption = False,
 ) -> None:
     """The upcoming invoice, with prorations for a hypothetical change at --at (nothing is saved)."""
-    from billing_jobs.preview import preview_invoice
+    from billing_jobs.subscriptions.preview import preview_invoice
 
     moment = parse_instant(at)
     change = {k: v for k, v in {"plan": plan, "quantity": quantity}.items() if v is not None}
@@ -294,7 +294,7 @@ def invoices_preview(
 @invoices_app.command("void")
 def invoices_void(invoice_id: int, at: AtOption = None, as_json: JsonOption = False) -> None:
     """Void an open invoice (its number stays used)."""
-    from billing_jobs.invoices import void_invoice
+    from billing_jobs.invoicing.invoices import void_invoice
 
     moment = parse_instant(at)
     emit(run_domain(lambda e: void_invoice(e, invoice_id, at=moment)), as_json)
@@ -313,8 +313,8 @@ def invoices_pdf(
 
     from sqlalchemy import select
 
-    from billing_jobs.documents.from_ledger import DocumentSourceError, invoice_document
-    from billing_jobs.documents.render import document_path, render_pdf
+    from billing_jobs.invoicing.documents.from_ledger import DocumentSourceError, invoice_document
+    from billing_jobs.invoicing.documents.render import document_path, render_pdf
     from billing_jobs.ledger import schema as s
 
     if lang not in {"en", "hi", "mr"}:
@@ -353,8 +353,8 @@ def invoices_run(
     as_json: JsonOption = False,
 ) -> None:
     """Render, store and queue (and send, when PAYSIGHT_SMTP_URL is set) new invoice documents."""
-    from billing_jobs.documents.from_ledger import run_invoice_documents
-    from billing_jobs.mail import SmtpSettings, send_due
+    from billing_jobs.invoicing.documents.from_ledger import run_invoice_documents
+    from billing_jobs.invoicing.mail import SmtpSettings, send_due
 
     settings = load_settings()
     now = parse_instant(as_of, "--as-of")
@@ -387,7 +387,7 @@ def billing_run(
     as_json: JsonOption = False,
 ) -> None:
     """Bill every subscription due at --as-of (idempotent: a re-run creates nothing twice)."""
-    from billing_jobs.billing_run import run_billing
+    from billing_jobs.subscriptions.billing_run import run_billing
 
     moment = parse_instant(as_of, "--as-of")
     result = run_domain(lambda e: run_billing(e, moment, batch_size=batch_size))

@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from billing_jobs.gateway import GatewayError
+from billing_jobs.payments.gateway import GatewayError
 from ingestion.gateways.simulated import SimulatedGateway
 from simulation.population import ISSUERS, at_ist, card_token, pick
 

@@ -10,16 +10,16 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from billing_jobs import service
-from billing_jobs.attempt_store import LedgerAttemptStore
-from billing_jobs.batch_collection import (
+from billing_jobs.errors import InvalidTransitionError
+from billing_jobs.payments.attempt_store import LedgerAttemptStore
+from billing_jobs.payments.batch import (
     BatchAttemptStore,
     collect_invoices,
     mark_invoices_paid,
     mark_invoices_uncollectible,
     resolve_unknown_many,
 )
-from billing_jobs.batch_subscriptions import transition_subscriptions
-from billing_jobs.collection import (
+from billing_jobs.payments.charging import (
     UNRESOLVED,
     AlreadyPaid,
     Attempt,
@@ -29,8 +29,8 @@ from billing_jobs.collection import (
     collect_invoice,
     resolve_unknown_attempts,
 )
-from billing_jobs.errors import InvalidTransitionError
-from billing_jobs.gateway import Gateway
+from billing_jobs.payments.gateway import Gateway
+from billing_jobs.subscriptions.batch import transition_subscriptions
 
 SetTime = Callable[[datetime], None]
 

@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
 
-from billing_jobs.gst import gstin_check_char
+from billing_jobs.tax.gst import gstin_check_char
 from simulation.calendar_in import signup_weight
 
 IST = timezone(timedelta(hours=5, minutes=30))

@@ -17,19 +17,18 @@ from typing import Any
 from sqlalchemy import Connection, Engine, event, func, select
 
 from billing_jobs import service
-from billing_jobs.batch_collection import (
+from billing_jobs.catalog import DEMO_CATALOG, load_catalog
+from billing_jobs.catalog.snapshot import CatalogSnapshot, load_snapshot
+from billing_jobs.errors import InvalidTransitionError, NotFoundError, ValidationError
+from billing_jobs.ledger import make_engine, upgrade_ledger
+from billing_jobs.ledger import schema as s
+from billing_jobs.ledger.rawsql import ph, sql_insert, sql_many, sql_rows, to_db
+from billing_jobs.payments.batch import (
     link_gateway_customers,
     save_collection_states,
     save_method_details,
 )
-from billing_jobs.batch_subscriptions import (
-    NewCustomer,
-    NewSubscription,
-    create_customers,
-    create_subscriptions,
-)
-from billing_jobs.catalog import DEMO_CATALOG, load_catalog
-from billing_jobs.collection import (
+from billing_jobs.payments.charging import (
     AlreadyPaid,
     Attempt,
     AttemptInFlight,
@@ -37,8 +36,8 @@ from billing_jobs.collection import (
     InvoiceCharge,
     retry_context,
 )
-from billing_jobs.declines import DeclineClass, classify
-from billing_jobs.dunning import (
+from billing_jobs.payments.declines import DeclineClass, classify
+from billing_jobs.payments.dunning import (
     DunningInvoice,
     DunningState,
     DunningStatus,
@@ -46,14 +45,15 @@ from billing_jobs.dunning import (
     load_config,
     start_dunning,
 )
-from billing_jobs.errors import InvalidTransitionError, NotFoundError, ValidationError
-from billing_jobs.gateway import GatewayError
-from billing_jobs.ledger import make_engine, upgrade_ledger
-from billing_jobs.ledger import schema as s
-from billing_jobs.ledger.rawsql import ph, sql_insert, sql_many, sql_rows, to_db
-from billing_jobs.retries import ExponentialPolicy
-from billing_jobs.snapshot import CatalogSnapshot, load_snapshot
-from billing_jobs.subscriptions import new_subscription_state
+from billing_jobs.payments.gateway import GatewayError
+from billing_jobs.payments.retries import ExponentialPolicy
+from billing_jobs.subscriptions.batch import (
+    NewCustomer,
+    NewSubscription,
+    create_customers,
+    create_subscriptions,
+)
+from billing_jobs.subscriptions.service import new_subscription_state
 from ingestion.gateways.simulated import SimulatedGateway
 from simulation import fraud as fraud_mod
 from simulation import population as pop

@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy import Engine, text
 
 from billing_jobs.customers import create_customer
-from billing_jobs.invoice_builder import CustomerTax, LineInput, build_invoice
-from billing_jobs.invoice_store import insert_invoices
+from billing_jobs.invoicing.builder import CustomerTax, LineInput, build_invoice
+from billing_jobs.invoicing.store import insert_invoices
 
 
 def seed_invoice(

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 from aiosmtpd.controller import Controller
 
-from billing_jobs.mail import SmtpSettings
+from billing_jobs.invoicing.mail import SmtpSettings
 
 
 def free_port() -> int:

@@ -15,13 +15,13 @@ from typing import Any
 import yaml
 from sqlalchemy import Connection, insert, select, update
 
+from billing_jobs.catalog.pricing import PricingModel, Tier
 from billing_jobs.errors import CatalogError
-from billing_jobs.gst import RATE_TABLE, validate_gstin
 from billing_jobs.ledger import schema as s
 from billing_jobs.ledger.session import Target, write_conn
 from billing_jobs.money import Money, MoneyError
 from billing_jobs.periods import Interval, require_aware
-from billing_jobs.pricing import PricingModel, Tier
+from billing_jobs.tax.gst import RATE_TABLE, validate_gstin
 
 DEMO_CATALOG = Path(__file__).resolve().parent / "demo_india_saas.yaml"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from billing_jobs.gateway import GatewayError
+from billing_jobs.payments.gateway import GatewayError
 
 T = TypeVar("T")
 

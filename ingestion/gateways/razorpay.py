@@ -18,7 +18,8 @@ import razorpay
 import requests
 from razorpay import errors as rzp_errors
 
-from billing_jobs.gateway import (
+from billing_jobs.money import normalize_currency
+from billing_jobs.payments.gateway import (
     IDEMPOTENCY_METADATA_KEY,
     BalanceTransaction,
     Customer,
@@ -35,7 +36,6 @@ from billing_jobs.gateway import (
     Refund,
     Unsupported,
 )
-from billing_jobs.money import normalize_currency
 from ingestion.gateways.cursor import page_since, parse_cursor
 
 # Razorpay payment states -> port states. `authorized` is money held but not yet captured.

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from billing_jobs.gateway import (
+from billing_jobs.payments.gateway import (
     BalanceTransaction,
     Dispute,
     GatewayEvent,

@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from billing_jobs.gateway import (
+from billing_jobs.money import normalize_currency
+from billing_jobs.payments.gateway import (
     IDEMPOTENCY_METADATA_KEY,
     Customer,
     GatewayError,
@@ -27,7 +28,6 @@ from billing_jobs.gateway import (
     PaymentStatus,
     Refund,
 )
-from billing_jobs.money import normalize_currency
 from ingestion.gateways import sim_world as world
 from ingestion.gateways.sim_feeds import SimulatedFeeds
 from ingestion.gateways.sim_store import SimStore, _dt, _ts

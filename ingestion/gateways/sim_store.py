@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from billing_jobs.gateway import GatewayError
+from billing_jobs.payments.gateway import GatewayError
 
 SCHEMA = """
 create table if not exists sim_customers (

@@ -14,7 +14,7 @@ from typing import Any
 
 import stripe
 
-from billing_jobs.gateway import (
+from billing_jobs.payments.gateway import (
     IDEMPOTENCY_METADATA_KEY,
     BalanceTransaction,
     Customer,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from billing_jobs.gateway import Gateway, GatewayError
+from billing_jobs.payments.gateway import Gateway, GatewayError
 
 SIMULATED_SEED = 42
 SIMULATED_STATE_FILE = "gateway.sqlite"

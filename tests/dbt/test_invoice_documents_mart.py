@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy import text
 
 from billing_jobs.catalog import DEMO_CATALOG, load_catalog
-from billing_jobs.documents.invoice_run import run_invoice_documents
-from billing_jobs.invoice_builder import LineInput
-from billing_jobs.invoices import mark_invoice_paid
+from billing_jobs.invoicing.builder import LineInput
+from billing_jobs.invoicing.documents.invoice_run import run_invoice_documents
+from billing_jobs.invoicing.invoices import mark_invoice_paid
+from billing_jobs.invoicing.mail import resend, send_due
 from billing_jobs.ledger import make_engine, upgrade_ledger
 from billing_jobs.ledger.schema import metadata as schema_metadata
-from billing_jobs.mail import resend, send_due
 from ingestion.ledger_copy import copy_ledger_tables, ledger_metadata
 from tests.dbt.conftest import run_dbt
 from tests.invoice_seed import seed_invoice

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from sqlalchemy import insert, update
 
-from billing_jobs.documents.from_ledger import invoice_documents
+from billing_jobs.invoicing.documents.from_ledger import invoice_documents
+from billing_jobs.invoicing.mail.outbox import document_deliveries
 from billing_jobs.ledger import upgrade_ledger
-from billing_jobs.mail.outbox import document_deliveries
 from ingestion.ledger_copy import copy_ledger_tables, ledger_metadata
 
 T0 = datetime(2025, 5, 1, 9, 0, tzinfo=UTC)

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from billing_jobs.catalog import DEMO_CATALOG, load_catalog
 from billing_jobs.customers import create_customer
 from billing_jobs.ledger import make_engine, upgrade_ledger
-from billing_jobs.subscriptions import create_subscription
+from billing_jobs.subscriptions.service import create_subscription
 from orchestration.defs.billing.jobs import billing_as_of
 
 T0 = datetime(2025, 4, 1, 6, 0, tzinfo=UTC)

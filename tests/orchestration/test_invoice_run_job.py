@@ -5,11 +5,11 @@ from datetime import UTC, datetime
 import dagster as dg
 from sqlalchemy import text
 
-from billing_jobs.billing_run import run_billing
 from billing_jobs.catalog import DEMO_CATALOG, load_catalog
 from billing_jobs.customers import create_customer
 from billing_jobs.ledger import make_engine, upgrade_ledger
-from billing_jobs.subscriptions import create_subscription
+from billing_jobs.subscriptions.billing_run import run_billing
+from billing_jobs.subscriptions.service import create_subscription
 
 T0 = datetime(2025, 4, 1, 6, 0, tzinfo=UTC)
 

@@ -8,12 +8,12 @@ import pytest
 from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
-from billing_jobs import payments_service as ps
 from billing_jobs.catalog import DEMO_CATALOG, load_catalog
 from billing_jobs.customers import create_customer
 from billing_jobs.ledger import make_engine, upgrade_ledger
 from billing_jobs.ledger import schema as s
-from billing_jobs.subscriptions import create_subscription
+from billing_jobs.payments import service as ps
+from billing_jobs.subscriptions.service import create_subscription
 
 T0 = datetime(2025, 3, 3, 6, 0, tzinfo=UTC)
 AT = ["--at", T0.isoformat()]

@@ -9,15 +9,15 @@ import dagster as dg
 import pytest
 from sqlalchemy import select
 
-from billing_jobs import payments_service as ps
-from billing_jobs.attempt_store import LedgerAttemptStore
 from billing_jobs.catalog import DEMO_CATALOG, load_catalog
-from billing_jobs.collection import InvoiceCharge, retry_context
 from billing_jobs.customers import create_customer
 from billing_jobs.ledger import make_engine, upgrade_ledger
 from billing_jobs.ledger import schema as s
-from billing_jobs.retries import ExponentialPolicy, SmartPolicy
-from billing_jobs.subscriptions import create_subscription
+from billing_jobs.payments import service as ps
+from billing_jobs.payments.attempt_store import LedgerAttemptStore
+from billing_jobs.payments.charging import InvoiceCharge, retry_context
+from billing_jobs.payments.retries import ExponentialPolicy, SmartPolicy
+from billing_jobs.subscriptions.service import create_subscription
 
 T0 = datetime(2025, 3, 3, 6, 0, tzinfo=UTC)
 SBIN = {"kind": "netbanking", "token": "tok_netbanking_SBIN", "bank": "SBIN"}

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from billing_jobs import payments_service as ps
 from billing_jobs.ledger import make_engine
+from billing_jobs.payments import service as ps
 from billing_jobs.service import run_billing
 from ingestion.gateways.simulated import SimulatedGateway
 from simulation.invariants import check_world

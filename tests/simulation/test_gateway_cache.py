@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from billing_jobs.gateway import GatewayError
+from billing_jobs.payments.gateway import GatewayError
 from ingestion.gateways import sim_gateway
 from ingestion.gateways.simulated import SimulatedGateway
 

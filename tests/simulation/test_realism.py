@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from billing_jobs.gst import validate_gstin
+from billing_jobs.tax.gst import validate_gstin
 from ingestion.gateways.simulated import SimulatedGateway
 from simulation import population as pop
 from simulation.calendar_in import holiday, signup_weight

@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from billing_jobs.billing_run import run_billing
 from billing_jobs.ledger import upgrade_ledger
+from billing_jobs.subscriptions.billing_run import run_billing
 from orchestration.lib.env import get_settings
 from orchestration.lib.resources import LedgerResource
 
@@ -93,8 +93,8 @@ def invoice_run_op(
     """Render, store and mail every finalized invoice that has no document yet."""
     import time
 
-    from billing_jobs.documents.invoice_run import run_invoice_documents
-    from billing_jobs.mail import SmtpSettings, send_due
+    from billing_jobs.invoicing.documents.invoice_run import run_invoice_documents
+    from billing_jobs.invoicing.mail import SmtpSettings, send_due
 
     settings = get_settings()
     engine = ledger.engine()

@@ -1,4 +1,4 @@
-"""Payments jobs: thin ops over `billing_jobs.payments_service` and `billing_jobs.gateway_events`
+"""Payments jobs: thin ops over `billing_jobs.payments.service` and `billing_jobs.payments.gateway_events`
 (collect, retry, dun, janitor, apply landed webhook events)."""
 
 from collections.abc import Callable
@@ -7,10 +7,10 @@ from typing import Any
 
 import dagster as dg
 
-from billing_jobs import gateway_events as ge
-from billing_jobs import payments_service as ps
 from billing_jobs.ledger import upgrade_ledger
-from billing_jobs.retries import ExponentialPolicy, FixedPolicy, RetryPolicy, SmartPolicy
+from billing_jobs.payments import gateway_events as ge
+from billing_jobs.payments import service as ps
+from billing_jobs.payments.retries import ExponentialPolicy, FixedPolicy, RetryPolicy, SmartPolicy
 from orchestration.defs.payments.smart_policy import smart_policy
 from orchestration.lib.env import get_settings
 from orchestration.lib.gateways import gateway_from_resource

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from billing_jobs.retries import SmartPolicy
+from billing_jobs.payments.retries import SmartPolicy
 from orchestration.lib.resources import MlflowResource, ModelUnavailable
 
 RETRY_MODEL_NAME = "retry_timing"  # ml.retry.REGISTERED_NAME; kept here so a fallback needs no ml

@@ -17,7 +17,13 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from billing_jobs.gateway import Gateway, GatewayError, GatewayTimeout, NotFound, PaymentStatus
+from billing_jobs.payments.gateway import (
+    Gateway,
+    GatewayError,
+    GatewayTimeout,
+    NotFound,
+    PaymentStatus,
+)
 from ingestion.gateways.razorpay import RazorpayConfig, RazorpayGateway, payment_result
 
 REF: Path | None = None  # set by the `server` fixture, which skips when the data is absent

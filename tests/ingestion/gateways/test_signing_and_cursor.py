@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import stripe
 
-from billing_jobs.declines import DECLINE_TABLE
-from billing_jobs.gateway import GatewayError
+from billing_jobs.payments.declines import DECLINE_TABLE
+from billing_jobs.payments.gateway import GatewayError
 from ingestion.gateways import sim_world
 from ingestion.gateways.cursor import page_since
 from ingestion.gateways.signing import SignatureError, stripe_signature, verify_stripe_signature

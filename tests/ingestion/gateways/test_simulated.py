@@ -8,7 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from billing_jobs.gateway import Gateway, GatewayError, GatewayTimeout, NotFound, PaymentStatus
+from billing_jobs.payments.gateway import (
+    Gateway,
+    GatewayError,
+    GatewayTimeout,
+    NotFound,
+    PaymentStatus,
+)
 from ingestion.gateways import sim_world as world
 from ingestion.gateways.signing import verify_stripe_signature
 from ingestion.gateways.sim_gateway import DISPUTE_RATE, _sid, fee_and_tax, settlement_time

@@ -13,7 +13,13 @@ import httpx
 import pytest
 import stripe
 
-from billing_jobs.gateway import Gateway, GatewayError, GatewayTimeout, NotFound, PaymentStatus
+from billing_jobs.payments.gateway import (
+    Gateway,
+    GatewayError,
+    GatewayTimeout,
+    NotFound,
+    PaymentStatus,
+)
 from ingestion.gateways.signing import SignatureError, verify_stripe_signature
 from ingestion.gateways.stripe import StripeConfig, StripeGateway
 

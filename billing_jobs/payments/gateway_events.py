@@ -1,0 +1,575 @@
+"""Applying gateway events (webhooks, Stripe event shape) to the ledger: late payment outcomes,
+refunds and disputes. Idempotent by (gateway, event id), safe out of order; events for payments
+the ledger does not know yet are kept as `unmatched` and retried on every later run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+
+from billing_jobs.errors import BillingError, NotFoundError, ValidationError
+from billing_jobs.ledger import schema as s
+from billing_jobs.ledger.schema import UTCDateTime
+from billing_jobs.payments import service as ps
+from billing_jobs.payments.attempt_store import LedgerAttemptStore
+from billing_jobs.payments.charging import UNRESOLVED, Attempt, AttemptStatus, CollectionError
+from billing_jobs.payments.gateway import IDEMPOTENCY_METADATA_KEY, PaymentResult, PaymentStatus
+from billing_jobs.payments.methods import PaymentMethodError
+from billing_jobs.payments.retries import RetryPolicy
+
+
+class EventStatus(StrEnum):
+    APPLIED = "applied"  # changed the ledger
+    IGNORED = "ignored"  # valid but changes nothing (duplicate outcome, stale or late event)
+    SKIPPED = "skipped"  # an event type we do not apply
+    UNMATCHED = "unmatched"  # the payment is not (yet) in the ledger: retried on later runs
+    INVALID = "invalid"  # malformed payload: kept with the reason, never retried
+    REJECTED = "rejected"  # contradicts the ledger (refund above capture, success after failure)
+
+
+STRIPE_SHAPED = frozenset({"stripe", "simulated"})  # Razorpay's own shape is not applied yet
+
+PAYMENT_TYPES = {
+    "payment_intent.succeeded": PaymentStatus.SUCCEEDED,
+    "payment_intent.payment_failed": PaymentStatus.FAILED,
+    "payment_intent.processing": PaymentStatus.PENDING,
+    "payment_intent.requires_action": PaymentStatus.REQUIRES_ACTION,
+    "charge.succeeded": PaymentStatus.SUCCEEDED,
+    "charge.failed": PaymentStatus.FAILED,
+}
+REFUND_TYPES = frozenset(
+    {"charge.refunded", "refund.created", "refund.updated", "charge.refund.updated"}
+)
+DISPUTE_TYPES = {
+    "charge.dispute.created": "needs_response",
+    "charge.dispute.updated": None,  # the object's own status
+    "charge.dispute.closed": None,
+    "charge.dispute.funds_withdrawn": None,
+    "charge.dispute.funds_reinstated": None,
+}
+DISPUTE_CLOSED = frozenset({"won", "lost", "warning_closed"})
+DISPUTE_STATUSES = DISPUTE_CLOSED | {
+    "warning_needs_response",
+    "warning_under_review",
+    "needs_response",
+    "under_review",
+}
+
+events_metadata = MetaData()
+
+gateway_events = Table(
+    "payments_gateway_events",
+    events_metadata,
+    Column("gateway", String(32), primary_key=True),
+    Column("event_id", String(255), primary_key=True),  # the dedupe key, with the gateway
+    Column("event_type", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("detail", Text),
+    Column("gateway_payment_id", String(128)),
+    Column("event_created_at", UTCDateTime()),
+    Column("body", Text),  # kept while unmatched (to retry) or invalid (to inspect)
+    Column("tries", Integer, nullable=False, default=1),
+    Column("first_seen_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+disputes = Table(
+    "payments_disputes",
+    events_metadata,
+    Column("gateway", String(32), primary_key=True),
+    Column("gateway_dispute_id", String(128), primary_key=True),
+    Column("gateway_payment_id", String(128), nullable=False),
+    Column("invoice_id", Integer, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("reason", String(64)),
+    Column("status", String(32), nullable=False),
+    # Stripe debits the disputed amount when a dispute opens, gives it back when it is won and
+    # keeps it when lost; the invoice stays paid throughout.
+    Column("funds_withdrawn_minor", BigInteger, nullable=False),
+    Column("opened_at", UTCDateTime(), nullable=False),
+    Column("closed_at", UTCDateTime()),
+    Column("last_event_at", UTCDateTime(), nullable=False),  # version: older events never win
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+landing_cursors = Table(
+    "payments_landing_cursors",
+    events_metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+
+def ensure_event_tables(engine: Engine) -> None:
+    ps.ensure_payments_tables(engine)
+    events_metadata.create_all(engine)
+
+
+class MalformedEvent(ValidationError):
+    """The event payload is not a usable Stripe-shaped event; the message says which field."""
+
+
+@dataclass(frozen=True)
+class IncomingEvent:
+    """One landed event: which gateway sent it, its id and type, and the raw body."""
+
+    source: str
+    event_id: str
+    event_type: str
+    body: str
+    received_at: datetime
+    signature_verified: bool = True
+
+
+@dataclass
+class ApplyReport:
+    """What one run did. `notes` are the log lines (ignored late events, rejections)."""
+
+    seen: int = 0
+    duplicates: int = 0
+    applied: int = 0
+    ignored: int = 0
+    skipped: int = 0
+    unmatched: int = 0  # still waiting for their payment after this run (all runs)
+    invalid: int = 0
+    rejected: int = 0
+    rematched: int = 0  # unmatched events (earlier or in this run) settled by this run
+    paid: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def count(self, status: EventStatus) -> None:
+        setattr(self, status.value, getattr(self, status.value) + 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: EventStatus
+    detail: str
+    payment_id: str | None = None
+    noteworthy: bool = False  # an ignored event an operator should hear of (a late failure)
+
+
+# -- parsing ---------------------------------------------------------------------------------
+def _parse(ev: IncomingEvent) -> tuple[dict[str, Any], Mapping[str, Any], datetime]:
+    try:
+        payload = json.loads(ev.body)
+    except ValueError as e:
+        raise MalformedEvent(f"body is not JSON: {e}") from None
+    if not isinstance(payload, dict):
+        raise MalformedEvent("body is not a JSON object")
+    if payload.get("id") != ev.event_id:
+        raise MalformedEvent(f"body id {payload.get('id')!r} differs from event id {ev.event_id}")
+    if payload.get("type") != ev.event_type:
+        raise MalformedEvent(f"body type {payload.get('type')!r} differs from {ev.event_type}")
+    data = payload.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(obj, dict):
+        raise MalformedEvent("data.object is missing or not an object")
+    created = payload.get("created")
+    if created is None:
+        at = ev.received_at
+    elif isinstance(created, int) and not isinstance(created, bool) and created > 0:
+        at = datetime.fromtimestamp(created, UTC)
+    else:
+        raise MalformedEvent(f"created must be epoch seconds, got {created!r}")
+    return payload, obj, at
+
+
+def _text(obj: Mapping[str, Any], key: str, required: bool = True) -> str | None:
+    value = obj.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value or len(value) > 255:
+        raise MalformedEvent(f"{key} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _minor(obj: Mapping[str, Any], key: str, required: bool = True) -> int | None:
+    value = obj.get(key)
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise MalformedEvent(f"{key} must be a non-negative integer of minor units, got {value!r}")
+    return value
+
+
+def _currency(obj: Mapping[str, Any]) -> str | None:
+    value = obj.get("currency")
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) != 3 or not value.isalpha():
+        raise MalformedEvent(f"currency must be a 3-letter code, got {value!r}")
+    return value.upper()
+
+
+def _payment_id(obj: Mapping[str, Any]) -> str:
+    """The gateway payment id the ledger stores (a PaymentIntent id when there is one)."""
+    if obj.get("object") == "payment_intent":
+        return str(_text(obj, "id"))
+    pid = _text(obj, "payment_intent", required=False) or _text(obj, "charge", required=False)
+    if pid is None and obj.get("object") == "charge":
+        pid = _text(obj, "id")
+    if pid is None:
+        raise MalformedEvent("the object names no payment_intent or charge")
+    return pid
+
+
+# -- applying --------------------------------------------------------------------------------
+def _find_attempt(engine: Engine, gateway: str, pid: str, key: str | None) -> Attempt | None:
+    pa = s.payment_attempts
+    match = pa.c.gateway_payment_id == pid
+    if key:  # a timed-out attempt never learned the payment id, only its idempotency key
+        match = or_(match, pa.c.idempotency_key == key)
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(pa).where(pa.c.gateway == gateway, match).order_by(pa.c.id.desc())
+        ).first()
+    return LedgerAttemptStore._attempt(row) if row is not None else None
+
+
+def _apply_payment(
+    engine: Engine,
+    ev: IncomingEvent,
+    obj: Mapping[str, Any],
+    at: datetime,
+    now: datetime,
+    policy: RetryPolicy | None,
+    report: ApplyReport,
+) -> _Outcome:
+    status = PAYMENT_TYPES[ev.event_type]
+    pid = _payment_id(obj)
+    amount = _minor(obj, "amount")
+    currency = _currency(obj)
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    key = meta.get(IDEMPOTENCY_METADATA_KEY) if isinstance(meta, dict) else None
+    error = obj.get("last_payment_error") if isinstance(obj.get("last_payment_error"), dict) else {}
+    decline = obj.get("decline_code") or error.get("decline_code") or error.get("code")
+    decline = decline or obj.get("failure_code")
+    if status is PaymentStatus.FAILED and not decline:
+        decline = "generic_decline"
+    attempt = _find_attempt(engine, ev.source, pid, key if isinstance(key, str) else None)
+    if attempt is None:
+        return _Outcome(EventStatus.UNMATCHED, f"no ledger attempt for payment {pid}", pid)
+    if amount != attempt.amount_minor or (currency and currency != attempt.currency):
+        return _Outcome(
+            EventStatus.REJECTED,
+            f"payment {pid} is {amount} {currency} at the gateway, "
+            f"{attempt.amount_minor} {attempt.currency} in the ledger",
+            pid,
+        )
+    if attempt.status not in UNRESOLVED:
+        if attempt.status is AttemptStatus.SUCCEEDED and status is not PaymentStatus.SUCCEEDED:
+            return _Outcome(
+                EventStatus.IGNORED,
+                f"{ev.event_type} after success of invoice {attempt.invoice_id}: ignored",
+                pid,
+                noteworthy=True,
+            )
+        if attempt.status is not AttemptStatus.SUCCEEDED and status is PaymentStatus.SUCCEEDED:
+            # Money was captured for an attempt the ledger closed as failed (e.g. a timeout the
+            # janitor judged not charged): a person must decide, never an automatic re-pay.
+            return _Outcome(
+                EventStatus.REJECTED,
+                f"gateway reports payment {pid} succeeded but attempt {attempt.attempt_id} of "
+                f"invoice {attempt.invoice_id} is {attempt.status.value}: investigate",
+                pid,
+            )
+        return _Outcome(EventStatus.IGNORED, f"attempt already {attempt.status.value}", pid)
+    if status is PaymentStatus.PENDING and attempt.status is AttemptStatus.PROCESSING:
+        return _Outcome(EventStatus.IGNORED, "still processing", pid)
+    store = LedgerAttemptStore(engine, ev.source)
+    result = PaymentResult(
+        status, pid, attempt.amount_minor, attempt.currency,
+        decline_code=None if status is PaymentStatus.SUCCEEDED else decline,
+        idempotency_key=attempt.idempotency_key,
+    )  # fmt: skip
+    final = store.finalize(attempt.attempt_id, result, at)
+    outcome = ps.apply_attempt_outcome(engine, ev.source, final, now, policy)
+    report.paid.extend(outcome.paid)
+    detail = f"attempt {final.attempt_id} of invoice {final.invoice_id} is {final.status.value}"
+    if outcome.retries_scheduled:
+        detail += f"; retry at {next(iter(outcome.retries_scheduled.values()))}"
+    return _Outcome(EventStatus.APPLIED, detail, pid)
+
+
+def _refund_objects(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    if obj.get("object") == "charge":
+        listed = obj.get("refunds")
+        if listed is None:
+            # Newer Stripe API versions do not embed refunds in the charge; each refund also
+            # comes as its own refund.* event, which is what gets applied.
+            return []
+        items = listed.get("data") if isinstance(listed, dict) else None
+        if not isinstance(items, list) or not all(isinstance(r, dict) for r in items):
+            raise MalformedEvent("charge.refunds must be a list object with data")
+        pid = _payment_id(obj)
+        return [{"payment_intent": pid, **r} for r in items]
+    return [obj]
+
+
+def _apply_refunds(
+    engine: Engine, ev: IncomingEvent, obj: Mapping[str, Any], at: datetime
+) -> _Outcome:
+    recorded, notes, pid = 0, [], None
+    for r in _refund_objects(obj):
+        pid = _payment_id(r)
+        rid = str(_text(r, "id"))
+        amount = _minor(r, "amount")
+        assert amount is not None
+        currency = _currency(r)
+        if r.get("status") in ("failed", "canceled", "pending"):
+            notes.append(f"refund {rid} is {r.get('status')}: not recorded")
+            continue
+        attempt = _find_attempt(engine, ev.source, pid, None)
+        if attempt is None or attempt.status in UNRESOLVED:
+            # A refund can overtake the success it refunds (out-of-order delivery).
+            return _Outcome(EventStatus.UNMATCHED, f"payment {pid} is not captured yet", pid)
+        if attempt.status is not AttemptStatus.SUCCEEDED:
+            return _Outcome(
+                EventStatus.REJECTED, f"refund {rid} of payment {pid}, which failed", pid
+            )
+        try:
+            out = ps.record_gateway_refund(
+                engine, ev.source, pid, rid, amount, currency or attempt.currency, at,
+                memo=f"gateway refund {rid}",
+            )  # fmt: skip
+        except (PaymentMethodError, ValidationError) as e:
+            # Above the capture, another currency, or nothing left to credit on the invoice:
+            # recorded as rejected with the reason, for a person to reconcile.
+            return _Outcome(EventStatus.REJECTED, f"refund {rid}: {e}", pid)
+        if out["status"] == "recorded":
+            recorded += 1
+    if recorded:
+        return _Outcome(EventStatus.APPLIED, f"{recorded} refund(s) recorded", pid)
+    return _Outcome(EventStatus.IGNORED, "; ".join(notes) or "refund(s) already recorded", pid)
+
+
+def _apply_dispute(
+    engine: Engine, ev: IncomingEvent, obj: Mapping[str, Any], at: datetime, now: datetime
+) -> _Outcome:
+    did = str(_text(obj, "id"))
+    pid = _payment_id(obj)
+    status = obj.get("status") or DISPUTE_TYPES[ev.event_type]
+    if status not in DISPUTE_STATUSES:
+        raise MalformedEvent(f"dispute status {status!r} is not one of {sorted(DISPUTE_STATUSES)}")
+    attempt = _find_attempt(engine, ev.source, pid, None)
+    if attempt is None or attempt.status is not AttemptStatus.SUCCEEDED:
+        return _Outcome(EventStatus.UNMATCHED, f"no captured payment {pid} for dispute {did}", pid)
+    amount = _minor(obj, "amount", required=False)
+    amount = attempt.amount_minor if amount is None else amount
+    reason = obj.get("reason") if isinstance(obj.get("reason"), str) else None
+    closed = status in DISPUTE_CLOSED
+    # Inquiries (warning_*) move no money; a won dispute gives it back.
+    withdrawn = 0 if status == "won" or str(status).startswith("warning_") else amount
+    d = disputes
+    with engine.begin() as conn:
+        row = conn.execute(
+            select(d).where(d.c.gateway == ev.source, d.c.gateway_dispute_id == did)
+        ).first()
+        values = {"status": status, "funds_withdrawn_minor": withdrawn, "last_event_at": at,
+                  "updated_at": now, "closed_at": at if closed else None}  # fmt: skip
+        if row is None:
+            conn.execute(
+                insert(d),
+                {"gateway": ev.source, "gateway_dispute_id": did, "gateway_payment_id": pid,
+                 "invoice_id": int(attempt.invoice_id), "amount_minor": amount,
+                 "currency": attempt.currency, "reason": reason, "opened_at": at, **values},
+            )  # fmt: skip
+            return _Outcome(EventStatus.APPLIED, f"dispute {did} recorded as {status}", pid)
+        if row.status in DISPUTE_CLOSED and not closed:
+            if at < row.opened_at:  # the opening arrived after the close: keep its date
+                conn.execute(
+                    update(d)
+                    .where(d.c.gateway == ev.source, d.c.gateway_dispute_id == did)
+                    .values(opened_at=at)
+                )
+            return _Outcome(
+                EventStatus.IGNORED,
+                f"dispute {did} is already {row.status}; {status} is older",
+                pid,
+            )
+        if at < row.last_event_at or row.status == status:
+            return _Outcome(EventStatus.IGNORED, f"dispute {did} already {row.status}", pid)
+        if row.opened_at > at:
+            values["opened_at"] = at
+        if reason and not row.reason:
+            values["reason"] = reason
+        conn.execute(
+            update(d)
+            .where(d.c.gateway == ev.source, d.c.gateway_dispute_id == did)
+            .values(**values)
+        )
+    return _Outcome(EventStatus.APPLIED, f"dispute {did}: {row.status} -> {status}", pid)
+
+
+def _apply_one(
+    engine: Engine, ev: IncomingEvent, now: datetime, policy: RetryPolicy | None, r: ApplyReport
+) -> tuple[_Outcome, datetime | None]:
+    if not ev.signature_verified:
+        return _Outcome(EventStatus.INVALID, "signature was not verified"), None
+    if ev.source not in STRIPE_SHAPED:
+        return _Outcome(EventStatus.SKIPPED, f"{ev.source} events are not applied yet"), None
+    try:
+        _, obj, at = _parse(ev)
+        if ev.event_type in PAYMENT_TYPES:
+            return _apply_payment(engine, ev, obj, at, now, policy, r), at
+        if ev.event_type in REFUND_TYPES:
+            return _apply_refunds(engine, ev, obj, at), at
+        if ev.event_type in DISPUTE_TYPES:
+            return _apply_dispute(engine, ev, obj, at, now), at
+        return _Outcome(EventStatus.SKIPPED, f"event type {ev.event_type} is not applied"), at
+    except MalformedEvent as e:
+        return _Outcome(EventStatus.INVALID, str(e)), None
+    except NotFoundError as e:
+        return _Outcome(EventStatus.UNMATCHED, str(e)), None
+    except (BillingError, CollectionError, PaymentMethodError) as e:
+        # The ledger refused (e.g. an invalid transition): recorded with the reason so one bad
+        # event never blocks the ones behind it. Store outages still fail the run (retried).
+        return _Outcome(EventStatus.REJECTED, f"{type(e).__name__}: {e}"), None
+
+
+def _record(
+    engine: Engine, ev: IncomingEvent, out: _Outcome, at: datetime | None, now: datetime
+) -> None:
+    keep = out.status in (EventStatus.UNMATCHED, EventStatus.INVALID)
+    g = gateway_events
+    with engine.begin() as conn:
+        row = conn.execute(
+            select(g.c.tries).where(g.c.gateway == ev.source, g.c.event_id == ev.event_id)
+        ).first()
+        values = {"status": out.status.value, "detail": out.detail[:2000],
+                  "gateway_payment_id": out.payment_id, "event_created_at": at,
+                  "body": ev.body if keep else None, "updated_at": now}  # fmt: skip
+        if row is None:
+            conn.execute(
+                insert(g),
+                {"gateway": ev.source, "event_id": ev.event_id, "event_type": ev.event_type,
+                 "tries": 1, "first_seen_at": now, **values},
+            )  # fmt: skip
+        else:
+            conn.execute(
+                update(g)
+                .where(g.c.gateway == ev.source, g.c.event_id == ev.event_id)
+                .values(tries=row.tries + 1, **values)
+            )
+
+
+def _note(report: ApplyReport, ev: IncomingEvent, out: _Outcome) -> None:
+    if out.noteworthy or out.status in (EventStatus.REJECTED, EventStatus.INVALID):
+        report.notes.append(
+            f"{ev.source} event {ev.event_id} ({ev.event_type}) {out.status.value}: {out.detail}"
+        )
+
+
+def apply_gateway_events(
+    engine: Engine,
+    events: Iterable[IncomingEvent],
+    now: datetime,
+    policy: RetryPolicy | None = None,
+) -> ApplyReport:
+    """Apply `events` in order, each at most once, then retry every event still unmatched
+    (a refund or dispute that arrived before the payment it is about)."""
+    if now.tzinfo is None:
+        raise ps.PaymentsError("times must be timezone-aware")
+    ensure_event_tables(engine)
+    report = ApplyReport()
+    g = gateway_events
+    for ev in events:
+        report.seen += 1
+        with engine.connect() as conn:
+            prior = conn.execute(
+                select(g.c.status).where(g.c.gateway == ev.source, g.c.event_id == ev.event_id)
+            ).scalar_one_or_none()
+        if prior is not None:
+            report.duplicates += 1  # applied before, or unmatched and retried below
+            continue
+        out, at = _apply_one(engine, ev, now, policy, report)
+        _record(engine, ev, out, at, now)
+        if out.status is not EventStatus.UNMATCHED:
+            report.count(out.status)
+        _note(report, ev, out)
+    _retry_unmatched(engine, now, policy, report)
+    with engine.connect() as conn:
+        report.unmatched = conn.execute(
+            select(func.count()).where(g.c.status == EventStatus.UNMATCHED.value)
+        ).scalar_one()
+    return report
+
+
+def _retry_unmatched(
+    engine: Engine, now: datetime, policy: RetryPolicy | None, report: ApplyReport
+) -> None:
+    g = gateway_events
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(g)
+            .where(g.c.status == EventStatus.UNMATCHED.value)
+            .order_by(g.c.event_created_at, g.c.first_seen_at, g.c.event_id)
+        ).all()
+    for row in rows:
+        ev = IncomingEvent(row.gateway, row.event_id, row.event_type, row.body or "", now)
+        out, at = _apply_one(engine, ev, now, policy, report)
+        _record(engine, ev, out, at, now)
+        if out.status is not EventStatus.UNMATCHED:
+            report.rematched += 1
+            report.count(out.status)
+            _note(report, ev, out)
+
+
+def unmatched_events(engine: Engine) -> list[dict[str, Any]]:
+    """Events still waiting for their payment (for operators and tests)."""
+    ensure_event_tables(engine)
+    g = gateway_events
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(g.c.gateway, g.c.event_id, g.c.event_type, g.c.detail, g.c.tries).where(
+                g.c.status == EventStatus.UNMATCHED.value
+            )
+        ).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def load_cursor(engine: Engine, name: str) -> dict[str, Any] | None:
+    """A reader's position in the landing zone, kept in the ledger beside what it applied."""
+    ensure_event_tables(engine)
+    with engine.connect() as conn:
+        raw = conn.execute(
+            select(landing_cursors.c.value).where(landing_cursors.c.name == name)
+        ).scalar_one_or_none()
+    return json.loads(raw) if raw else None
+
+
+def save_cursor(engine: Engine, name: str, value: Mapping[str, Any]) -> None:
+    ensure_event_tables(engine)
+    text = json.dumps(dict(value), sort_keys=True)
+    with engine.begin() as conn:
+        done = conn.execute(
+            update(landing_cursors).where(landing_cursors.c.name == name).values(value=text)
+        ).rowcount
+        if not done:
+            conn.execute(insert(landing_cursors), {"name": name, "value": text})
