@@ -33,7 +33,7 @@ from billing_jobs.payments.retries import (
     RetryPolicy,
     SmartPolicy,
 )
-from ingestion.gateways.simulated import SimulatedGateway, _add_month
+from simulation.gateway.simulated import SimulatedGateway, _add_month
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 SETTLE = timedelta(days=2)  # long enough for any pending UPI payment to resolve

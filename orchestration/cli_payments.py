@@ -28,7 +28,7 @@ def run_payments(action: Callable[[Any], Any]) -> Any:
     from billing_jobs.errors import BillingError
     from billing_jobs.money import MoneyError
     from billing_jobs.payments.gateway import GatewayError
-    from billing_jobs.payments.methods import PaymentMethodError
+    from billing_jobs.payments.method_rules import PaymentMethodError
 
     with ledger() as engine:
         try:

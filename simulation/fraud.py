@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from billing_jobs.payments.gateway import GatewayError
-from ingestion.gateways.simulated import SimulatedGateway
+from simulation.gateway.simulated import SimulatedGateway
 from simulation.population import ISSUERS, at_ist, card_token, pick
 
 

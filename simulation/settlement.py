@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from billing_jobs.money import exponent
-from ingestion.gateways import sim_world
+from simulation.gateway import behaviour as sim_world
 from simulation.population import IST
 
 HEADER = ("settlement_id", "utr", "payment_id", "gross", "fee", "tax", "net", "settled_at",

@@ -54,9 +54,9 @@ from billing_jobs.subscriptions.batch import (
     create_subscriptions,
 )
 from billing_jobs.subscriptions.service import new_subscription_state
-from ingestion.gateways.simulated import SimulatedGateway
 from simulation import fraud as fraud_mod
 from simulation import population as pop
+from simulation.gateway.simulated import SimulatedGateway
 from simulation.ledger_ops import BatchOps, RowOps
 from simulation.params import SimulationError, SimulationParams, add_months, make_params
 from simulation.settlement import unsettled_payments, write_bank_files

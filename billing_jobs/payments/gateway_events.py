@@ -35,7 +35,7 @@ from billing_jobs.payments import service as ps
 from billing_jobs.payments.attempt_store import LedgerAttemptStore
 from billing_jobs.payments.charging import UNRESOLVED, Attempt, AttemptStatus, CollectionError
 from billing_jobs.payments.gateway import IDEMPOTENCY_METADATA_KEY, PaymentResult, PaymentStatus
-from billing_jobs.payments.methods import PaymentMethodError
+from billing_jobs.payments.method_rules import PaymentMethodError
 from billing_jobs.payments.retries import RetryPolicy
 
 

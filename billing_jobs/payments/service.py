@@ -55,7 +55,7 @@ from billing_jobs.payments.dunning import (
     start_dunning,
 )
 from billing_jobs.payments.gateway import Gateway, GatewayError
-from billing_jobs.payments.methods import (
+from billing_jobs.payments.method_rules import (
     MANDATES,
     PaymentMethodError,
     StoredPaymentMethod,

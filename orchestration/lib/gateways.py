@@ -30,7 +30,7 @@ def build_gateway(
     """One adapter by name. `clock` is the simulated gateway's "now" (jobs pass their as-of
     time so a back-dated run charges at that time); real gateways keep their own clocks."""
     if name == "simulated":
-        from ingestion.gateways.simulated import SimulatedGateway
+        from simulation.gateway.simulated import SimulatedGateway
 
         path = simulated_state_path(data_dir)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,8 +8,8 @@ import pytest
 
 from billing_jobs.money import MoneyError
 from ingestion.gateway_charges import ChargeNormalizationError, charge_to_row, charges_frame
-from ingestion.gateways.simulated import SimulatedGateway
 from ingestion.warehouse import table_count, upsert_dataframe
+from simulation.gateway.simulated import SimulatedGateway
 
 START, END = datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC)
 

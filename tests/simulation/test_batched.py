@@ -13,7 +13,7 @@ from sqlalchemy import text
 from billing_jobs.ledger import make_engine
 from billing_jobs.payments import service as ps
 from billing_jobs.service import run_billing
-from ingestion.gateways.simulated import SimulatedGateway
+from simulation.gateway.simulated import SimulatedGateway
 from simulation.invariants import check_world
 from simulation.params import SimulationError
 from simulation.population import at_ist

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from billing_jobs.payments.gateway import GatewayError
-from ingestion.gateways import sim_gateway
-from ingestion.gateways.simulated import SimulatedGateway
+from simulation.gateway import port as sim_gateway
+from simulation.gateway.simulated import SimulatedGateway
 
 T0 = datetime(2025, 3, 3, 4, 0, tzinfo=UTC)
 TOKENS = ["tok_upi_okicici", "tok_card_hdfc_visa_4242_12_2030", "tok_netbanking_HDFC",

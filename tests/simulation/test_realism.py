@@ -10,9 +10,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from billing_jobs.tax.gst import validate_gstin
-from ingestion.gateways.simulated import SimulatedGateway
 from simulation import population as pop
 from simulation.calendar_in import holiday, signup_weight
+from simulation.gateway.simulated import SimulatedGateway
 
 START = date(2025, 1, 1)
 END = pop.at_ist(date(2027, 1, 1), 0)

@@ -11,8 +11,8 @@ import duckdb
 import pandas as pd
 from sqlalchemy import create_engine, inspect, text
 
-from ingestion.gateways import sim_world
-from ingestion.gateways.sim_gateway import fee_and_tax, settlement_time
+from simulation.gateway import behaviour as sim_world
+from simulation.gateway.port import fee_and_tax, settlement_time
 from simulation.world import simulate
 
 

@@ -21,8 +21,8 @@ from billing_jobs.payments.charging import (
     resolve_unknown_attempts,
 )
 from billing_jobs.payments.gateway import PaymentResult, PaymentStatus
-from ingestion.gateways.sim_gateway import timeout_rate
-from ingestion.gateways.simulated import SimulatedGateway
+from simulation.gateway.port import timeout_rate
+from simulation.gateway.simulated import SimulatedGateway
 
 T0 = datetime(2026, 5, 4, 6, 0, tzinfo=UTC)
 SEED = 5

@@ -22,8 +22,8 @@ from billing_jobs.payments.charging import (
 )
 from billing_jobs.payments.gateway import PaymentResult, PaymentStatus
 from billing_jobs.subscriptions.service import create_subscription
-from ingestion.gateways.sim_gateway import timeout_rate
-from ingestion.gateways.simulated import SimulatedGateway
+from simulation.gateway.port import timeout_rate
+from simulation.gateway.simulated import SimulatedGateway
 
 T0 = datetime(2025, 3, 3, 6, 0, tzinfo=UTC)
 

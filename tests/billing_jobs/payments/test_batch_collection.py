@@ -37,7 +37,7 @@ from billing_jobs.payments.charging import (
 )
 from billing_jobs.payments.service import PaymentsError
 from billing_jobs.subscriptions.service import create_subscription
-from ingestion.gateways.simulated import SimulatedGateway
+from simulation.gateway.simulated import SimulatedGateway
 
 T0 = datetime(2025, 3, 3, 6, 0, tzinfo=UTC)
 TOKENS = ["tok_netbanking_HDFC", "tok_upi_okicici", "tok_card_sbi_visa_4242_01_2024",

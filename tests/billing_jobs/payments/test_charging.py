@@ -32,7 +32,7 @@ from billing_jobs.payments.charging import (
 )
 from billing_jobs.payments.gateway import PaymentStatus, idempotency_key_for
 from billing_jobs.payments.retries import ExponentialPolicy
-from ingestion.gateways.simulated import SimulatedGateway
+from simulation.gateway.simulated import SimulatedGateway
 
 T0 = datetime(2026, 3, 12, 10, 0, tzinfo=UTC)
 CARD = "tok_card_hdfc_visa_4242_12_2030"

@@ -15,7 +15,7 @@ from billing_jobs.payments import gateway_events as ge
 from billing_jobs.payments import service as ps
 from billing_jobs.payments.gateway import IDEMPOTENCY_METADATA_KEY
 from billing_jobs.subscriptions.service import create_subscription
-from ingestion.gateways.simulated import SimulatedGateway
+from simulation.gateway.simulated import SimulatedGateway
 
 T0 = datetime(2025, 3, 3, 6, 0, tzinfo=UTC)
 UPI = {"kind": "upi", "token": "tok_upi_okhdfcbank", "vpa": "acme@okhdfcbank"}

@@ -10,14 +10,14 @@ from sqlalchemy import func, select
 from billing_jobs.errors import NotFoundError
 from billing_jobs.ledger import schema as s
 from billing_jobs.payments import service as ps
-from billing_jobs.payments.methods import (
+from billing_jobs.payments.method_rules import (
     CurrencyNotAllowed,
     RefundExceedsCaptured,
     SensitiveDataRejected,
     UnknownPaymentMethod,
 )
 from billing_jobs.subscriptions.service import create_subscription, get_subscription
-from ingestion.gateways.simulated import SimulatedGateway
+from simulation.gateway.simulated import SimulatedGateway
 
 T0 = datetime(2025, 3, 3, 6, 0, tzinfo=UTC)
 NETBANKING = {"kind": "netbanking", "token": "tok_netbanking_HDFC", "bank": "HDFC"}

@@ -7,9 +7,9 @@ import stripe
 
 from billing_jobs.payments.declines import DECLINE_TABLE
 from billing_jobs.payments.gateway import GatewayError
-from ingestion.gateways import sim_world
 from ingestion.gateways.cursor import page_since
 from ingestion.gateways.signing import SignatureError, stripe_signature, verify_stripe_signature
+from simulation.gateway import behaviour as sim_world
 
 NOW = datetime(2026, 4, 1, 12, 0, tzinfo=UTC)
 BODY = b'{"id":"evt_1","type":"payment_intent.succeeded"}'

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing_jobs.payments.methods import (
+from billing_jobs.payments.method_rules import (
     AmountOverLimit,
     CurrencyNotAllowed,
     MethodKind,

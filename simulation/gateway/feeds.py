@@ -21,7 +21,7 @@ from billing_jobs.payments.gateway import (
 )
 from ingestion.gateways.cursor import page_since
 from ingestion.gateways.signing import stripe_signature
-from ingestion.gateways.sim_store import SimStore, _dt, _ts
+from simulation.gateway.store import SimStore, _dt, _ts
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,9 @@ from billing_jobs.payments.gateway import (
     PaymentStatus,
     Refund,
 )
-from ingestion.gateways import sim_world as world
-from ingestion.gateways.sim_feeds import SimulatedFeeds
-from ingestion.gateways.sim_store import SimStore, _dt, _ts
+from simulation.gateway import behaviour as world
+from simulation.gateway.feeds import SimulatedFeeds
+from simulation.gateway.store import SimStore, _dt, _ts
 
 TimeoutWhen = Literal["before", "after"] | None
 # (idempotency_key) -> "before" (request lost, nothing charged), "after" (charged, answer lost), None

@@ -15,10 +15,10 @@ from billing_jobs.payments.gateway import (
     NotFound,
     PaymentStatus,
 )
-from ingestion.gateways import sim_world as world
 from ingestion.gateways.signing import verify_stripe_signature
-from ingestion.gateways.sim_gateway import DISPUTE_RATE, _sid, fee_and_tax, settlement_time
-from ingestion.gateways.simulated import SimulatedGateway
+from simulation.gateway import behaviour as world
+from simulation.gateway.port import DISPUTE_RATE, _sid, fee_and_tax, settlement_time
+from simulation.gateway.simulated import SimulatedGateway
 
 T0 = datetime(2026, 3, 12, 10, 0, tzinfo=UTC)  # mid-month: no salary-day boost
 CARD = "tok_card_hdfc_visa_4242_12_2030"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ingestion.gateways.sim_gateway import SimulatedPort, TimeoutInjector
+from simulation.gateway.port import SimulatedPort, TimeoutInjector
 
 # (method, share of customers)
 METHOD_MIX: tuple[tuple[str, float], ...] = (
