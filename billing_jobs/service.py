@@ -12,16 +12,16 @@ from billing_jobs.invoicing.invoices import (
 )
 from billing_jobs.ledger import make_engine, upgrade_ledger
 from billing_jobs.subscriptions.billing_run import BillingRunResult, run_billing
+from billing_jobs.subscriptions.changes import change_subscription
 from billing_jobs.subscriptions.preview import preview_invoice
 from billing_jobs.subscriptions.service import (
     cancel_subscription,
-    change_subscription,
     create_subscription,
-    get_subscription,
     pause_subscription,
     resume_subscription,
     transition_subscription,
 )
+from billing_jobs.subscriptions.state import get_subscription
 
 __all__ = [
     "DEMO_CATALOG",

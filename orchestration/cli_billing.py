@@ -200,7 +200,7 @@ def subscriptions_change(
     as_json: JsonOption = False,
 ) -> None:
     """Change plan or quantity, now with per-second proration or at period end."""
-    from billing_jobs.subscriptions.service import change_subscription
+    from billing_jobs.subscriptions.changes import change_subscription
 
     moment = parse_instant(at)
     out = run_domain(
@@ -257,7 +257,7 @@ def subscriptions_cancel(
 @subscriptions_app.command("show")
 def subscriptions_show(subscription_id: int, as_json: JsonOption = False) -> None:
     """Show a subscription with its items and history."""
-    from billing_jobs.subscriptions.service import get_subscription
+    from billing_jobs.subscriptions.state import get_subscription
 
     emit(run_domain(lambda e: get_subscription(e, subscription_id)), as_json)
 

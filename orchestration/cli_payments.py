@@ -72,7 +72,7 @@ def methods_add(
     as_json: JsonOption = False,
 ) -> None:
     """Validate a payment method, attach it at the gateway and store its token."""
-    from billing_jobs.payments.service import add_payment_method
+    from billing_jobs.payments.payment_methods import add_payment_method
 
     now = parse_instant(at)
     fields = {"kind": kind, "token": token, "last4": last4, "exp_month": exp_month,
@@ -89,7 +89,7 @@ def methods_add(
 @methods_app.command("list")
 def methods_list(customer_id: int, as_json: JsonOption = False) -> None:
     """A customer's current payment methods."""
-    from billing_jobs.payments.service import list_payment_methods
+    from billing_jobs.payments.payment_methods import list_payment_methods
 
     out = run_payments(lambda engine: list_payment_methods(engine, customer_id))
     if as_json:
@@ -111,7 +111,7 @@ def methods_remove(
     as_json: JsonOption = False,
 ) -> None:
     """Detach a payment method at the gateway and mark it removed."""
-    from billing_jobs.payments.service import remove_payment_method
+    from billing_jobs.payments.payment_methods import remove_payment_method
 
     now = parse_instant(at)
     gw = _gateway(gateway, now)
@@ -126,7 +126,7 @@ def methods_set_default(
     customer_id: int, method_id: int, at: AtOption = None, as_json: JsonOption = False
 ) -> None:
     """Make a payment method the default (failing invoices are retried on it)."""
-    from billing_jobs.payments.service import set_default_payment_method
+    from billing_jobs.payments.payment_methods import set_default_payment_method
 
     now = parse_instant(at)
     out = run_payments(
@@ -147,7 +147,7 @@ def refunds_create(
     as_json: JsonOption = False,
 ) -> None:
     """Refund (part of) a captured payment and issue the credit note."""
-    from billing_jobs.payments.service import create_refund
+    from billing_jobs.payments.refunds import create_refund
 
     now = parse_instant(at)
     gw = _gateway(gateway, now)
@@ -196,7 +196,7 @@ def retries_run(
     as_json: JsonOption = False,
 ) -> None:
     """Charge every invoice whose next retry is due at --as-of (idempotent per attempt)."""
-    from billing_jobs.payments.service import run_due_retries
+    from billing_jobs.payments.collection import run_due_retries
 
     now = parse_instant(as_of, "--as-of")
     chosen, about = _retry_policy(policy)
@@ -213,7 +213,7 @@ def dunning_run(
     as_json: JsonOption = False,
 ) -> None:
     """Advance every open dunning case (reminders, restrict, cancel) as of --as-of."""
-    from billing_jobs.payments.service import run_dunning
+    from billing_jobs.payments.dunning_run import run_dunning
 
     now = parse_instant(as_of, "--as-of")
     report = run_payments(lambda engine: run_dunning(engine, now))

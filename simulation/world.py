@@ -53,7 +53,7 @@ from billing_jobs.subscriptions.batch import (
     create_customers,
     create_subscriptions,
 )
-from billing_jobs.subscriptions.service import new_subscription_state
+from billing_jobs.subscriptions.state import new_subscription_state
 from simulation import fraud as fraud_mod
 from simulation import population as pop
 from simulation.gateway.simulated import SimulatedGateway

@@ -396,7 +396,7 @@ def link_gateway_customers(
 ) -> int:
     """`payments_service.link_gateway_customer` for many (customer id, gateway customer id)
     pairs: idempotent, and refuses to re-point an existing link. Returns how many were new."""
-    from billing_jobs.payments.service import PaymentsError, gateway_customers, payments_metadata
+    from billing_jobs.payments.state import PaymentsError, gateway_customers, payments_metadata
 
     if now.tzinfo is None:
         raise ValidationError("now must be timezone-aware")
@@ -439,11 +439,8 @@ def save_collection_states(
     """Hand open invoices to the payments service: (invoice id, next retry time, dunning
     state) rows in `payments_collection_state`, so `run_due_retries` and `run_dunning` carry
     on where a bulk collector stopped. Existing rows are replaced."""
-    from billing_jobs.payments.service import (
-        _dump_dunning,  # the exact format run_dunning reads back
-        collection_state,
-        payments_metadata,
-    )
+    # dump_dunning: the exact format run_dunning reads back
+    from billing_jobs.payments.state import collection_state, dump_dunning, payments_metadata
 
     payments_metadata.create_all(conn, tables=[collection_state])
     sq, p = is_sqlite(conn), ph(conn)
@@ -454,7 +451,7 @@ def save_collection_states(
             [(int(i),) for i, _, _ in states],
         )
     rows = [
-        (int(i), gateway, to_db(sq, at), _dump_dunning(d) if d is not None else None, 0,
+        (int(i), gateway, to_db(sq, at), dump_dunning(d) if d is not None else None, 0,
          to_db(sq, now))
         for i, at, d in states
     ]  # fmt: skip
@@ -471,7 +468,7 @@ def save_method_details(
     """Display details the gateway reported for stored methods (payment method id, brand,
     last4, expiry month and year, issuer) in `payments_method_details`, as
     `add_payment_method` keeps them. Never card numbers: the gateway only returns these."""
-    from billing_jobs.payments.service import method_details, payments_metadata
+    from billing_jobs.payments.state import method_details, payments_metadata
 
     payments_metadata.create_all(conn, tables=[method_details])
     p = ph(conn)

@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -31,52 +30,33 @@ from sqlalchemy import (
 from billing_jobs.errors import BillingError, NotFoundError, ValidationError
 from billing_jobs.ledger import schema as s
 from billing_jobs.ledger.schema import UTCDateTime
-from billing_jobs.payments import service as ps
 from billing_jobs.payments.attempt_store import LedgerAttemptStore
 from billing_jobs.payments.charging import UNRESOLVED, Attempt, AttemptStatus, CollectionError
-from billing_jobs.payments.gateway import IDEMPOTENCY_METADATA_KEY, PaymentResult, PaymentStatus
-from billing_jobs.payments.method_rules import PaymentMethodError
-from billing_jobs.payments.retries import RetryPolicy
-
-
-class EventStatus(StrEnum):
-    APPLIED = "applied"  # changed the ledger
-    IGNORED = "ignored"  # valid but changes nothing (duplicate outcome, stale or late event)
-    SKIPPED = "skipped"  # an event type we do not apply
-    UNMATCHED = "unmatched"  # the payment is not (yet) in the ledger: retried on later runs
-    INVALID = "invalid"  # malformed payload: kept with the reason, never retried
-    REJECTED = "rejected"  # contradicts the ledger (refund above capture, success after failure)
-
-
-STRIPE_SHAPED = frozenset({"stripe", "simulated"})  # Razorpay's own shape is not applied yet
-
-PAYMENT_TYPES = {
-    "payment_intent.succeeded": PaymentStatus.SUCCEEDED,
-    "payment_intent.payment_failed": PaymentStatus.FAILED,
-    "payment_intent.processing": PaymentStatus.PENDING,
-    "payment_intent.requires_action": PaymentStatus.REQUIRES_ACTION,
-    "charge.succeeded": PaymentStatus.SUCCEEDED,
-    "charge.failed": PaymentStatus.FAILED,
-}
-REFUND_TYPES = frozenset(
-    {"charge.refunded", "refund.created", "refund.updated", "charge.refund.updated"}
+from billing_jobs.payments.event_parsing import (
+    DISPUTE_CLOSED,
+    DISPUTE_STATUSES,
+    DISPUTE_TYPES,
+    PAYMENT_TYPES,
+    REFUND_TYPES,
+    STRIPE_SHAPED,
+    EventStatus,
+    IncomingEvent,
+    MalformedEvent,
+    currency_field,
+    minor_field,
+    parse_event,
+    payment_id_of,
+    text_field,
 )
-DISPUTE_TYPES = {
-    "charge.dispute.created": "needs_response",
-    "charge.dispute.updated": None,  # the object's own status
-    "charge.dispute.closed": None,
-    "charge.dispute.funds_withdrawn": None,
-    "charge.dispute.funds_reinstated": None,
-}
-DISPUTE_CLOSED = frozenset({"won", "lost", "warning_closed"})
-DISPUTE_STATUSES = DISPUTE_CLOSED | {
-    "warning_needs_response",
-    "warning_under_review",
-    "needs_response",
-    "under_review",
-}
+from billing_jobs.payments.gateway import IDEMPOTENCY_METADATA_KEY, PaymentResult, PaymentStatus
+from billing_jobs.payments.janitor import apply_attempt_outcome
+from billing_jobs.payments.method_rules import PaymentMethodError
+from billing_jobs.payments.refunds import record_gateway_refund
+from billing_jobs.payments.retries import RetryPolicy
+from billing_jobs.payments.state import PaymentsError, ensure_payments_tables
 
 events_metadata = MetaData()
+
 
 gateway_events = Table(
     "payments_gateway_events",
@@ -93,6 +73,7 @@ gateway_events = Table(
     Column("first_seen_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
+
 
 disputes = Table(
     "payments_disputes",
@@ -114,6 +95,7 @@ disputes = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
 )
 
+
 landing_cursors = Table(
     "payments_landing_cursors",
     events_metadata,
@@ -123,24 +105,8 @@ landing_cursors = Table(
 
 
 def ensure_event_tables(engine: Engine) -> None:
-    ps.ensure_payments_tables(engine)
+    ensure_payments_tables(engine)
     events_metadata.create_all(engine)
-
-
-class MalformedEvent(ValidationError):
-    """The event payload is not a usable Stripe-shaped event; the message says which field."""
-
-
-@dataclass(frozen=True)
-class IncomingEvent:
-    """One landed event: which gateway sent it, its id and type, and the raw body."""
-
-    source: str
-    event_id: str
-    event_type: str
-    body: str
-    received_at: datetime
-    signature_verified: bool = True
 
 
 @dataclass
@@ -174,71 +140,6 @@ class _Outcome:
     noteworthy: bool = False  # an ignored event an operator should hear of (a late failure)
 
 
-# -- parsing ---------------------------------------------------------------------------------
-def _parse(ev: IncomingEvent) -> tuple[dict[str, Any], Mapping[str, Any], datetime]:
-    try:
-        payload = json.loads(ev.body)
-    except ValueError as e:
-        raise MalformedEvent(f"body is not JSON: {e}") from None
-    if not isinstance(payload, dict):
-        raise MalformedEvent("body is not a JSON object")
-    if payload.get("id") != ev.event_id:
-        raise MalformedEvent(f"body id {payload.get('id')!r} differs from event id {ev.event_id}")
-    if payload.get("type") != ev.event_type:
-        raise MalformedEvent(f"body type {payload.get('type')!r} differs from {ev.event_type}")
-    data = payload.get("data")
-    obj = data.get("object") if isinstance(data, dict) else None
-    if not isinstance(obj, dict):
-        raise MalformedEvent("data.object is missing or not an object")
-    created = payload.get("created")
-    if created is None:
-        at = ev.received_at
-    elif isinstance(created, int) and not isinstance(created, bool) and created > 0:
-        at = datetime.fromtimestamp(created, UTC)
-    else:
-        raise MalformedEvent(f"created must be epoch seconds, got {created!r}")
-    return payload, obj, at
-
-
-def _text(obj: Mapping[str, Any], key: str, required: bool = True) -> str | None:
-    value = obj.get(key)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value or len(value) > 255:
-        raise MalformedEvent(f"{key} must be a non-empty string, got {value!r}")
-    return value
-
-
-def _minor(obj: Mapping[str, Any], key: str, required: bool = True) -> int | None:
-    value = obj.get(key)
-    if value is None and not required:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise MalformedEvent(f"{key} must be a non-negative integer of minor units, got {value!r}")
-    return value
-
-
-def _currency(obj: Mapping[str, Any]) -> str | None:
-    value = obj.get("currency")
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) != 3 or not value.isalpha():
-        raise MalformedEvent(f"currency must be a 3-letter code, got {value!r}")
-    return value.upper()
-
-
-def _payment_id(obj: Mapping[str, Any]) -> str:
-    """The gateway payment id the ledger stores (a PaymentIntent id when there is one)."""
-    if obj.get("object") == "payment_intent":
-        return str(_text(obj, "id"))
-    pid = _text(obj, "payment_intent", required=False) or _text(obj, "charge", required=False)
-    if pid is None and obj.get("object") == "charge":
-        pid = _text(obj, "id")
-    if pid is None:
-        raise MalformedEvent("the object names no payment_intent or charge")
-    return pid
-
-
 # -- applying --------------------------------------------------------------------------------
 def _find_attempt(engine: Engine, gateway: str, pid: str, key: str | None) -> Attempt | None:
     pa = s.payment_attempts
@@ -262,9 +163,9 @@ def _apply_payment(
     report: ApplyReport,
 ) -> _Outcome:
     status = PAYMENT_TYPES[ev.event_type]
-    pid = _payment_id(obj)
-    amount = _minor(obj, "amount")
-    currency = _currency(obj)
+    pid = payment_id_of(obj)
+    amount = minor_field(obj, "amount")
+    currency = currency_field(obj)
     meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     key = meta.get(IDEMPOTENCY_METADATA_KEY) if isinstance(meta, dict) else None
     error = obj.get("last_payment_error") if isinstance(obj.get("last_payment_error"), dict) else {}
@@ -309,7 +210,7 @@ def _apply_payment(
         idempotency_key=attempt.idempotency_key,
     )  # fmt: skip
     final = store.finalize(attempt.attempt_id, result, at)
-    outcome = ps.apply_attempt_outcome(engine, ev.source, final, now, policy)
+    outcome = apply_attempt_outcome(engine, ev.source, final, now, policy)
     report.paid.extend(outcome.paid)
     detail = f"attempt {final.attempt_id} of invoice {final.invoice_id} is {final.status.value}"
     if outcome.retries_scheduled:
@@ -327,7 +228,7 @@ def _refund_objects(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         items = listed.get("data") if isinstance(listed, dict) else None
         if not isinstance(items, list) or not all(isinstance(r, dict) for r in items):
             raise MalformedEvent("charge.refunds must be a list object with data")
-        pid = _payment_id(obj)
+        pid = payment_id_of(obj)
         return [{"payment_intent": pid, **r} for r in items]
     return [obj]
 
@@ -337,11 +238,11 @@ def _apply_refunds(
 ) -> _Outcome:
     recorded, notes, pid = 0, [], None
     for r in _refund_objects(obj):
-        pid = _payment_id(r)
-        rid = str(_text(r, "id"))
-        amount = _minor(r, "amount")
+        pid = payment_id_of(r)
+        rid = str(text_field(r, "id"))
+        amount = minor_field(r, "amount")
         assert amount is not None
-        currency = _currency(r)
+        currency = currency_field(r)
         if r.get("status") in ("failed", "canceled", "pending"):
             notes.append(f"refund {rid} is {r.get('status')}: not recorded")
             continue
@@ -354,7 +255,7 @@ def _apply_refunds(
                 EventStatus.REJECTED, f"refund {rid} of payment {pid}, which failed", pid
             )
         try:
-            out = ps.record_gateway_refund(
+            out = record_gateway_refund(
                 engine, ev.source, pid, rid, amount, currency or attempt.currency, at,
                 memo=f"gateway refund {rid}",
             )  # fmt: skip
@@ -372,15 +273,15 @@ def _apply_refunds(
 def _apply_dispute(
     engine: Engine, ev: IncomingEvent, obj: Mapping[str, Any], at: datetime, now: datetime
 ) -> _Outcome:
-    did = str(_text(obj, "id"))
-    pid = _payment_id(obj)
+    did = str(text_field(obj, "id"))
+    pid = payment_id_of(obj)
     status = obj.get("status") or DISPUTE_TYPES[ev.event_type]
     if status not in DISPUTE_STATUSES:
         raise MalformedEvent(f"dispute status {status!r} is not one of {sorted(DISPUTE_STATUSES)}")
     attempt = _find_attempt(engine, ev.source, pid, None)
     if attempt is None or attempt.status is not AttemptStatus.SUCCEEDED:
         return _Outcome(EventStatus.UNMATCHED, f"no captured payment {pid} for dispute {did}", pid)
-    amount = _minor(obj, "amount", required=False)
+    amount = minor_field(obj, "amount", required=False)
     amount = attempt.amount_minor if amount is None else amount
     reason = obj.get("reason") if isinstance(obj.get("reason"), str) else None
     closed = status in DISPUTE_CLOSED
@@ -435,7 +336,7 @@ def _apply_one(
     if ev.source not in STRIPE_SHAPED:
         return _Outcome(EventStatus.SKIPPED, f"{ev.source} events are not applied yet"), None
     try:
-        _, obj, at = _parse(ev)
+        _, obj, at = parse_event(ev)
         if ev.event_type in PAYMENT_TYPES:
             return _apply_payment(engine, ev, obj, at, now, policy, r), at
         if ev.event_type in REFUND_TYPES:
@@ -495,7 +396,7 @@ def apply_gateway_events(
     """Apply `events` in order, each at most once, then retry every event still unmatched
     (a refund or dispute that arrived before the payment it is about)."""
     if now.tzinfo is None:
-        raise ps.PaymentsError("times must be timezone-aware")
+        raise PaymentsError("times must be timezone-aware")
     ensure_event_tables(engine)
     report = ApplyReport()
     g = gateway_events

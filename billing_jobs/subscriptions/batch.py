@@ -35,7 +35,7 @@ from billing_jobs.ledger.rawsql import (
 from billing_jobs.periods import require_aware
 from billing_jobs.subscriptions.billing_run import _SUB_STATE_COLS, bill_states
 from billing_jobs.subscriptions.lifecycle import Event, SubState, check_transition
-from billing_jobs.subscriptions.service import _STATE_COLS, new_subscription_state, record_events
+from billing_jobs.subscriptions.state import STATE_COLS, new_subscription_state, record_events
 
 CHUNK = 500
 _DT_COLS = frozenset(
@@ -166,7 +166,7 @@ def create_subscriptions(
             states.append(e)
     good = [(st, r) for st, r in zip(states, requests, strict=True) if isinstance(st, SubState)]
     ids = _reserve_ids(conn, "subscriptions", len(good))
-    cols = [c for c in _STATE_COLS if c != "id"]
+    cols = [c for c in STATE_COLS if c != "id"]
     sub_rows, item_rows, events = [], [], []
     for sub_id, (st, r) in zip(ids, good, strict=True):
         st.id = sub_id

@@ -17,8 +17,9 @@ from billing_jobs.customers import credit_balance, customer_row
 from billing_jobs.invoicing.builder import CustomerTax
 from billing_jobs.ledger.session import Target
 from billing_jobs.periods import period_bounds, require_aware
+from billing_jobs.subscriptions.changes import change_subscription
 from billing_jobs.subscriptions.lifecycle import recurring_invoice
-from billing_jobs.subscriptions.service import _catch_up, change_subscription
+from billing_jobs.subscriptions.state import catch_up
 
 _DOC_FIELDS = ("id", "number", "financial_year", "finalized_at", "created_at")
 
@@ -69,7 +70,7 @@ def preview_invoice(
             res = change_subscription(conn, sub_id, at=at, **dict(change))
             proration, credit_note = res["proration_invoice"], res["credit_note"]
         catalog = load_snapshot(conn)
-        st = _catch_up(conn, sub_id, at, catalog)
+        st = catch_up(conn, sub_id, at, catalog)
         upcoming = None
         if st.status in ("trialing", "active", "past_due"):
             nxt = st

@@ -12,7 +12,8 @@ from billing_jobs.catalog import DEMO_CATALOG, load_catalog
 from billing_jobs.customers import create_customer
 from billing_jobs.ledger import make_engine, upgrade_ledger
 from billing_jobs.ledger import schema as s
-from billing_jobs.payments import service as ps
+from billing_jobs.payments.collection import collect_open_invoices
+from billing_jobs.payments.payment_methods import add_payment_method
 from billing_jobs.subscriptions.service import create_subscription
 
 T0 = datetime(2025, 3, 3, 6, 0, tzinfo=UTC)
@@ -102,11 +103,9 @@ def test_refunds_create_and_refuse_above_captured(env):
 
     engine, cid = env
     gw = gateway_from_settings(clock=lambda: T0)
-    ps.add_payment_method(
-        engine, gw, cid, {"kind": "netbanking", "token": "tok_netbanking_HDFC"}, T0
-    )
+    add_payment_method(engine, gw, cid, {"kind": "netbanking", "token": "tok_netbanking_HDFC"}, T0)
     create_subscription(engine, customer_id=cid, plan="scale-monthly", start=T0)
-    report = ps.collect_open_invoices(engine, gw, "simulated", T0)
+    report = collect_open_invoices(engine, gw, "simulated", T0)
     assert report.paid, report
     inv_id = report.paid[0]
     with engine.connect() as conn:
@@ -137,9 +136,9 @@ def _declined_invoice(engine, cid) -> tuple[int, datetime]:
     gw = gateway_from_settings(clock=lambda: start)
     card = {"kind": "card", "token": "tok_card_sbi_visa_4242_03_2025", "last4": "4242",
             "exp_month": 3, "exp_year": 2025}  # fmt: skip
-    ps.add_payment_method(engine, gw, cid, card, T0)
+    add_payment_method(engine, gw, cid, card, T0)
     create_subscription(engine, customer_id=cid, plan="scale-monthly", start=start)
-    report = ps.collect_open_invoices(engine, gw, "simulated", start)
+    report = collect_open_invoices(engine, gw, "simulated", start)
     assert report.failed and not report.paid, report
     return report.failed[0], start
 

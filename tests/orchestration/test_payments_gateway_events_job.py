@@ -15,7 +15,9 @@ from billing_jobs.customers import create_customer
 from billing_jobs.ledger import make_engine, upgrade_ledger
 from billing_jobs.ledger import schema as s
 from billing_jobs.payments import gateway_events as ge
-from billing_jobs.payments import service as ps
+from billing_jobs.payments import state as pstate
+from billing_jobs.payments.collection import collect_open_invoices
+from billing_jobs.payments.payment_methods import add_payment_method
 from billing_jobs.subscriptions.service import create_subscription
 from ingestion.webhooks import WebhookConfig, create_app
 
@@ -61,9 +63,9 @@ def test_landed_webhooks_reach_the_ledger_once(paysight_env):
     gw = gateway_from_settings(clock=lambda: clock["t"])
     for method in METHODS:
         cid = create_customer(engine, name="Acme", state_code="29", currency="INR", now=T0)["id"]
-        ps.add_payment_method(engine, gw, cid, method, T0)
+        add_payment_method(engine, gw, cid, method, T0)
         create_subscription(engine, customer_id=cid, plan="starter-monthly", start=T0, trial_days=0)
-    report = ps.collect_open_invoices(engine, gw, "simulated", T0)
+    report = collect_open_invoices(engine, gw, "simulated", T0)
     assert len(report.pending) == 3 and len(report.paid) == 1  # UPI answers later
     with engine.connect() as conn:
         attempts = {r.invoice_id: r for r in conn.execute(select(s.payment_attempts))}
@@ -108,7 +110,7 @@ def test_landed_webhooks_reach_the_ledger_once(paysight_env):
         with engine.connect() as conn:
             invoices = {r.id: r for r in conn.execute(select(s.invoices))}
             now_attempts = {r.invoice_id: r for r in conn.execute(select(s.payment_attempts))}
-            refunds = conn.execute(select(ps.refunds)).all()
+            refunds = conn.execute(select(pstate.refunds)).all()
         for inv_id in report.pending:
             truth = gw.fetch_payment(attempts[inv_id].gateway_payment_id, now=LATER)
             assert now_attempts[inv_id].status == truth.status.value

@@ -11,7 +11,7 @@ from billing_jobs.catalog import DEMO_CATALOG, load_catalog
 from billing_jobs.customers import create_customer
 from billing_jobs.ledger import make_engine, upgrade_ledger
 from billing_jobs.ledger import schema as s
-from billing_jobs.payments import service as ps
+from billing_jobs.payments.payment_methods import add_payment_method
 from billing_jobs.subscriptions.service import create_subscription
 
 T0 = datetime(2025, 3, 3, 6, 0, tzinfo=UTC)
@@ -45,7 +45,7 @@ def _customer(engine, gw, method) -> int:
     cid = create_customer(
         engine, name="Acme", state_code="29", currency="INR", now=T0, email="ap@acme.test"
     )["id"]
-    ps.add_payment_method(engine, gw, cid, method, T0)
+    add_payment_method(engine, gw, cid, method, T0)
     return cid
 
 

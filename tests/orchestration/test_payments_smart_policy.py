@@ -13,9 +13,9 @@ from billing_jobs.catalog import DEMO_CATALOG, load_catalog
 from billing_jobs.customers import create_customer
 from billing_jobs.ledger import make_engine, upgrade_ledger
 from billing_jobs.ledger import schema as s
-from billing_jobs.payments import service as ps
 from billing_jobs.payments.attempt_store import LedgerAttemptStore
 from billing_jobs.payments.charging import InvoiceCharge, retry_context
+from billing_jobs.payments.payment_methods import add_payment_method
 from billing_jobs.payments.retries import ExponentialPolicy, SmartPolicy
 from billing_jobs.subscriptions.service import create_subscription
 
@@ -69,7 +69,7 @@ def world(request, paysight_env):
         cid = create_customer(
             engine, name="Acme", state_code="29", currency="INR", now=T0, email="ap@acme.test"
         )["id"]
-        ps.add_payment_method(engine, gw, cid, SBIN, T0)
+        add_payment_method(engine, gw, cid, SBIN, T0)
         create_subscription(engine, customer_id=cid, plan="starter-monthly", start=T0, trial_days=0)
     yield engine
     engine.dispose()

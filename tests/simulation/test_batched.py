@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import text
 
 from billing_jobs.ledger import make_engine
-from billing_jobs.payments import service as ps
+from billing_jobs.payments.collection import collect_open_invoices, run_due_retries
+from billing_jobs.payments.payment_methods import list_payment_methods
 from billing_jobs.service import run_billing
 from simulation.gateway.simulated import SimulatedGateway
 from simulation.invariants import check_world
@@ -93,7 +94,7 @@ def test_payment_jobs_carry_on_with_the_simulated_world(tmp_path):
         )).all())  # fmt: skip
         sim_customers = {r[0] for r in conn.execute(text(
             "select id from customers where external_ref like 'sim-9-%'"))}  # fmt: skip
-    cards = [m for c in sorted(sim_customers) for m in ps.list_payment_methods(engine, c)
+    cards = [m for c in sorted(sim_customers) for m in list_payment_methods(engine, c)
              if m["kind"] == "card" and m["is_default"]]  # fmt: skip
     assert cards and all(m["last4"] and m["brand"] and m["exp_year"] for m in cards)
     now = at_ist(w.end, 0) + timedelta(days=12)
@@ -101,7 +102,7 @@ def test_payment_jobs_carry_on_with_the_simulated_world(tmp_path):
     try:
         billed = run_billing(engine, now)  # renewals after the world's end
         assert billed.invoices_created > 0
-        collected = ps.collect_open_invoices(engine, gw, "simulated", now)
+        collected = collect_open_invoices(engine, gw, "simulated", now)
         assert set(billed.invoice_ids) <= set(collected.charged) | set(collected.paid)
         assert not any("customer" in why or "method" in why for why in collected.skipped.values())
         with engine.connect() as conn:
@@ -111,7 +112,7 @@ def test_payment_jobs_carry_on_with_the_simulated_world(tmp_path):
         assert owners and owners <= sim_customers
         later = now + timedelta(days=30)
         gw.clock = lambda: later
-        retried = ps.run_due_retries(engine, gw, later)
+        retried = run_due_retries(engine, gw, later)
         assert set(retried.charged) & {i for i, at in handed.items() if at is not None}
         with engine.connect() as conn:
             ids = ",".join(map(str, retried.charged))

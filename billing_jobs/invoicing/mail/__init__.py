@@ -7,7 +7,6 @@ from billing_jobs.invoicing.mail.outbox import (
     OutboxError,
     QueuedMail,
     RetryPolicy,
-    SendReport,
     delivery,
     document_deliveries,
     document_delivery_attachments,
@@ -16,9 +15,8 @@ from billing_jobs.invoicing.mail.outbox import (
     metadata,
     queue_message,
     queue_messages,
-    resend,
-    send_due,
 )
+from billing_jobs.invoicing.mail.sender import SendReport, resend, send_due
 from billing_jobs.invoicing.mail.smtp import (
     MailConfigError,
     SmtpSendError,

@@ -1,5 +1,5 @@
-"""Payments jobs: thin ops over `billing_jobs.payments.service` and `billing_jobs.payments.gateway_events`
-(collect, retry, dun, janitor, apply landed webhook events)."""
+"""Payments jobs: thin ops over `billing_jobs.payments` (collection, retries, dunning run, janitor,
+gateway events): collect, retry, dun, resolve and apply landed webhook events."""
 
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -9,7 +9,10 @@ import dagster as dg
 
 from billing_jobs.ledger import upgrade_ledger
 from billing_jobs.payments import gateway_events as ge
-from billing_jobs.payments import service as ps
+from billing_jobs.payments.collection import collect_open_invoices, run_due_retries
+from billing_jobs.payments.dunning_run import run_dunning
+from billing_jobs.payments.event_parsing import IncomingEvent
+from billing_jobs.payments.janitor import resolve_unknown
 from billing_jobs.payments.retries import ExponentialPolicy, FixedPolicy, RetryPolicy, SmartPolicy
 from orchestration.defs.payments.smart_policy import smart_policy
 from orchestration.lib.env import get_settings
@@ -100,7 +103,7 @@ def payments_collect_op(
     upgrade_ledger(engine)
     gw = gateway_from_resource(gateway, config.gateway, clock=lambda: now)
     policy, about = policy_of(config, context, mlflow)
-    report = ps.collect_open_invoices(engine, gw, gw.name, now, policy)
+    report = collect_open_invoices(engine, gw, gw.name, now, policy)
     return _output(context, "collected", report.to_dict(), about)
 
 
@@ -118,7 +121,7 @@ def payment_retries_op(
     upgrade_ledger(engine)
     gw = gateway_from_resource(gateway, config.gateway, clock=lambda: now)
     policy, about = policy_of(config, context, mlflow)
-    report = ps.run_due_retries(engine, gw, now, policy)
+    report = run_due_retries(engine, gw, now, policy)
     return _output(context, "retried", report.to_dict(), about)
 
 
@@ -130,7 +133,7 @@ def dunning_op(
     now = run_time(config)
     engine = ledger.engine()
     upgrade_ledger(engine)
-    return _output(context, "dunning", ps.run_dunning(engine, now))
+    return _output(context, "dunning", run_dunning(engine, now))
 
 
 @dg.op(tags={"kind": "payments"})
@@ -147,11 +150,11 @@ def payments_janitor_op(
     upgrade_ledger(engine)
     gw = gateway_from_resource(gateway, config.gateway, clock=lambda: now)
     policy, about = policy_of(config, context, mlflow)
-    report = ps.resolve_unknown(engine, gw, now, policy)
+    report = resolve_unknown(engine, gw, now, policy)
     return _output(context, "janitor", report.to_dict(), about)
 
 
-def landed_to_incoming(landed: list[Any]) -> list[ge.IncomingEvent]:
+def landed_to_incoming(landed: list[Any]) -> list[IncomingEvent]:
     """Landing-zone records (`ingestion.webhooks.journal.LandedEvent`) as billing's input."""
     out = []
     for e in landed:
@@ -162,7 +165,7 @@ def landed_to_incoming(landed: list[Any]) -> list[ge.IncomingEvent]:
         if received is None or received.tzinfo is None:
             received = datetime.fromtimestamp(0, UTC)  # the body's own `created` is used first
         out.append(
-            ge.IncomingEvent(
+            IncomingEvent(
                 e.source, e.event_id, e.event_type, e.body, received, e.signature_verified
             )
         )

@@ -35,7 +35,7 @@ from billing_jobs.payments.charging import (
     collect_invoice,
     resolve_unknown_attempts,
 )
-from billing_jobs.payments.service import PaymentsError
+from billing_jobs.payments.state import PaymentsError
 from billing_jobs.subscriptions.service import create_subscription
 from simulation.gateway.simulated import SimulatedGateway
 

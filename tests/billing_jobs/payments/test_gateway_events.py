@@ -12,8 +12,12 @@ from sqlalchemy import func, select
 
 from billing_jobs.ledger import schema as s
 from billing_jobs.payments import gateway_events as ge
-from billing_jobs.payments import service as ps
+from billing_jobs.payments import state as pstate
+from billing_jobs.payments.collection import collect_open_invoices
+from billing_jobs.payments.event_parsing import IncomingEvent
 from billing_jobs.payments.gateway import IDEMPOTENCY_METADATA_KEY
+from billing_jobs.payments.payment_methods import add_payment_method
+from billing_jobs.payments.state import PaymentsError
 from billing_jobs.subscriptions.service import create_subscription
 from simulation.gateway.simulated import SimulatedGateway
 
@@ -36,7 +40,7 @@ def _empty_tables(request):
     engine = request.getfixturevalue("ledger")
     ge.ensure_event_tables(engine)
     with engine.begin() as conn:
-        for meta in (ge.events_metadata, ps.payments_metadata):
+        for meta in (ge.events_metadata, pstate.payments_metadata):
             for table in reversed(meta.sorted_tables):
                 conn.execute(table.delete())
 
@@ -48,9 +52,9 @@ def gw(tmp_path):
 
 def _invoice_with_attempt(ledger, new_customer, gw, method):
     cid = new_customer(ledger, email="ap@acme.example")
-    ps.add_payment_method(ledger, gw, cid, method, T0)
+    add_payment_method(ledger, gw, cid, method, T0)
     create_subscription(ledger, customer_id=cid, plan="starter-monthly", start=T0, trial_days=0)
-    ps.collect_open_invoices(ledger, gw, "simulated", T0)
+    collect_open_invoices(ledger, gw, "simulated", T0)
     with ledger.connect() as conn:
         inv = conn.execute(select(s.invoices)).one()
         attempt = conn.execute(select(s.payment_attempts)).one()
@@ -82,11 +86,11 @@ def _pi(attempt, status: str, **extra) -> dict:
 def _event(eid: str, type_: str, obj: dict, at: datetime, source: str = "simulated"):
     body = json.dumps({"id": eid, "object": "event", "type": type_,
                        "created": int(at.timestamp()), "data": {"object": obj}})  # fmt: skip
-    return ge.IncomingEvent(source, eid, type_, body, at)
+    return IncomingEvent(source, eid, type_, body, at)
 
 
 def _raw(eid: str, type_: str, body: str):
-    return ge.IncomingEvent("simulated", eid, type_, body, T0)
+    return IncomingEvent("simulated", eid, type_, body, T0)
 
 
 def _invoice(ledger, inv_id):
@@ -103,8 +107,8 @@ def _attempt(ledger, attempt_id):
 
 def _snapshot(ledger) -> dict:
     """Everything an event can change, to prove a re-run changes nothing."""
-    tables = [s.invoices, s.payment_attempts, s.credit_notes, ps.refunds, ge.disputes,
-              ps.collection_state]  # fmt: skip
+    tables = [s.invoices, s.payment_attempts, s.credit_notes, pstate.refunds, ge.disputes,
+              pstate.collection_state]  # fmt: skip
     with ledger.connect() as conn:
         out = {t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key))]
                for t in tables}  # fmt: skip
@@ -173,7 +177,7 @@ def test_late_failure_of_a_pending_attempt_schedules_a_retry(ledger, pending):
     assert _invoice(ledger, inv.id).status == "open"
     with ledger.connect() as conn:
         state = conn.execute(
-            select(ps.collection_state).where(ps.collection_state.c.invoice_id == inv.id)
+            select(pstate.collection_state).where(pstate.collection_state.c.invoice_id == inv.id)
         ).one()
     assert state.next_retry_at is not None and state.next_retry_at > at.replace(tzinfo=UTC)
     assert state.dunning_json
@@ -193,7 +197,7 @@ def test_refund_before_success_waits_then_applies_once(ledger, pending):
     second = ge.apply_gateway_events(ledger, [success], t2)
     assert second.applied == 2 and second.rematched == 1 and second.unmatched == 0
     with ledger.connect() as conn:
-        rows = conn.execute(select(ps.refunds)).all()
+        rows = conn.execute(select(pstate.refunds)).all()
         notes = conn.execute(select(func.count()).select_from(s.credit_notes)).scalar_one()
     assert [(r.gateway_refund_id, r.amount_minor) for r in rows] == [("re_1", 10_000)]
     assert notes == 1 and rows[0].credit_note_id is not None
@@ -232,7 +236,7 @@ def test_refunds_never_exceed_the_captured_amount(ledger, captured):
                                  "evt_4": "applied", "evt_5": "ignored"}  # fmt: skip
     assert any("exceeds" in n for n in report.notes)
     with ledger.connect() as conn:
-        total = conn.execute(select(func.sum(ps.refunds.c.amount_minor))).scalar_one()
+        total = conn.execute(select(func.sum(pstate.refunds.c.amount_minor))).scalar_one()
     assert total == amount
 
 
@@ -320,7 +324,7 @@ def test_unknown_types_are_skipped_and_counted(ledger, pending):
     events = [
         _event("evt_c", "customer.created", {"id": "cus_1", "email": "a@b.c"}, T0),
         _event("evt_p", "payout.paid", {"id": "po_1", "amount": 100, "currency": "inr"}, T0),
-        ge.IncomingEvent("razorpay", "evt_rzp", "payment.captured",
+        IncomingEvent("razorpay", "evt_rzp", "payment.captured",
                          '{"entity": "event", "event": "payment.captured"}', T0),
     ]  # fmt: skip
     report = ge.apply_gateway_events(ledger, events, T0)
@@ -346,10 +350,10 @@ def test_events_for_unknown_payments_are_kept_and_retried(ledger, pending):
 def test_unverified_events_and_naive_times_are_refused(ledger, pending):
     _, attempt = pending
     ev = _event("evt_u", "payment_intent.succeeded", _pi(attempt, "succeeded"), T0)
-    unverified = ge.IncomingEvent(ev.source, ev.event_id, ev.event_type, ev.body, T0, False)
+    unverified = IncomingEvent(ev.source, ev.event_id, ev.event_type, ev.body, T0, False)
     assert ge.apply_gateway_events(ledger, [unverified], T0).invalid == 1
     assert _attempt(ledger, attempt.id).status == "pending"
-    with pytest.raises(ps.PaymentsError, match="timezone-aware"):
+    with pytest.raises(PaymentsError, match="timezone-aware"):
         ge.apply_gateway_events(ledger, [], datetime(2025, 3, 3))
 
 

@@ -22,9 +22,9 @@ from billing_jobs.subscriptions.batch import (
 from billing_jobs.subscriptions.service import (
     cancel_subscription,
     create_subscription,
-    get_subscription,
     transition_subscription,
 )
+from billing_jobs.subscriptions.state import get_subscription
 
 T0 = datetime(2025, 4, 1, 9, 30, tzinfo=UTC)
 GSTIN_KA = "29ABCDE1234F1ZW"
