@@ -82,20 +82,6 @@ def _key_column(table: Table) -> str:
     return keys[0]
 
 
-def ledger_metadata() -> MetaData:
-    """The ledger's tables: ``schema.metadata`` plus the invoice document and mail outbox
-    tables (migration 0002; their definitions live with the code that writes them)."""
-    from billing_jobs.invoicing.documents.from_ledger import document_metadata
-    from billing_jobs.invoicing.mail import metadata as mail_metadata
-    from billing_jobs.ledger.schema import metadata
-
-    combined = MetaData()
-    for meta in (metadata, document_metadata, mail_metadata):
-        for table in meta.tables.values():
-            table.to_metadata(combined)
-    return combined
-
-
 def _columns(table: Table) -> list[Column]:
     excluded = EXCLUDED_COLUMNS.get(table.name, frozenset())
     return [c for c in table.columns if c.name not in excluded]

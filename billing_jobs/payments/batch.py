@@ -396,11 +396,10 @@ def link_gateway_customers(
 ) -> int:
     """`payments_service.link_gateway_customer` for many (customer id, gateway customer id)
     pairs: idempotent, and refuses to re-point an existing link. Returns how many were new."""
-    from billing_jobs.payments.state import PaymentsError, gateway_customers, payments_metadata
+    from billing_jobs.payments.state import PaymentsError
 
     if now.tzinfo is None:
         raise ValidationError("now must be timezone-aware")
-    payments_metadata.create_all(conn, tables=[gateway_customers])
     sq, p = is_sqlite(conn), ph(conn)
     current: dict[int, str] = dict(
         sql_rows(
@@ -440,9 +439,8 @@ def save_collection_states(
     state) rows in `payments_collection_state`, so `run_due_retries` and `run_dunning` carry
     on where a bulk collector stopped. Existing rows are replaced."""
     # dump_dunning: the exact format run_dunning reads back
-    from billing_jobs.payments.state import collection_state, dump_dunning, payments_metadata
+    from billing_jobs.payments.state import dump_dunning
 
-    payments_metadata.create_all(conn, tables=[collection_state])
     sq, p = is_sqlite(conn), ph(conn)
     if states:
         sql_many(
@@ -468,9 +466,7 @@ def save_method_details(
     """Display details the gateway reported for stored methods (payment method id, brand,
     last4, expiry month and year, issuer) in `payments_method_details`, as
     `add_payment_method` keeps them. Never card numbers: the gateway only returns these."""
-    from billing_jobs.payments.state import method_details, payments_metadata
 
-    payments_metadata.create_all(conn, tables=[method_details])
     p = ph(conn)
     sql_many(conn, f"DELETE FROM payments_method_details WHERE payment_method_id = {p}",
              [(d[0],) for d in details])  # fmt: skip

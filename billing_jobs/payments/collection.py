@@ -12,6 +12,7 @@ from sqlalchemy import Engine, select
 from billing_jobs.errors import InvalidTransitionError
 from billing_jobs.invoicing.invoices import mark_invoice_paid
 from billing_jobs.ledger import schema as s
+from billing_jobs.ledger.schema import payments_collection_state
 from billing_jobs.payments.attempt_store import LedgerAttemptStore
 from billing_jobs.payments.charging import (
     AlreadyPaid,
@@ -34,10 +35,8 @@ from billing_jobs.payments.retries import ExponentialPolicy, RetryPolicy
 from billing_jobs.payments.state import (
     CollectionReport,
     aware,
-    collection_state,
     default_method,
     dump_dunning,
-    ensure_payments_tables,
     gateway_customer_of,
     ledger_customer,
     move_subscription,
@@ -185,7 +184,6 @@ def collect_open_invoices(
     """First charge of every open, issued invoice with money due and no attempt yet, on the
     customer's default method at `gateway_name`. Re-running never charges an invoice twice."""
     now = aware(now)
-    ensure_payments_tables(engine)
     policy = policy or ExponentialPolicy()
     store = LedgerAttemptStore(engine, gateway_name)
     inv, pa = s.invoices, s.payment_attempts
@@ -197,8 +195,8 @@ def collect_open_invoices(
                 inv.c.issued_at <= now,
                 inv.c.amount_due_minor > inv.c.amount_paid_minor,
                 ~select(pa.c.id).where(pa.c.invoice_id == inv.c.id).exists(),
-                ~select(collection_state.c.invoice_id)
-                .where(collection_state.c.invoice_id == inv.c.id)
+                ~select(payments_collection_state.c.invoice_id)
+                .where(payments_collection_state.c.invoice_id == inv.c.id)
                 .exists(),
             )
             .order_by(inv.c.id)
@@ -215,10 +213,9 @@ def run_due_retries(
     """Retry every failed invoice whose scheduled retry time has come (on the current default
     method, so a replaced card is used)."""
     now = aware(now)
-    ensure_payments_tables(engine)
     policy = policy or ExponentialPolicy()
     store = LedgerAttemptStore(engine, gateway.name)
-    inv, cs = s.invoices, collection_state
+    inv, cs = s.invoices, payments_collection_state
     with engine.connect() as conn:
         rows = conn.execute(
             select(inv)

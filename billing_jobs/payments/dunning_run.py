@@ -13,6 +13,7 @@ from sqlalchemy import Engine, insert, select
 from billing_jobs.errors import InvalidTransitionError
 from billing_jobs.invoicing.invoices import mark_uncollectible
 from billing_jobs.ledger import schema as s
+from billing_jobs.ledger.schema import payments_collection_state, payments_dunning_notifications
 from billing_jobs.money import Money
 from billing_jobs.payments.dunning import (
     CLOSED,
@@ -24,10 +25,7 @@ from billing_jobs.payments.dunning import (
 )
 from billing_jobs.payments.state import (
     aware,
-    collection_state,
     dump_dunning,
-    dunning_notifications,
-    ensure_payments_tables,
     load_dunning,
     move_subscription,
     upsert_state,
@@ -46,13 +44,11 @@ def run_dunning(
 ) -> dict[str, Any]:
     """Advance every open dunning process to `now`: record each due notification once, queue
     a mail when the customer has an e-mail, and apply restrict / cancel / mark-unpaid."""
-    from billing_jobs.invoicing.mail import ensure_delivery_tables, queue_message
+    from billing_jobs.invoicing.mail import queue_message
 
     now = aware(now)
-    ensure_payments_tables(engine)
-    ensure_delivery_tables(engine)
     config = config or load_config()
-    cs, inv, cus = collection_state, s.invoices, s.customers
+    cs, inv, cus = payments_collection_state, s.invoices, s.customers
     with engine.connect() as conn:
         rows = conn.execute(
             select(cs, inv.c.status.label("inv_status"), inv.c.subscription_id, inv.c.number,
@@ -99,16 +95,16 @@ def run_dunning(
         with engine.begin() as conn:
             for i, note in enumerate(res.notifications):
                 exists = conn.execute(
-                    select(dunning_notifications.c.id).where(
-                        dunning_notifications.c.invoice_id == r.invoice_id,
-                        dunning_notifications.c.kind == note.kind,
-                        dunning_notifications.c.due_at == note.due_at,
+                    select(payments_dunning_notifications.c.id).where(
+                        payments_dunning_notifications.c.invoice_id == r.invoice_id,
+                        payments_dunning_notifications.c.kind == note.kind,
+                        payments_dunning_notifications.c.due_at == note.due_at,
                     )
                 ).first()
                 if exists:
                     continue
                 conn.execute(
-                    insert(dunning_notifications),
+                    insert(payments_dunning_notifications),
                     {"invoice_id": r.invoice_id, "customer_id": r.customer_id, "kind": note.kind,
                      "template_key": note.template_key, "due_at": note.due_at,
                      "next_retry_at": note.next_retry_at, "amount_minor": note.amount_minor,

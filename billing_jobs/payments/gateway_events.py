@@ -1,5 +1,5 @@
 """Applying gateway events (webhooks, Stripe event shape) to the ledger: late payment outcomes,
-refunds and disputes. Idempotent by (gateway, event id), safe out of order; events for payments
+refunds and payments_disputes. Idempotent by (gateway, event id), safe out of order; events for payments
 the ledger does not know yet are kept as `unmatched` and retried on every later run.
 """
 
@@ -12,14 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
     Engine,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
     func,
     insert,
     or_,
@@ -29,7 +22,11 @@ from sqlalchemy import (
 
 from billing_jobs.errors import BillingError, NotFoundError, ValidationError
 from billing_jobs.ledger import schema as s
-from billing_jobs.ledger.schema import UTCDateTime
+from billing_jobs.ledger.schema import (
+    payments_disputes,
+    payments_gateway_events,
+    payments_landing_cursors,
+)
 from billing_jobs.payments.attempt_store import LedgerAttemptStore
 from billing_jobs.payments.charging import UNRESOLVED, Attempt, AttemptStatus, CollectionError
 from billing_jobs.payments.event_parsing import (
@@ -53,60 +50,7 @@ from billing_jobs.payments.janitor import apply_attempt_outcome
 from billing_jobs.payments.method_rules import PaymentMethodError
 from billing_jobs.payments.refunds import record_gateway_refund
 from billing_jobs.payments.retries import RetryPolicy
-from billing_jobs.payments.state import PaymentsError, ensure_payments_tables
-
-events_metadata = MetaData()
-
-
-gateway_events = Table(
-    "payments_gateway_events",
-    events_metadata,
-    Column("gateway", String(32), primary_key=True),
-    Column("event_id", String(255), primary_key=True),  # the dedupe key, with the gateway
-    Column("event_type", String(128), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("detail", Text),
-    Column("gateway_payment_id", String(128)),
-    Column("event_created_at", UTCDateTime()),
-    Column("body", Text),  # kept while unmatched (to retry) or invalid (to inspect)
-    Column("tries", Integer, nullable=False, default=1),
-    Column("first_seen_at", UTCDateTime(), nullable=False),
-    Column("updated_at", UTCDateTime(), nullable=False),
-)
-
-
-disputes = Table(
-    "payments_disputes",
-    events_metadata,
-    Column("gateway", String(32), primary_key=True),
-    Column("gateway_dispute_id", String(128), primary_key=True),
-    Column("gateway_payment_id", String(128), nullable=False),
-    Column("invoice_id", Integer, nullable=False),
-    Column("amount_minor", BigInteger, nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("reason", String(64)),
-    Column("status", String(32), nullable=False),
-    # Stripe debits the disputed amount when a dispute opens, gives it back when it is won and
-    # keeps it when lost; the invoice stays paid throughout.
-    Column("funds_withdrawn_minor", BigInteger, nullable=False),
-    Column("opened_at", UTCDateTime(), nullable=False),
-    Column("closed_at", UTCDateTime()),
-    Column("last_event_at", UTCDateTime(), nullable=False),  # version: older events never win
-    Column("updated_at", UTCDateTime(), nullable=False),
-)
-
-
-landing_cursors = Table(
-    "payments_landing_cursors",
-    events_metadata,
-    Column("name", String(64), primary_key=True),
-    Column("value", Text, nullable=False),
-)
-
-
-def ensure_event_tables(engine: Engine) -> None:
-    ensure_payments_tables(engine)
-    events_metadata.create_all(engine)
+from billing_jobs.payments.state import PaymentsError
 
 
 @dataclass
@@ -287,7 +231,7 @@ def _apply_dispute(
     closed = status in DISPUTE_CLOSED
     # Inquiries (warning_*) move no money; a won dispute gives it back.
     withdrawn = 0 if status == "won" or str(status).startswith("warning_") else amount
-    d = disputes
+    d = payments_disputes
     with engine.begin() as conn:
         row = conn.execute(
             select(d).where(d.c.gateway == ev.source, d.c.gateway_dispute_id == did)
@@ -358,7 +302,7 @@ def _record(
     engine: Engine, ev: IncomingEvent, out: _Outcome, at: datetime | None, now: datetime
 ) -> None:
     keep = out.status in (EventStatus.UNMATCHED, EventStatus.INVALID)
-    g = gateway_events
+    g = payments_gateway_events
     with engine.begin() as conn:
         row = conn.execute(
             select(g.c.tries).where(g.c.gateway == ev.source, g.c.event_id == ev.event_id)
@@ -397,9 +341,8 @@ def apply_gateway_events(
     (a refund or dispute that arrived before the payment it is about)."""
     if now.tzinfo is None:
         raise PaymentsError("times must be timezone-aware")
-    ensure_event_tables(engine)
     report = ApplyReport()
-    g = gateway_events
+    g = payments_gateway_events
     for ev in events:
         report.seen += 1
         with engine.connect() as conn:
@@ -425,7 +368,7 @@ def apply_gateway_events(
 def _retry_unmatched(
     engine: Engine, now: datetime, policy: RetryPolicy | None, report: ApplyReport
 ) -> None:
-    g = gateway_events
+    g = payments_gateway_events
     with engine.connect() as conn:
         rows = conn.execute(
             select(g)
@@ -444,8 +387,7 @@ def _retry_unmatched(
 
 def unmatched_events(engine: Engine) -> list[dict[str, Any]]:
     """Events still waiting for their payment (for operators and tests)."""
-    ensure_event_tables(engine)
-    g = gateway_events
+    g = payments_gateway_events
     with engine.connect() as conn:
         rows = conn.execute(
             select(g.c.gateway, g.c.event_id, g.c.event_type, g.c.detail, g.c.tries).where(
@@ -457,20 +399,20 @@ def unmatched_events(engine: Engine) -> list[dict[str, Any]]:
 
 def load_cursor(engine: Engine, name: str) -> dict[str, Any] | None:
     """A reader's position in the landing zone, kept in the ledger beside what it applied."""
-    ensure_event_tables(engine)
     with engine.connect() as conn:
         raw = conn.execute(
-            select(landing_cursors.c.value).where(landing_cursors.c.name == name)
+            select(payments_landing_cursors.c.value).where(payments_landing_cursors.c.name == name)
         ).scalar_one_or_none()
     return json.loads(raw) if raw else None
 
 
 def save_cursor(engine: Engine, name: str, value: Mapping[str, Any]) -> None:
-    ensure_event_tables(engine)
     text = json.dumps(dict(value), sort_keys=True)
     with engine.begin() as conn:
         done = conn.execute(
-            update(landing_cursors).where(landing_cursors.c.name == name).values(value=text)
+            update(payments_landing_cursors)
+            .where(payments_landing_cursors.c.name == name)
+            .values(value=text)
         ).rowcount
         if not done:
-            conn.execute(insert(landing_cursors), {"name": name, "value": text})
+            conn.execute(insert(payments_landing_cursors), {"name": name, "value": text})

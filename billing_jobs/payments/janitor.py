@@ -14,13 +14,7 @@ from billing_jobs.payments.collection import apply_outcome
 from billing_jobs.payments.gateway import Gateway
 from billing_jobs.payments.method_rules import MANDATES, parse_kind
 from billing_jobs.payments.retries import ExponentialPolicy, RetryPolicy
-from billing_jobs.payments.state import (
-    CollectionReport,
-    aware,
-    default_method,
-    ensure_payments_tables,
-    retry_features,
-)
+from billing_jobs.payments.state import CollectionReport, aware, default_method, retry_features
 
 
 def resolve_unknown(
@@ -29,7 +23,6 @@ def resolve_unknown(
     """The janitor: ask the gateway about unresolved attempts and apply what it says. Never
     charges."""
     now = aware(now)
-    ensure_payments_tables(engine)
     policy = policy or ExponentialPolicy()
     store = LedgerAttemptStore(engine, gateway.name)
     report = CollectionReport()
@@ -69,7 +62,6 @@ def apply_attempt_outcome(
     """Apply an attempt that was just finalized out of band (a webhook) to its invoice: paid
     exactly once, or a failure that schedules the retry and starts dunning, or still pending."""
     now = aware(now)
-    ensure_payments_tables(engine)
     report = CollectionReport()
     store = LedgerAttemptStore(engine, gateway_name)
     _apply_attempt(engine, store, attempt, now, policy or ExponentialPolicy(), report)

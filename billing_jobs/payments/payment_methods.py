@@ -10,22 +10,18 @@ from sqlalchemy import Engine, insert, select, update
 
 from billing_jobs.errors import NotFoundError
 from billing_jobs.ledger import schema as s
+from billing_jobs.ledger.schema import (
+    payments_collection_state,
+    payments_gateway_customers,
+    payments_method_details,
+)
 from billing_jobs.payments.gateway import Gateway, GatewayError
 from billing_jobs.payments.method_rules import (
     MANDATES,
     StoredPaymentMethod,
     validate_payment_method,
 )
-from billing_jobs.payments.state import (
-    PaymentsError,
-    aware,
-    collection_state,
-    customer_row,
-    ensure_payments_tables,
-    gateway_customer_of,
-    gateway_customers,
-    method_details,
-)
+from billing_jobs.payments.state import PaymentsError, aware, customer_row, gateway_customer_of
 
 
 def _method_dict(m: Any) -> dict[str, Any]:
@@ -38,7 +34,7 @@ def _method_dict(m: Any) -> dict[str, Any]:
 
 
 def _methods_query(customer_id: int) -> Any:
-    t, d = s.payment_methods, method_details
+    t, d = s.payment_methods, payments_method_details
     return (
         select(t, d.c.brand, d.c.last4, d.c.exp_month, d.c.exp_year, d.c.max_amount_minor)
         .select_from(t.outerjoin(d, d.c.payment_method_id == t.c.id))
@@ -59,7 +55,6 @@ def add_payment_method(
     """Validate `data` (a gateway token plus display details), attach it at the gateway and
     store only token/kind/brand/last4/expiry. The first method becomes the default."""
     now = aware(now)
-    ensure_payments_tables(engine)
     with engine.connect() as conn:
         cust = customer_row(conn, customer_id)
     data = dict(data)
@@ -76,7 +71,7 @@ def add_payment_method(
         ).gateway_customer_id
         with engine.begin() as conn:
             conn.execute(
-                insert(gateway_customers),
+                insert(payments_gateway_customers),
                 {"customer_id": customer_id, "gateway": gateway.name,
                  "gateway_customer_id": gcus, "created_at": now},
             )  # fmt: skip
@@ -113,9 +108,13 @@ def add_payment_method(
         else:
             pm_id = old
             conn.execute(update(t).where(t.c.id == old).values(**values))
-            conn.execute(method_details.delete().where(method_details.c.payment_method_id == old))
+            conn.execute(
+                payments_method_details.delete().where(
+                    payments_method_details.c.payment_method_id == old
+                )
+            )
         conn.execute(
-            insert(method_details),
+            insert(payments_method_details),
             {"payment_method_id": pm_id, "brand": pm.brand or method.brand,
              "last4": pm.last4 or method.last4, "exp_month": pm.exp_month or method.exp_month,
              "exp_year": pm.exp_year or method.exp_year, "issuer": pm.issuer or method.issuer,
@@ -147,7 +146,7 @@ def _gateway_mismatch(method: StoredPaymentMethod, pm: Any) -> str | None:
 
 def _retry_now(conn: Any, customer_id: int, gateway: str, now: datetime) -> None:
     """A new default method makes failing invoices retry at once (as Stripe does)."""
-    cs, inv = collection_state, s.invoices
+    cs, inv = payments_collection_state, s.invoices
     ids = conn.execute(
         select(cs.c.invoice_id)
         .select_from(cs.join(inv, inv.c.id == cs.c.invoice_id))
@@ -166,7 +165,6 @@ def link_gateway_customer(
     """Record which gateway customer a ledger customer is (for customers created at the gateway
     elsewhere, e.g. by the simulator). Idempotent; refuses to re-point an existing link."""
     now = aware(now)
-    ensure_payments_tables(engine)
     if not gateway_customer_id:
         raise PaymentsError("a gateway customer id is required")
     with engine.begin() as conn:
@@ -180,7 +178,7 @@ def link_gateway_customer(
                 f"not {gateway_customer_id}"
             )
         conn.execute(
-            insert(gateway_customers),
+            insert(payments_gateway_customers),
             {"customer_id": customer_id, "gateway": gateway_name,
              "gateway_customer_id": gateway_customer_id, "created_at": now},
         )  # fmt: skip
@@ -188,7 +186,6 @@ def link_gateway_customer(
 
 
 def list_payment_methods(engine: Engine, customer_id: int) -> list[dict[str, Any]]:
-    ensure_payments_tables(engine)
     with engine.connect() as conn:
         customer_row(conn, customer_id)
         return [_method_dict(m) for m in conn.execute(_methods_query(customer_id))]
@@ -207,7 +204,6 @@ def remove_payment_method(
 ) -> dict[str, Any]:
     """Detach at the gateway and mark removed (the row stays for history)."""
     now = aware(now)
-    ensure_payments_tables(engine)
     with engine.connect() as conn:
         m = _owned_method(conn, customer_id, method_id)
     if m.gateway != gateway.name:
@@ -231,7 +227,6 @@ def set_default_payment_method(
     engine: Engine, customer_id: int, method_id: int, now: datetime
 ) -> dict[str, Any]:
     now = aware(now)
-    ensure_payments_tables(engine)
     t = s.payment_methods
     with engine.begin() as conn:
         m = _owned_method(conn, customer_id, method_id)

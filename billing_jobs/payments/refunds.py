@@ -1,5 +1,5 @@
 """Refunds on the ledger: refund a captured payment at the gateway with its credit note, and
-record refunds the gateway reports."""
+record payments_refunds the gateway reports."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ from sqlalchemy import Engine, func, insert, select
 from billing_jobs.errors import NotFoundError
 from billing_jobs.invoicing.credit_notes import create_credit_note
 from billing_jobs.ledger import schema as s
+from billing_jobs.ledger.schema import payments_refunds
 from billing_jobs.money import round_fraction
 from billing_jobs.payments.gateway import Gateway
 from billing_jobs.payments.method_rules import check_refund
-from billing_jobs.payments.state import PaymentsError, aware, ensure_payments_tables, refunds
+from billing_jobs.payments.state import PaymentsError, aware
 
 
-# -- refunds -----------------------------------------------------------------------------------
+# -- payments_refunds -----------------------------------------------------------------------------------
 def create_refund(
     engine: Engine,
     gateway: Gateway,
@@ -31,7 +32,6 @@ def create_refund(
     """Refund part or all of an invoice's captured payment (by invoice id or gateway payment id)
     and issue the matching credit note. Refuses more than is left; changes nothing then."""
     now = aware(now)
-    ensure_payments_tables(engine)
     if isinstance(amount_minor, bool) or not isinstance(amount_minor, int):
         raise PaymentsError(f"amount_minor must be an integer, got {amount_minor!r}")
     pa = s.payment_attempts
@@ -47,12 +47,14 @@ def create_refund(
         if attempt.gateway != gateway.name:
             raise PaymentsError(f"payment was captured by {attempt.gateway}, not {gateway.name}")
         refunded = conn.execute(
-            select(func.coalesce(func.sum(refunds.c.amount_minor), 0)).where(
-                refunds.c.gateway_payment_id == attempt.gateway_payment_id
+            select(func.coalesce(func.sum(payments_refunds.c.amount_minor), 0)).where(
+                payments_refunds.c.gateway_payment_id == attempt.gateway_payment_id
             )
         ).scalar_one()
         n_prior = conn.execute(
-            select(func.count()).where(refunds.c.gateway_payment_id == attempt.gateway_payment_id)
+            select(func.count()).where(
+                payments_refunds.c.gateway_payment_id == attempt.gateway_payment_id
+            )
         ).scalar_one()
         inv = conn.execute(select(s.invoices).where(s.invoices.c.id == attempt.invoice_id)).one()
     check_refund(attempt.amount_minor, int(refunded), amount_minor)  # raises; nothing changed
@@ -63,7 +65,7 @@ def create_refund(
         note = _refund_credit_note(conn, inv, amount_minor, int(refunded), now, memo)
         refund = gateway.refund(attempt.gateway_payment_id, amount_minor, idempotency_key=key)
         conn.execute(
-            insert(refunds),
+            insert(payments_refunds),
             {"invoice_id": inv.id, "gateway": gateway.name,
              "gateway_payment_id": attempt.gateway_payment_id,
              "gateway_refund_id": refund.gateway_refund_id, "amount_minor": amount_minor,
@@ -83,7 +85,7 @@ def _refund_credit_note(
     conn: Any, inv: Any, amount_minor: int, refunded_before: int, now: datetime, memo: str | None
 ) -> dict[str, Any]:
     # Credit notes take taxable value; the refund is gross (tax included), so scale it back.
-    # Scaling the running total (not each refund) keeps partial refunds summing to the invoice.
+    # Scaling the running total (not each refund) keeps partial payments_refunds summing to the invoice.
     def taxable_of(gross: int) -> int:
         if not inv.total_minor:
             return gross
@@ -117,13 +119,14 @@ def record_gateway_refund(
     `RefundExceedsCaptured` when the total refunded would exceed the capture; nothing changes
     then."""
     now = aware(now)
-    ensure_payments_tables(engine)
     if isinstance(amount_minor, bool) or not isinstance(amount_minor, int):
         raise PaymentsError(f"amount_minor must be an integer, got {amount_minor!r}")
     pa = s.payment_attempts
     with engine.begin() as conn:
         if conn.execute(
-            select(refunds.c.id).where(refunds.c.gateway_refund_id == gateway_refund_id)
+            select(payments_refunds.c.id).where(
+                payments_refunds.c.gateway_refund_id == gateway_refund_id
+            )
         ).first():
             return {"status": "duplicate", "gateway_refund_id": gateway_refund_id}
         attempt = conn.execute(
@@ -139,15 +142,15 @@ def record_gateway_refund(
                 f"in {attempt.currency}"
             )
         refunded = conn.execute(
-            select(func.coalesce(func.sum(refunds.c.amount_minor), 0)).where(
-                refunds.c.gateway_payment_id == gateway_payment_id
+            select(func.coalesce(func.sum(payments_refunds.c.amount_minor), 0)).where(
+                payments_refunds.c.gateway_payment_id == gateway_payment_id
             )
         ).scalar_one()
         left = check_refund(attempt.amount_minor, int(refunded), amount_minor)
         inv = conn.execute(select(s.invoices).where(s.invoices.c.id == attempt.invoice_id)).one()
         note = _refund_credit_note(conn, inv, amount_minor, int(refunded), now, memo)
         conn.execute(
-            insert(refunds),
+            insert(payments_refunds),
             {"invoice_id": inv.id, "gateway": gateway_name,
              "gateway_payment_id": gateway_payment_id, "gateway_refund_id": gateway_refund_id,
              "amount_minor": amount_minor, "currency": attempt.currency,

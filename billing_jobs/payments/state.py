@@ -1,4 +1,4 @@
-"""Payments' ledger state shared by collection, the janitor, dunning, methods and refunds:
+"""Payments' ledger state shared by collection, the janitor, dunning, methods and payments_refunds:
 the payments tables, the per-invoice collection state and the small reads every service needs."""
 
 from __future__ import annotations
@@ -9,15 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    Column,
     Engine,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
     func,
     insert,
     select,
@@ -26,7 +18,11 @@ from sqlalchemy import (
 
 from billing_jobs.errors import InvalidTransitionError, NotFoundError, ValidationError
 from billing_jobs.ledger import schema as s
-from billing_jobs.ledger.schema import UTCDateTime
+from billing_jobs.ledger.schema import (
+    payments_collection_state,
+    payments_gateway_customers,
+    payments_method_details,
+)
 from billing_jobs.payments.dunning import DunningState, DunningStatus
 from billing_jobs.payments.method_rules import StoredPaymentMethod, parse_kind
 from billing_jobs.subscriptions.service import transition_subscription
@@ -34,82 +30,6 @@ from billing_jobs.subscriptions.service import transition_subscription
 
 class PaymentsError(ValidationError):
     """A payments operation was refused; the message says why and nothing was changed."""
-
-
-# Payments' own tables, beside the ledger's (created on first use; no ledger migration needed).
-payments_metadata = MetaData()
-
-
-gateway_customers = Table(
-    "payments_gateway_customers",
-    payments_metadata,
-    Column("customer_id", Integer, primary_key=True),
-    Column("gateway", String(32), primary_key=True),
-    Column("gateway_customer_id", String(128), nullable=False),
-    Column("created_at", UTCDateTime(), nullable=False),
-)
-
-
-method_details = Table(
-    "payments_method_details",
-    payments_metadata,
-    Column("payment_method_id", Integer, primary_key=True),
-    Column("brand", String(32)),
-    Column("last4", String(4)),
-    Column("exp_month", Integer),
-    Column("exp_year", Integer),
-    Column("issuer", String(64)),
-    Column("max_amount_minor", BigInteger),
-)
-
-
-collection_state = Table(
-    "payments_collection_state",
-    payments_metadata,
-    Column("invoice_id", Integer, primary_key=True),
-    Column("gateway", String(32), nullable=False),
-    Column("next_retry_at", UTCDateTime(), nullable=True),
-    Column("dunning_json", Text),  # the DunningState once a payment failed
-    Column("closed", Integer, nullable=False, default=0),  # paid, canceled or written off
-    Column("updated_at", UTCDateTime(), nullable=False),
-)
-
-
-dunning_notifications = Table(
-    "payments_dunning_notifications",
-    payments_metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("invoice_id", Integer, nullable=False),
-    Column("customer_id", Integer, nullable=False),
-    Column("kind", String(16), nullable=False),
-    Column("template_key", String(64), nullable=False),
-    Column("due_at", UTCDateTime(), nullable=False),
-    Column("next_retry_at", UTCDateTime(), nullable=True),
-    Column("amount_minor", BigInteger, nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("mail_delivery_id", Integer),
-    Column("created_at", UTCDateTime(), nullable=False),
-    UniqueConstraint("invoice_id", "kind", "due_at", name="uq_payments_dunning_once"),
-)
-
-
-refunds = Table(
-    "payments_refunds",
-    payments_metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("invoice_id", Integer, nullable=False),
-    Column("gateway", String(32), nullable=False),
-    Column("gateway_payment_id", String(128), nullable=False),
-    Column("gateway_refund_id", String(128), nullable=False, unique=True),
-    Column("amount_minor", BigInteger, nullable=False),
-    Column("currency", String(3), nullable=False),
-    Column("credit_note_id", Integer),
-    Column("created_at", UTCDateTime(), nullable=False),
-)
-
-
-def ensure_payments_tables(engine: Engine) -> None:
-    payments_metadata.create_all(engine)
 
 
 def aware(now: datetime) -> datetime:
@@ -139,7 +59,7 @@ class CollectionReport:
 
 # -- shared helpers ----------------------------------------------------------------------------
 def default_method(conn: Any, customer_id: int, gateway_name: str) -> Any:
-    t, d = s.payment_methods, method_details
+    t, d = s.payment_methods, payments_method_details
     return conn.execute(
         select(
             t, d.c.brand, d.c.last4, d.c.exp_month, d.c.exp_year, d.c.max_amount_minor, d.c.issuer
@@ -156,7 +76,7 @@ def default_method(conn: Any, customer_id: int, gateway_name: str) -> Any:
 
 
 def gateway_customer_of(conn: Any, customer_id: int, gateway_name: str) -> str | None:
-    g = gateway_customers
+    g = payments_gateway_customers
     return conn.execute(
         select(g.c.gateway_customer_id).where(
             g.c.customer_id == customer_id, g.c.gateway == gateway_name
@@ -182,21 +102,23 @@ def retry_features(method: Any) -> dict[str, Any]:
 
 def state_row(conn: Any, invoice_id: int) -> Any:
     return conn.execute(
-        select(collection_state).where(collection_state.c.invoice_id == invoice_id)
+        select(payments_collection_state).where(
+            payments_collection_state.c.invoice_id == invoice_id
+        )
     ).first()
 
 
 def upsert_state(conn: Any, invoice_id: int, gateway: str, now: datetime, **values: Any) -> None:
     if state_row(conn, invoice_id) is None:
         conn.execute(
-            insert(collection_state),
+            insert(payments_collection_state),
             {"invoice_id": invoice_id, "gateway": gateway, "next_retry_at": None,
              "dunning_json": None, "closed": 0, "updated_at": now, **values},
         )  # fmt: skip
     else:
         conn.execute(
-            update(collection_state)
-            .where(collection_state.c.invoice_id == invoice_id)
+            update(payments_collection_state)
+            .where(payments_collection_state.c.invoice_id == invoice_id)
             .values(updated_at=now, **values)
         )
 
@@ -241,7 +163,7 @@ def move_subscription(
 
 def open_dunning_on_subscription(conn: Any, sub_id: int) -> bool:
     """Another open invoice of this subscription is still failing."""
-    cs, inv = collection_state, s.invoices
+    cs, inv = payments_collection_state, s.invoices
     return bool(
         conn.execute(
             select(func.count())

@@ -19,8 +19,9 @@ from billing_jobs.invoicing.documents.invoice_run import run_invoice_documents
 from billing_jobs.invoicing.invoices import mark_invoice_paid
 from billing_jobs.invoicing.mail import resend, send_due
 from billing_jobs.ledger import make_engine, upgrade_ledger
+from billing_jobs.ledger import metadata as ledger_metadata
 from billing_jobs.ledger.schema import metadata as schema_metadata
-from ingestion.ledger_copy import copy_ledger_tables, ledger_metadata
+from ingestion.ledger_copy import copy_ledger_tables
 from tests.dbt.conftest import run_dbt
 from tests.invoice_seed import seed_invoice
 from tests.smtp_relay import running_relay
@@ -90,9 +91,13 @@ def built(tmp_path_factory: pytest.TempPathFactory, relay):
 
     db = tmp / "warehouse.duckdb"
     con = duckdb.connect(str(db))
-    tables = [*sorted(schema_metadata.tables), "invoice_documents", "document_deliveries"]
+    # the billing tables (not the payments/outbox/alerts operations tables) and the two
+    # document tables the marts read
+    operations = ("payments_", "ops_", "document_deliver", "invoice_documents")
+    tables = [t for t in sorted(schema_metadata.tables) if not t.startswith(operations)]
     tables = [t for t in tables if t not in {"invoice_sequences", "idempotency_records"}]
-    copy_ledger_tables(engine, con, tables, metadata=ledger_metadata())
+    tables += ["invoice_documents", "document_deliveries"]
+    copy_ledger_tables(engine, con, tables, metadata=ledger_metadata)
     raw_delivery_columns = [
         r[0]
         for r in con.execute(

@@ -11,10 +11,10 @@ import pytest
 import yaml
 from sqlalchemy import insert, update
 
-from billing_jobs.invoicing.documents.from_ledger import invoice_documents
-from billing_jobs.invoicing.mail.outbox import document_deliveries
+from billing_jobs.ledger import metadata as ledger_metadata
 from billing_jobs.ledger import upgrade_ledger
-from ingestion.ledger_copy import copy_ledger_tables, ledger_metadata
+from billing_jobs.ledger.schema import document_deliveries, invoice_documents
+from ingestion.ledger_copy import copy_ledger_tables
 
 T0 = datetime(2025, 5, 1, 9, 0, tzinfo=UTC)
 SOURCES = Path(__file__).resolve().parents[2] / "dbt_project/models/staging/_raw__sources.yml"
@@ -62,7 +62,7 @@ def _delivery(delivery_id: int, status: str = "queued", **extra: object) -> dict
 
 def _copy(engine, con, cursors=None):
     out = copy_ledger_tables(
-        engine, con, ["invoice_documents", "document_deliveries"], cursors, ledger_metadata()
+        engine, con, ["invoice_documents", "document_deliveries"], cursors, ledger_metadata
     )
     return {c.table: c for c in out}
 

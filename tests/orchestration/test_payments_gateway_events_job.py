@@ -14,8 +14,8 @@ from billing_jobs.catalog import DEMO_CATALOG, load_catalog
 from billing_jobs.customers import create_customer
 from billing_jobs.ledger import make_engine, upgrade_ledger
 from billing_jobs.ledger import schema as s
+from billing_jobs.ledger.schema import payments_refunds
 from billing_jobs.payments import gateway_events as ge
-from billing_jobs.payments import state as pstate
 from billing_jobs.payments.collection import collect_open_invoices
 from billing_jobs.payments.payment_methods import add_payment_method
 from billing_jobs.subscriptions.service import create_subscription
@@ -110,7 +110,7 @@ def test_landed_webhooks_reach_the_ledger_once(paysight_env):
         with engine.connect() as conn:
             invoices = {r.id: r for r in conn.execute(select(s.invoices))}
             now_attempts = {r.invoice_id: r for r in conn.execute(select(s.payment_attempts))}
-            refunds = conn.execute(select(pstate.refunds)).all()
+            refunds = conn.execute(select(payments_refunds)).all()
         for inv_id in report.pending:
             truth = gw.fetch_payment(attempts[inv_id].gateway_payment_id, now=LATER)
             assert now_attempts[inv_id].status == truth.status.value

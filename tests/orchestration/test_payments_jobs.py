@@ -11,6 +11,7 @@ from billing_jobs.catalog import DEMO_CATALOG, load_catalog
 from billing_jobs.customers import create_customer
 from billing_jobs.ledger import make_engine, upgrade_ledger
 from billing_jobs.ledger import schema as s
+from billing_jobs.ledger.schema import ops_alerts
 from billing_jobs.payments.payment_methods import add_payment_method
 from billing_jobs.subscriptions.service import create_subscription
 
@@ -171,7 +172,6 @@ def test_billing_success_sensor_requests_one_collection_per_new_run(defs, world)
 
 
 def test_failed_payments_run_records_one_alert(defs, world):
-    from orchestration.defs.payments.sensors import ops_alerts
 
     engine, _, _ = world
     sensor = defs.resolve_sensor_def("payments_run_failure_sensor")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Column, Connection, DateTime, Integer, MetaData, String, Table, select
+from sqlalchemy import Connection, select
 
 from billing_jobs.invoicing.documents.model import (
     DocumentKind,
@@ -19,34 +19,13 @@ from billing_jobs.invoicing.documents.model import (
     Totals,
     fy_of,
 )
-from billing_jobs.invoicing.mail import ensure_delivery_tables
 from billing_jobs.ledger import schema as s
 from billing_jobs.ledger.session import Target, write_conn
 from billing_jobs.tax.gst import STATE_CODES
 
-document_metadata = MetaData()
-
-invoice_documents = Table(
-    "invoice_documents",
-    document_metadata,
-    Column("invoice_id", Integer, primary_key=True),
-    Column("number", String(16), nullable=False, unique=True),
-    Column("path", String(500), nullable=False),
-    Column("sha256", String(64), nullable=False),
-    Column("lang", String(8), nullable=False),
-    Column("rendered_at", DateTime(timezone=True), nullable=False),
-)
-
 
 class DocumentSourceError(ValueError):
     """A ledger invoice cannot be turned into a document (draft, missing supplier data...)."""
-
-
-def ensure_document_tables(target: Any) -> None:
-    """Create the documents table and the mail outbox tables where missing."""
-    engine = getattr(target, "engine", target)
-    document_metadata.create_all(engine)
-    ensure_delivery_tables(engine)
 
 
 def _state(code: str) -> StateRef:

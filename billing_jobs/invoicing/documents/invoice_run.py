@@ -20,16 +20,13 @@ from pathlib import Path
 
 from sqlalchemy import Engine, insert, select
 
-from billing_jobs.invoicing.documents.from_ledger import (
-    ensure_document_tables,
-    invoice_documents,
-    load_documents,
-)
+from billing_jobs.invoicing.documents.from_ledger import load_documents
 from billing_jobs.invoicing.documents.render import document_path
 from billing_jobs.invoicing.documents.render_worker import Rendered, Task, render_chunk, warm_up
 from billing_jobs.invoicing.mail import OutboxError, document_mail, queue_messages
 from billing_jobs.invoicing.mail.outbox import check_address
 from billing_jobs.ledger import schema as s
+from billing_jobs.ledger.schema import invoice_documents
 from billing_jobs.ledger.session import Target, engine_of
 
 LANGS = frozenset({"en", "hi", "mr"})
@@ -192,7 +189,6 @@ def run_invoice_documents(
     if chunk_size < 1 or read_batch < 1 or (workers is not None and workers < 1):
         raise InvoiceRunError("workers, chunk_size and read_batch must be positive")
     engine = engine_of(target)
-    ensure_document_tables(engine)
     todo = _todo(engine, limit)
     report = InvoiceRunReport(workers=_pool_size(workers, len(todo), chunk_size))
     chunks = _chunks(engine, todo, Path(root).resolve(), brand, read_batch, chunk_size, report)

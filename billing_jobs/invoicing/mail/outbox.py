@@ -20,90 +20,15 @@ from sqlalchemy.engine import Connection, Engine
 
 from billing_jobs.invoicing.mail.templates import render_message
 from billing_jobs.ledger.rawsql import reserve_ids
+from billing_jobs.ledger.schema import (
+    document_deliveries,
+    document_delivery_attachments,
+    document_delivery_files,
+)
 
 
 class OutboxError(ValueError):
     """Bad input to the outbox (naive time, bad address, unknown delivery...)."""
-
-
-class UTCDateTime(sa.types.TypeDecorator):
-    """Timezone-aware UTC datetimes on every backend (SQLite drops the offset otherwise)."""
-
-    impl = sa.DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise OutboxError("datetimes must be timezone-aware")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=UTC)
-
-
-metadata = sa.MetaData()
-
-
-document_deliveries = sa.Table(
-    "document_deliveries",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("kind", sa.String(40), nullable=False),
-    sa.Column("template_key", sa.String(64), nullable=False),
-    # Queueing the same thing twice (a retried invoice run) must not mail it twice.
-    sa.Column("dedupe_key", sa.String(200), nullable=True, unique=True),
-    sa.Column("document_number", sa.String(16), nullable=True),
-    sa.Column("recipient", sa.String(320), nullable=False),
-    sa.Column("lang", sa.String(8), nullable=False),
-    sa.Column("subject", sa.Text, nullable=False),
-    sa.Column("text_body", sa.Text, nullable=False),
-    sa.Column("html_body", sa.Text, nullable=False),
-    sa.Column("message_id", sa.String(255), nullable=False, unique=True),
-    sa.Column("status", sa.String(12), nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
-    sa.Column("next_attempt_at", UTCDateTime, nullable=True),
-    sa.Column("claim_token", sa.String(36), nullable=True),
-    sa.Column("claimed_at", UTCDateTime, nullable=True),
-    sa.Column("last_error", sa.Text, nullable=True),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-    sa.Column("sent_at", UTCDateTime, nullable=True),
-    sa.Column("resend_of", sa.Integer, sa.ForeignKey("document_deliveries.id"), nullable=True),
-    sa.Index("ix_document_deliveries_due", "status", "next_attempt_at"),
-)
-
-
-document_delivery_attachments = sa.Table(
-    "document_delivery_attachments",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("delivery_id", sa.Integer, sa.ForeignKey("document_deliveries.id"), nullable=False),
-    sa.Column("filename", sa.String(200), nullable=False),
-    sa.Column("content_type", sa.String(100), nullable=False),
-    sa.Column("content", sa.LargeBinary, nullable=False),
-)
-
-
-# Attachments kept by reference: a stored invoice PDF is attached from the document store at
-# send time instead of being copied into the ledger (100,000 invoices would add gigabytes).
-# The hash pins the content queued, so a file changed or lost later fails loudly instead of
-# mailing something else.
-document_delivery_files = sa.Table(
-    "document_delivery_files",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("delivery_id", sa.Integer, sa.ForeignKey("document_deliveries.id"), nullable=False),
-    sa.Column("filename", sa.String(200), nullable=False),
-    sa.Column("content_type", sa.String(100), nullable=False),
-    sa.Column("path", sa.String(500), nullable=False),
-    sa.Column("sha256", sa.String(64), nullable=False),
-    sa.Index("ix_document_delivery_files_delivery", "delivery_id"),
-)
-
-
-def ensure_delivery_tables(engine: Engine | Connection) -> None:
-    metadata.create_all(engine)
 
 
 @dataclass(frozen=True, slots=True)

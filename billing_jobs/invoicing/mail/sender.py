@@ -22,11 +22,13 @@ from billing_jobs.invoicing.mail.outbox import (
     RetryPolicy,
     _message_id,
     _utc,
+)
+from billing_jobs.invoicing.mail.smtp import SmtpSendError, SmtpSession, SmtpSettings
+from billing_jobs.ledger.schema import (
     document_deliveries,
     document_delivery_attachments,
     document_delivery_files,
 )
-from billing_jobs.invoicing.mail.smtp import SmtpSendError, SmtpSession, SmtpSettings
 
 
 @dataclass(slots=True)

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from billing_jobs.ledger import metadata as ledger_metadata
 from ingestion.gateway_sync import ensure_raw_gateway_tables, sync_gateway
 from ingestion.landing_loads import (
     get_cursor,
@@ -11,7 +12,7 @@ from ingestion.landing_loads import (
     load_webhook_events,
     set_cursor,
 )
-from ingestion.ledger_copy import copy_ledger_tables, ledger_metadata
+from ingestion.ledger_copy import copy_ledger_tables
 from ingestion.warehouse import table_count
 from orchestration.lib.resources import (
     GatewayResource,
@@ -220,7 +221,7 @@ def raw_ledger_tables(
     with warehouse.connect() as con:
         cursors = get_cursor(con, "ledger_tables") or {}
         copies = copy_ledger_tables(
-            engine, con, selected, cursors=cursors, metadata=ledger_metadata()
+            engine, con, selected, cursors=cursors, metadata=ledger_metadata
         )
         cursors.update({c.table: c.cursor for c in copies if c.cursor is not None})
         set_cursor(con, "ledger_tables", cursors)

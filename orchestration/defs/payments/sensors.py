@@ -6,32 +6,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import dagster as dg
-from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, Text, insert, select
+from sqlalchemy import Engine, insert, select
 
 from billing_jobs.ledger import make_engine
-from billing_jobs.ledger.schema import UTCDateTime
+from billing_jobs.ledger.schema import ops_alerts
 from orchestration.defs.payments.jobs import COLLECT_JOB, PAYMENT_JOBS
 from orchestration.lib.env import get_settings
 
 BILLING_JOB = "billing_run_job"
-alerts_metadata = MetaData()
-ops_alerts = Table(
-    "ops_alerts",
-    alerts_metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("source", String(64), nullable=False),  # the failed job
-    Column("run_id", String(64), nullable=False, unique=True),  # one alert per failed run
-    Column("severity", String(16), nullable=False),
-    Column("message", Text, nullable=False),
-    Column("created_at", UTCDateTime(), nullable=False),
-)
 
 
 def record_alert(
     engine: Engine, source: str, run_id: str, message: str, now: datetime, severity: str = "error"
 ) -> bool:
     """Insert the alert once per run (a re-evaluated sensor does not duplicate it)."""
-    alerts_metadata.create_all(engine)
     with engine.begin() as conn:
         if conn.execute(select(ops_alerts.c.id).where(ops_alerts.c.run_id == run_id)).first():
             return False

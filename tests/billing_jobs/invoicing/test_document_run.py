@@ -13,18 +13,21 @@ from sqlalchemy import event, func, select
 from billing_jobs.catalog import DEMO_CATALOG, load_catalog
 from billing_jobs.invoicing.builder import LineInput
 from billing_jobs.invoicing.documents import invoice_run
-from billing_jobs.invoicing.documents.from_ledger import invoice_documents, load_documents
+from billing_jobs.invoicing.documents.from_ledger import load_documents
 from billing_jobs.invoicing.documents.invoice_run import InvoiceRunError, run_invoice_documents
 from billing_jobs.invoicing.mail import (
     FileAttachment,
     OutboxError,
     QueuedMail,
-    document_deliveries,
-    document_delivery_files,
     queue_messages,
     send_due,
 )
 from billing_jobs.ledger import make_engine, upgrade_ledger
+from billing_jobs.ledger.schema import (
+    document_deliveries,
+    document_delivery_files,
+    invoice_documents,
+)
 from tests.invoice_seed import seed_invoice
 
 T0 = datetime(2025, 4, 1, 6, 0, tzinfo=UTC)
@@ -217,9 +220,7 @@ def _mail(key: str | None, to: str = "ap@kaveri.test", path: str = "/tmp/x.pdf")
 
 
 def test_queue_messages_dedupes_in_batch_and_against_the_outbox_and_refuses_bad_input(ledger):
-    from billing_jobs.invoicing.mail import ensure_delivery_tables
 
-    ensure_delivery_tables(ledger)
     with ledger.begin() as conn:
         first = queue_messages(conn, [_mail("k1"), _mail("k2"), _mail("k1")], now=NOW)
     assert first[0] == first[2] and first[0] != first[1]

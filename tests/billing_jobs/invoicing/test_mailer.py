@@ -22,14 +22,14 @@ from billing_jobs.invoicing.mail import (
     SmtpSession,
     SmtpSettings,
     delivery,
-    document_deliveries,
-    ensure_delivery_tables,
     queue_document,
     queue_message,
     resend,
     send_due,
     send_message,
 )
+from billing_jobs.ledger import upgrade_ledger
+from billing_jobs.ledger.schema import document_deliveries
 from tests.smtp_relay import Recorder, free_port
 
 NOW = datetime(2025, 10, 3, 9, 30, tzinfo=UTC)
@@ -38,7 +38,7 @@ NOW = datetime(2025, 10, 3, 9, 30, tzinfo=UTC)
 @pytest.fixture
 def engine(tmp_path: Path):
     eng = sa.create_engine(f"sqlite:///{tmp_path / 'outbox.sqlite'}", connect_args={"timeout": 30})
-    ensure_delivery_tables(eng)
+    upgrade_ledger(eng)  # the outbox lives in the ledger
     yield eng
     eng.dispose()
 

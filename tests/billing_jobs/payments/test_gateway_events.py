@@ -11,8 +11,13 @@ import pytest
 from sqlalchemy import func, select
 
 from billing_jobs.ledger import schema as s
+from billing_jobs.ledger.schema import (
+    payments_collection_state,
+    payments_disputes,
+    payments_gateway_events,
+    payments_refunds,
+)
 from billing_jobs.payments import gateway_events as ge
-from billing_jobs.payments import state as pstate
 from billing_jobs.payments.collection import collect_open_invoices
 from billing_jobs.payments.event_parsing import IncomingEvent
 from billing_jobs.payments.gateway import IDEMPOTENCY_METADATA_KEY
@@ -32,17 +37,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.t
-
-
-@pytest.fixture(autouse=True)
-def _empty_tables(request):
-    """PostgreSQL runs share a database: empty payments' and events' own tables too."""
-    engine = request.getfixturevalue("ledger")
-    ge.ensure_event_tables(engine)
-    with engine.begin() as conn:
-        for meta in (ge.events_metadata, pstate.payments_metadata):
-            for table in reversed(meta.sorted_tables):
-                conn.execute(table.delete())
 
 
 @pytest.fixture
@@ -107,21 +101,21 @@ def _attempt(ledger, attempt_id):
 
 def _snapshot(ledger) -> dict:
     """Everything an event can change, to prove a re-run changes nothing."""
-    tables = [s.invoices, s.payment_attempts, s.credit_notes, pstate.refunds, ge.disputes,
-              pstate.collection_state]  # fmt: skip
+    tables = [s.invoices, s.payment_attempts, s.credit_notes, payments_refunds, payments_disputes,
+              payments_collection_state]  # fmt: skip
     with ledger.connect() as conn:
         out = {t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key))]
                for t in tables}  # fmt: skip
         out["events"] = conn.execute(
-            select(ge.gateway_events.c.event_id, ge.gateway_events.c.status).order_by(
-                ge.gateway_events.c.event_id
+            select(payments_gateway_events.c.event_id, payments_gateway_events.c.status).order_by(
+                payments_gateway_events.c.event_id
             )
         ).all()
     return out
 
 
 def _statuses(ledger) -> dict[str, str]:
-    g = ge.gateway_events
+    g = payments_gateway_events
     with ledger.connect() as conn:
         return dict(conn.execute(select(g.c.event_id, g.c.status)).all())
 
@@ -177,7 +171,9 @@ def test_late_failure_of_a_pending_attempt_schedules_a_retry(ledger, pending):
     assert _invoice(ledger, inv.id).status == "open"
     with ledger.connect() as conn:
         state = conn.execute(
-            select(pstate.collection_state).where(pstate.collection_state.c.invoice_id == inv.id)
+            select(payments_collection_state).where(
+                payments_collection_state.c.invoice_id == inv.id
+            )
         ).one()
     assert state.next_retry_at is not None and state.next_retry_at > at.replace(tzinfo=UTC)
     assert state.dunning_json
@@ -197,7 +193,7 @@ def test_refund_before_success_waits_then_applies_once(ledger, pending):
     second = ge.apply_gateway_events(ledger, [success], t2)
     assert second.applied == 2 and second.rematched == 1 and second.unmatched == 0
     with ledger.connect() as conn:
-        rows = conn.execute(select(pstate.refunds)).all()
+        rows = conn.execute(select(payments_refunds)).all()
         notes = conn.execute(select(func.count()).select_from(s.credit_notes)).scalar_one()
     assert [(r.gateway_refund_id, r.amount_minor) for r in rows] == [("re_1", 10_000)]
     assert notes == 1 and rows[0].credit_note_id is not None
@@ -236,7 +232,7 @@ def test_refunds_never_exceed_the_captured_amount(ledger, captured):
                                  "evt_4": "applied", "evt_5": "ignored"}  # fmt: skip
     assert any("exceeds" in n for n in report.notes)
     with ledger.connect() as conn:
-        total = conn.execute(select(func.sum(pstate.refunds.c.amount_minor))).scalar_one()
+        total = conn.execute(select(func.sum(payments_refunds.c.amount_minor))).scalar_one()
     assert total == amount
 
 
@@ -251,7 +247,7 @@ def _dispute(attempt, status: str | None, **extra) -> dict:
 
 def _dispute_row(ledger):
     with ledger.connect() as conn:
-        return conn.execute(select(ge.disputes)).one()
+        return conn.execute(select(payments_disputes)).one()
 
 
 def test_dispute_closed_before_created_stays_lost(ledger, captured):
@@ -310,7 +306,7 @@ def test_malformed_payloads_are_kept_as_invalid_and_change_nothing(ledger, pendi
     report = ge.apply_gateway_events(ledger, [_raw("evt_x", "payment_intent.succeeded", body)], T0)
     assert report.invalid == 1 and any(needle in n for n in report.notes)
     with ledger.connect() as conn:
-        row = conn.execute(select(ge.gateway_events)).one()
+        row = conn.execute(select(payments_gateway_events)).one()
     assert row.status == "invalid" and row.body == body and needle in row.detail
     after = _snapshot(ledger)
     assert {k: v for k, v in after.items() if k != "events"} == {
@@ -343,7 +339,7 @@ def test_events_for_unknown_payments_are_kept_and_retried(ledger, pending):
     (kept,) = ge.unmatched_events(ledger)
     assert kept["event_id"] == "evt_ghost" and kept["tries"] >= 3 and "pi_ghost" in kept["detail"]
     with ledger.connect() as conn:
-        body = conn.execute(select(ge.gateway_events.c.body)).scalar_one()
+        body = conn.execute(select(payments_gateway_events.c.body)).scalar_one()
     assert json.loads(body)["data"]["object"]["id"] == "pi_ghost"  # not lost
 
 

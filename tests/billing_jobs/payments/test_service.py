@@ -9,7 +9,12 @@ from sqlalchemy import func, select
 
 from billing_jobs.errors import NotFoundError
 from billing_jobs.ledger import schema as s
-from billing_jobs.payments import state as pstate
+from billing_jobs.ledger.schema import (
+    document_deliveries,
+    payments_dunning_notifications,
+    payments_gateway_customers,
+    payments_refunds,
+)
 from billing_jobs.payments.collection import collect_open_invoices, run_due_retries
 from billing_jobs.payments.dunning_run import run_dunning
 from billing_jobs.payments.janitor import resolve_unknown
@@ -28,7 +33,7 @@ from billing_jobs.payments.payment_methods import (
     set_default_payment_method,
 )
 from billing_jobs.payments.refunds import create_refund
-from billing_jobs.payments.state import PaymentsError, ensure_payments_tables
+from billing_jobs.payments.state import PaymentsError
 from billing_jobs.subscriptions.service import create_subscription
 from billing_jobs.subscriptions.state import get_subscription
 from simulation.gateway.simulated import SimulatedGateway
@@ -43,22 +48,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.t
-
-
-@pytest.fixture(autouse=True)
-def _empty_payment_tables(request):
-    """The ledger fixture truncates only ledger tables between PostgreSQL tests; payments and
-    mail keep their own tables, so empty those too (a no-op on a fresh SQLite copy)."""
-    from billing_jobs.invoicing.mail import ensure_delivery_tables
-    from billing_jobs.invoicing.mail import metadata as mail_metadata
-
-    engine = request.getfixturevalue("ledger")
-    ensure_payments_tables(engine)
-    ensure_delivery_tables(engine)
-    with engine.begin() as conn:
-        for meta in (pstate.payments_metadata, mail_metadata):
-            for table in reversed(meta.sorted_tables):
-                conn.execute(table.delete())
 
 
 @pytest.fixture
@@ -122,8 +111,8 @@ def test_add_card_stores_token_and_display_details_only(ledger, new_customer, gw
 def _gcus(ledger, cid: int) -> str:
     with ledger.connect() as conn:
         return conn.execute(
-            select(pstate.gateway_customers.c.gateway_customer_id).where(
-                pstate.gateway_customers.c.customer_id == cid
+            select(payments_gateway_customers.c.gateway_customer_id).where(
+                payments_gateway_customers.c.customer_id == cid
             )
         ).scalar_one()
 
@@ -145,7 +134,7 @@ def test_bad_method_is_refused_and_nothing_is_stored(ledger, new_customer, gw, d
     with pytest.raises(error, match=needle):
         add_payment_method(ledger, gw, cid, data, T0)
     assert _rows(ledger, s.payment_methods) == 0
-    assert _rows(ledger, pstate.gateway_customers) == 0  # the gateway was never asked
+    assert _rows(ledger, payments_gateway_customers) == 0  # the gateway was never asked
     assert gw.store.one("select count(*) from sim_customers")[0] == 0
 
 
@@ -300,7 +289,7 @@ def test_dunning_reminds_once_restricts_then_cancels(ledger, new_customer, gw):
     day1 = run_dunning(ledger, start + timedelta(days=1, hours=1))
     assert day1["notifications"] == 1 and day1["mails_queued"] == 1
     again = run_dunning(ledger, start + timedelta(days=1, hours=2))
-    assert again["notifications"] == 0 and _rows(ledger, pstate.dunning_notifications) == 1
+    assert again["notifications"] == 0 and _rows(ledger, payments_dunning_notifications) == 1
     day14 = run_dunning(ledger, start + timedelta(days=14, hours=1))
     assert day14["notifications"] == 3 and day14["restricted"] == [inv.id]
     assert get_subscription(ledger, sub_id)["status"] == "unpaid"
@@ -309,7 +298,6 @@ def test_dunning_reminds_once_restricts_then_cancels(ledger, new_customer, gw):
     assert get_subscription(ledger, sub_id)["status"] == "canceled"
     assert _invoices(ledger)[0].status == "uncollectible"
     assert run_dunning(ledger, start + timedelta(days=40))["notifications"] == 0
-    from billing_jobs.invoicing.mail import document_deliveries
 
     with ledger.connect() as conn:
         mails = conn.execute(select(document_deliveries.c.recipient)).scalars().all()
@@ -333,7 +321,7 @@ def test_refund_above_captured_is_refused_and_changes_nothing(ledger, new_custom
         create_refund(ledger, gw, inv.id, 0, T0)
     with pytest.raises(NotFoundError, match="no captured payment"):
         create_refund(ledger, gw, "pi_unknown", 100, T0)
-    assert _rows(ledger, s.credit_notes) == 0 and _rows(ledger, pstate.refunds) == 0
+    assert _rows(ledger, s.credit_notes) == 0 and _rows(ledger, payments_refunds) == 0
     assert gw.store.one("select count(*) from sim_refunds")[0] == 0
 
 
@@ -349,7 +337,7 @@ def test_partial_refunds_issue_credit_notes_up_to_the_capture(ledger, new_custom
     assert by_payment["refundable_left_minor"] == 0
     with pytest.raises(RefundExceedsCaptured):
         create_refund(ledger, gw, inv.id, 1, t)
-    assert _rows(ledger, s.credit_notes) == 2 and _rows(ledger, pstate.refunds) == 2
+    assert _rows(ledger, s.credit_notes) == 2 and _rows(ledger, payments_refunds) == 2
     assert gw.store.one("select sum(amount_minor) from sim_refunds")[0] == inv.amount_paid_minor
 
 
@@ -360,7 +348,7 @@ def test_void_invoice_ends_dunning_silently(ledger, new_customer, gw):
     (inv,) = _invoices(ledger)
     void_invoice(ledger, inv.id, at=start + timedelta(hours=2))
     out = run_dunning(ledger, start + timedelta(days=8))
-    assert out["notifications"] == 0 and _rows(ledger, pstate.dunning_notifications) == 0
+    assert out["notifications"] == 0 and _rows(ledger, payments_dunning_notifications) == 0
 
 
 def test_restricted_subscription_is_restored_when_paid(ledger, new_customer, tmp_path):

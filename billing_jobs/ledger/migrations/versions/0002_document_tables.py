@@ -18,7 +18,10 @@ depends_on = None
 
 
 def _tables() -> sa.MetaData:
-    """The four tables as of this revision, spelled out (not imported: later code may change)."""
+    """The four tables as of this revision, spelled out (not imported: later code may change).
+
+    Unique constraints carry the names PostgreSQL gives an inline UNIQUE, so a PostgreSQL
+    ledger is the same whichever created it; on SQLite the name is only recorded."""
     # A plain MetaData (no naming convention), as ensure_*() use: same DDL, same constraint
     # names, whichever of the two created a ledger's tables.
     meta = sa.MetaData()
@@ -26,11 +29,12 @@ def _tables() -> sa.MetaData:
         "invoice_documents",
         meta,
         sa.Column("invoice_id", sa.Integer(), primary_key=True),
-        sa.Column("number", sa.String(16), nullable=False, unique=True),
+        sa.Column("number", sa.String(16), nullable=False),
         sa.Column("path", sa.String(500), nullable=False),
         sa.Column("sha256", sa.String(64), nullable=False),
         sa.Column("lang", sa.String(8), nullable=False),
         sa.Column("rendered_at", sa.DateTime(timezone=True), nullable=False),
+        sa.UniqueConstraint("number", name="invoice_documents_number_key"),
     )
     sa.Table(
         "document_deliveries",
@@ -38,14 +42,14 @@ def _tables() -> sa.MetaData:
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("kind", sa.String(40), nullable=False),
         sa.Column("template_key", sa.String(64), nullable=False),
-        sa.Column("dedupe_key", sa.String(200), nullable=True, unique=True),
+        sa.Column("dedupe_key", sa.String(200), nullable=True),
         sa.Column("document_number", sa.String(16), nullable=True),
         sa.Column("recipient", sa.String(320), nullable=False),
         sa.Column("lang", sa.String(8), nullable=False),
         sa.Column("subject", sa.Text(), nullable=False),
         sa.Column("text_body", sa.Text(), nullable=False),
         sa.Column("html_body", sa.Text(), nullable=False),
-        sa.Column("message_id", sa.String(255), nullable=False, unique=True),
+        sa.Column("message_id", sa.String(255), nullable=False),
         sa.Column("status", sa.String(12), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", sa.DateTime(), nullable=True),
@@ -58,6 +62,8 @@ def _tables() -> sa.MetaData:
             "resend_of", sa.Integer(), sa.ForeignKey("document_deliveries.id"), nullable=True
         ),
         sa.Index("ix_document_deliveries_due", "status", "next_attempt_at"),
+        sa.UniqueConstraint("dedupe_key", name="document_deliveries_dedupe_key_key"),
+        sa.UniqueConstraint("message_id", name="document_deliveries_message_id_key"),
     )
     for name, payload in (
         ("document_delivery_attachments", [sa.Column("content", sa.LargeBinary(), nullable=False)]),

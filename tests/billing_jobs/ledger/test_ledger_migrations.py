@@ -1,8 +1,9 @@
-"""Migration 0002: the document/outbox tables, for new ledgers and for ledgers where
-`ensure_document_tables` created them before the migration existed."""
+"""Migrations 0002 and 0003: the tables once created on first use (documents, outbox, payments
+state, gateway events, alerts), for new ledgers and for ledgers that already had them."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import uuid
 from collections.abc import Iterator
@@ -13,14 +14,26 @@ import pytest
 from sqlalchemy import create_engine, insert, inspect, select, text
 from sqlalchemy.engine import make_url
 
-from billing_jobs.invoicing.documents.from_ledger import ensure_document_tables, invoice_documents
 from billing_jobs.ledger import make_engine, upgrade_ledger
+from billing_jobs.ledger.engine import MIGRATIONS_DIR
+from billing_jobs.ledger.schema import invoice_documents, ops_alerts
 
 TABLES = {
     "invoice_documents",
     "document_deliveries",
     "document_delivery_attachments",
     "document_delivery_files",
+}
+OPS_TABLES = {
+    "payments_gateway_customers",
+    "payments_method_details",
+    "payments_collection_state",
+    "payments_dunning_notifications",
+    "payments_refunds",
+    "payments_gateway_events",
+    "payments_disputes",
+    "payments_landing_cursors",
+    "ops_alerts",
 }
 
 
@@ -48,20 +61,31 @@ def _version(engine) -> str:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def test_head_creates_the_document_tables(blank_url: str) -> None:
+def _revision_tables(revision: str):
+    """The tables a revision creates, as spelled out in the migration file itself (before the
+    migrations existed, the services created exactly these on first use)."""
+    path = next((MIGRATIONS_DIR / "versions").glob(f"{revision}_*.py"))
+    spec = importlib.util.spec_from_file_location(f"ledger_rev_{revision}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module._tables()
+
+
+def test_head_creates_every_operations_table(blank_url: str) -> None:
     engine = upgrade_ledger(blank_url)
-    assert set(inspect(engine).get_table_names()) >= TABLES
-    assert _version(engine) == "0002"
-    ensure_document_tables(engine)  # still a harmless no-op afterwards
+    assert set(inspect(engine).get_table_names()) >= TABLES | OPS_TABLES
+    assert _version(engine) == "0003"
     idx = {i["name"] for i in inspect(engine).get_indexes("document_deliveries")}
     assert "ix_document_deliveries_due" in idx
     engine.dispose()
 
 
-def test_ledger_created_by_ensure_keeps_its_rows(blank_url: str) -> None:
+def test_ledger_whose_tables_were_created_on_first_use_keeps_its_rows(blank_url: str) -> None:
     engine = upgrade_ledger(blank_url, revision="0001")
-    assert not TABLES & set(inspect(engine).get_table_names())
-    ensure_document_tables(engine)  # how ledgers got these tables before 0002
+    assert not (TABLES | OPS_TABLES) & set(inspect(engine).get_table_names())
+    # how ledgers got these tables before 0002 and 0003: created by the code that used them
+    _revision_tables("0002").create_all(engine)
+    _revision_tables("0003").create_all(engine)
     row = {
         "invoice_id": 7,
         "number": "INV/2526/000007",
@@ -70,12 +94,16 @@ def test_ledger_created_by_ensure_keeps_its_rows(blank_url: str) -> None:
         "lang": "en",
         "rendered_at": datetime(2025, 5, 1, tzinfo=UTC),
     }
+    alert = {"source": "payments_collect_job", "run_id": "r1", "severity": "error",
+             "message": "boom", "created_at": datetime(2025, 5, 1, tzinfo=UTC)}  # fmt: skip
     with engine.begin() as conn:
         conn.execute(insert(invoice_documents), row)
+        conn.execute(insert(ops_alerts), alert)
     upgrade_ledger(engine)
-    assert _version(engine) == "0002"
+    assert _version(engine) == "0003"
     with engine.connect() as conn:
         assert conn.execute(select(invoice_documents.c.number)).scalars().all() == [row["number"]]
+        assert conn.execute(select(ops_alerts.c.run_id)).scalars().all() == ["r1"]
     engine.dispose()
 
 
@@ -86,16 +114,14 @@ def test_downgrade_and_upgrade_again(blank_url: str) -> None:
     from alembic import command
     from alembic.config import Config
 
-    from billing_jobs.ledger.engine import MIGRATIONS_DIR
-
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0001")
-    assert not TABLES & set(inspect(engine).get_table_names())
+    assert not (TABLES | OPS_TABLES) & set(inspect(engine).get_table_names())
     upgrade_ledger(engine)
     other = make_engine(url)
-    assert set(inspect(other).get_table_names()) >= TABLES
+    assert set(inspect(other).get_table_names()) >= TABLES | OPS_TABLES
     other.dispose()
     engine.dispose()
