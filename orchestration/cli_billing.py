@@ -353,7 +353,7 @@ def invoices_run(
     as_json: JsonOption = False,
 ) -> None:
     """Render, store and queue (and send, when PAYSIGHT_SMTP_URL is set) new invoice documents."""
-    from billing_jobs.invoicing.documents.from_ledger import run_invoice_documents
+    from billing_jobs.invoicing.documents.invoice_run import run_invoice_documents
     from billing_jobs.invoicing.mail import SmtpSettings, send_due
 
     settings = load_settings()

@@ -3,16 +3,28 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import pandas as pd
 
-if TYPE_CHECKING:
-    from simulation.settlement import Discrepancy, Unsettled
-    from simulation.world import World
+from simulation.fraud import FraudCharge
+from simulation.settlement import Discrepancy, Unsettled
+
+
+@dataclass(frozen=True)
+class WorldRecord:
+    """What a finished world knows that no detector may read (`World.record()` builds it):
+    one row per customer, the churns and behaviour signals, the fraud charges, the run."""
+
+    customers: list[dict[str, Any]]
+    churns: list[dict[str, Any]]
+    signals: list[dict[str, Any]]
+    fraud: list[FraudCharge]
+    run: dict[str, Any]
+
 
 TABLES = ("customers", "churn_events", "behaviour_signals", "fraud_transactions",
           "settlement_discrepancies", "unsettled_payments", "run")  # fmt: skip
@@ -29,30 +41,10 @@ def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
 
 
 def truth_frames(
-    world: World, discrepancies: list[Discrepancy], unsettled: list[Unsettled] | None = None
+    world: WorldRecord, discrepancies: list[Discrepancy], unsettled: list[Unsettled] | None = None
 ) -> dict[str, pd.DataFrame]:
     """Every truth table; `unsettled`: clean charges the bank had not credited at the end."""
-    customers = [
-        {
-            "customer_id": a.customer_id,
-            "gateway_customer_id": a.gateway_customer_id,
-            "segment": a.profile.segment,
-            "state_code": a.profile.state_code,
-            "tax_status": a.profile.tax_status,
-            "method": a.profile.method,
-            "issuer": a.profile.issuer,
-            "mandate": a.profile.mandate,
-            "signup_at": a.profile.signup_at,
-            "churn_intended": a.profile.intended_churn_at is not None,
-            "intended_churn_at": a.profile.intended_churn_at,
-            "churned_at": a.churned_at,
-            "churn_kind": a.churn_kind,
-        }
-        for a in world.accounts.values()
-    ]
-    p = world.p
-    run = [{"seed": p.seed, "customers": p.customers, "months": p.months,
-            "start": p.start.isoformat(), **{f"count_{k}": v for k, v in world.counts.items()}}]  # fmt: skip
+    customers = world.customers
     return {
         "customers": _frame(customers, list(customers[0]) if customers else ["customer_id"]),
         "churn_events": _frame(world.churns, ["customer_id", "subscription_id", "churned_at",
@@ -67,13 +59,13 @@ def truth_frames(
             "expected_settled_at", "bank_settled_at", "bank_copies", "file",
             "payment_created_at"]),
         "unsettled_payments": _frame([asdict(u) for u in unsettled or []], UNSETTLED_COLUMNS),
-        "run": pd.DataFrame(run),
+        "run": pd.DataFrame([world.run]),
     }  # fmt: skip
 
 
 def write_truth(
     truth_dir: Path,
-    world: World,
+    world: WorldRecord,
     discrepancies: list[Discrepancy],
     warehouse_path: str | Path | None = None,
     unsettled: list[Unsettled] | None = None,

@@ -60,7 +60,7 @@ from simulation.gateway.simulated import SimulatedGateway
 from simulation.ledger_ops import BatchOps, RowOps
 from simulation.params import SimulationError, SimulationParams, add_months, make_params
 from simulation.settlement import unsettled_payments, write_bank_files
-from simulation.truth import write_truth
+from simulation.truth import WorldRecord, write_truth
 
 GATEWAY = "simulated"
 SKIPPABLE = (ValidationError, InvalidTransitionError, NotFoundError, GatewayError)
@@ -816,6 +816,31 @@ class World:
             details = [(mid, *card[tok]) for mid, tok in methods if tok in card]
             self.bump("method_details", save_method_details(conn, details))
 
+    def record(self) -> WorldRecord:
+        """The ground truth of this world, for `simulation.truth` (which no detector reads)."""
+        customers = [
+            {
+                "customer_id": a.customer_id,
+                "gateway_customer_id": a.gateway_customer_id,
+                "segment": a.profile.segment,
+                "state_code": a.profile.state_code,
+                "tax_status": a.profile.tax_status,
+                "method": a.profile.method,
+                "issuer": a.profile.issuer,
+                "mandate": a.profile.mandate,
+                "signup_at": a.profile.signup_at,
+                "churn_intended": a.profile.intended_churn_at is not None,
+                "intended_churn_at": a.profile.intended_churn_at,
+                "churned_at": a.churned_at,
+                "churn_kind": a.churn_kind,
+            }
+            for a in self.accounts.values()
+        ]
+        p = self.p
+        run = {"seed": p.seed, "customers": p.customers, "months": p.months,
+               "start": p.start.isoformat(), **{f"count_{k}": v for k, v in self.counts.items()}}  # fmt: skip
+        return WorldRecord(customers, self.churns, self.signals, self.fraud, run)
+
     # -- fraud ----------------------------------------------------------------------------------
     def _fraud(self, day: date) -> None:
         rng = random.Random(f"{self.p.seed}:burst:{day.isoformat()}")
@@ -917,7 +942,7 @@ def simulate(
     truth_dir = p.run_dir / "sim_truth"
     unsettled = unsettled_payments(gw_path, world.end_dt, discrepancies)
     world.counts["unsettled_at_end"] = len(unsettled)
-    write_truth(truth_dir, world, discrepancies, warehouse_path, unsettled=unsettled)
+    write_truth(truth_dir, world.record(), discrepancies, warehouse_path, unsettled=unsettled)
     end = add_months(p.start, p.months)
     return SimulationResult(
         run_dir=p.run_dir, ledger_url=url, gateway_state_path=gw_path, bank_dir=bank_dir,

@@ -174,11 +174,3 @@ def _document(
         brand=brand,
     )
 
-
-def __getattr__(name: str) -> Any:
-    # The run moved to `invoice_run`; callers importing it from here keep working.
-    if name in ("run_invoice_documents", "InvoiceRunReport"):
-        from billing_jobs.invoicing.documents import invoice_run
-
-        return getattr(invoice_run, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

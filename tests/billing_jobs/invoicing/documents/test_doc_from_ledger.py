@@ -8,11 +8,8 @@ from pypdf import PdfReader
 
 from billing_jobs.catalog import DEMO_CATALOG, load_catalog
 from billing_jobs.customers import create_customer
-from billing_jobs.invoicing.documents.from_ledger import (
-    DocumentSourceError,
-    invoice_document,
-    run_invoice_documents,
-)
+from billing_jobs.invoicing.documents.from_ledger import DocumentSourceError, invoice_document
+from billing_jobs.invoicing.documents.invoice_run import run_invoice_documents
 from billing_jobs.invoicing.mail import send_due
 from billing_jobs.ledger import make_engine, upgrade_ledger
 from billing_jobs.subscriptions.billing_run import run_billing
