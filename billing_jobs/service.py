@@ -1,4 +1,11 @@
-"""The billing service API the CLI and jobs call; every function returns JSON-ready dicts."""
+"""The billing domain's facade: one import for driving a business through its whole lifecycle
+(catalog, customers, subscriptions and their changes, billing runs, invoices, credit notes).
+
+The simulator drives billing through it, as an HTTP API would; the CLI and the Dagster jobs
+import the domain modules directly. Every name here is the domain function itself, not a
+wrapper, so its behaviour is documented and tested where it lives. It sits above every
+subpackage of billing_jobs, and nothing in billing_jobs imports it (tests/test_import_graph.py).
+"""
 
 from billing_jobs.catalog import DEMO_CATALOG, load_catalog
 from billing_jobs.customers import create_customer, get_customer

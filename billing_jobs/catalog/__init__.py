@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -101,6 +101,105 @@ def _minor(value: Any, currency: str, where: str) -> int:
         raise CatalogError(f"{where}: {exc}") from exc
 
 
+def _product(p: Any, where: str) -> ProductSpec:
+    sac = str(_need(p, "sac", where))
+    if sac not in RATE_TABLE:
+        raise CatalogError(f"{where}: SAC/HSN {sac!r} has no GST rate in the rate table")
+    return ProductSpec(str(_need(p, "code", where)), str(_need(p, "name", where)), sac)
+
+
+def _tiers(spec: Any, cur: str, model: str, pwhere: str) -> tuple[Tier, ...]:
+    if not isinstance(spec, list) or not spec:
+        raise CatalogError(f"{pwhere}: {model} pricing needs a list of tiers")
+    tiers, last = [], 0
+    for j, t in enumerate(spec):
+        up_to = t.get("up_to")
+        if up_to is not None and (not isinstance(up_to, int) or up_to <= last):
+            raise CatalogError(f"{pwhere} tier {j}: up_to must increase")
+        if up_to is None and j != len(spec) - 1:
+            raise CatalogError(f"{pwhere}: only the last tier may be unbounded")
+        tiers.append(
+            Tier(
+                up_to,
+                _minor(t.get("unit", "0"), cur, pwhere),
+                _minor(t.get("flat", "0"), cur, pwhere),
+            )
+        )
+        last = up_to or last
+    if tiers[-1].up_to is not None:
+        raise CatalogError(f"{pwhere}: the last tier must have up_to: null")
+    return tuple(tiers)
+
+
+def _plan(p: Any, index: int, product_codes: Sequence[str]) -> PlanSpec:
+    code = str(_need(p, "code", f"plans[{index}]"))
+    where = f"plan {code!r}"
+    product = str(_need(p, "product", where))
+    if product not in product_codes:
+        raise CatalogError(f"{where}: unknown product {product!r}")
+    try:
+        interval = Interval(_need(p, "interval", where)).value
+        model = PricingModel(p.get("pricing", "per_unit")).value
+    except ValueError as exc:
+        raise CatalogError(f"{where}: {exc}") from exc
+    count = p.get("interval_count", 1)
+    trial = p.get("trial_days", 0)
+    if not isinstance(count, int) or count <= 0:
+        raise CatalogError(f"{where}: interval_count must be a positive integer")
+    if not isinstance(trial, int) or trial < 0:
+        raise CatalogError(f"{where}: trial_days must be a non-negative integer")
+    prices = []
+    for cur, spec in (_need(p, "prices", where) or {}).items():
+        pwhere = f"{where} price {cur}"
+        if model == "per_unit":
+            prices.append(PriceSpec(str(cur).upper(), _minor(spec, cur, pwhere)))
+        else:
+            prices.append(PriceSpec(str(cur).upper(), None, _tiers(spec, cur, model, pwhere)))
+    if not prices:
+        raise CatalogError(f"{where}: needs at least one price")
+    return PlanSpec(
+        code,
+        product,
+        str(p.get("name", code)),
+        interval,
+        count,
+        trial,
+        model,
+        bool(p.get("addon", False)),
+        tuple(sorted(prices, key=lambda x: x.currency)),
+    )
+
+
+def _coupon(c: Any, index: int) -> CouponSpec:
+    where = f"coupon {c.get('code', index)!r}"
+    code = str(_need(c, "code", where))
+    duration = _need(c, "duration", where)
+    if duration not in ("once", "repeating", "forever"):
+        raise CatalogError(f"{where}: duration must be once, repeating or forever")
+    periods = c.get("duration_in_periods")
+    if duration == "repeating" and (not isinstance(periods, int) or periods <= 0):
+        raise CatalogError(f"{where}: repeating coupons need duration_in_periods > 0")
+    pct, amt, cur = c.get("percent_off"), c.get("amount_off"), c.get("currency")
+    if (pct is None) == (amt is None):
+        raise CatalogError(f"{where}: give exactly one of percent_off or amount_off")
+    bp = None
+    if pct is not None:
+        try:
+            bp_dec = Money.of(str(pct), "INR").amount_minor  # percent with 2 decimals
+        except MoneyError as exc:
+            raise CatalogError(f"{where}: bad percent_off {pct!r}") from exc
+        if not 0 < bp_dec <= 10000:
+            raise CatalogError(f"{where}: percent_off must be in (0, 100]")
+        bp = bp_dec
+    amount = None
+    if amt is not None:
+        if not cur:
+            raise CatalogError(f"{where}: amount_off needs a currency")
+        amount = _minor(amt, cur, where)
+        cur = str(cur).upper()
+    return CouponSpec(code, bp, amount, cur if amount is not None else None, duration, periods)
+
+
 def parse_catalog(doc: Mapping[str, Any]) -> CatalogSpec:
     """Validate a catalog document (already parsed YAML) into specs."""
     if not isinstance(doc, Mapping):
@@ -112,111 +211,14 @@ def parse_catalog(doc: Mapping[str, Any]) -> CatalogSpec:
         raise
     except ValueError as exc:
         raise CatalogError(f"supplier: {exc}") from exc
-    products = []
-    for i, p in enumerate(doc.get("products") or []):
-        where = f"products[{i}]"
-        sac = str(_need(p, "sac", where))
-        if sac not in RATE_TABLE:
-            raise CatalogError(f"{where}: SAC/HSN {sac!r} has no GST rate in the rate table")
-        products.append(
-            ProductSpec(str(_need(p, "code", where)), str(_need(p, "name", where)), sac)
-        )
+    products = [_product(p, f"products[{i}]") for i, p in enumerate(doc.get("products") or [])]
     codes = [p.code for p in products]
     if len(set(codes)) != len(codes):
         raise CatalogError("products: duplicate product codes")
-    plans = []
-    for i, p in enumerate(doc.get("plans") or []):
-        where = f"plans[{i}]"
-        code = str(_need(p, "code", where))
-        where = f"plan {code!r}"
-        product = str(_need(p, "product", where))
-        if product not in codes:
-            raise CatalogError(f"{where}: unknown product {product!r}")
-        try:
-            interval = Interval(_need(p, "interval", where)).value
-            model = PricingModel(p.get("pricing", "per_unit")).value
-        except ValueError as exc:
-            raise CatalogError(f"{where}: {exc}") from exc
-        count = p.get("interval_count", 1)
-        trial = p.get("trial_days", 0)
-        if not isinstance(count, int) or count <= 0:
-            raise CatalogError(f"{where}: interval_count must be a positive integer")
-        if not isinstance(trial, int) or trial < 0:
-            raise CatalogError(f"{where}: trial_days must be a non-negative integer")
-        prices = []
-        for cur, spec in (_need(p, "prices", where) or {}).items():
-            pwhere = f"{where} price {cur}"
-            if model == "per_unit":
-                prices.append(PriceSpec(str(cur).upper(), _minor(spec, cur, pwhere)))
-            else:
-                if not isinstance(spec, list) or not spec:
-                    raise CatalogError(f"{pwhere}: {model} pricing needs a list of tiers")
-                tiers, last = [], 0
-                for j, t in enumerate(spec):
-                    up_to = t.get("up_to")
-                    if up_to is not None and (not isinstance(up_to, int) or up_to <= last):
-                        raise CatalogError(f"{pwhere} tier {j}: up_to must increase")
-                    if up_to is None and j != len(spec) - 1:
-                        raise CatalogError(f"{pwhere}: only the last tier may be unbounded")
-                    tiers.append(
-                        Tier(
-                            up_to,
-                            _minor(t.get("unit", "0"), cur, pwhere),
-                            _minor(t.get("flat", "0"), cur, pwhere),
-                        )
-                    )
-                    last = up_to or last
-                if tiers[-1].up_to is not None:
-                    raise CatalogError(f"{pwhere}: the last tier must have up_to: null")
-                prices.append(PriceSpec(str(cur).upper(), None, tuple(tiers)))
-        if not prices:
-            raise CatalogError(f"{where}: needs at least one price")
-        plans.append(
-            PlanSpec(
-                code,
-                product,
-                str(p.get("name", code)),
-                interval,
-                count,
-                trial,
-                model,
-                bool(p.get("addon", False)),
-                tuple(sorted(prices, key=lambda x: x.currency)),
-            )
-        )
+    plans = [_plan(p, i, codes) for i, p in enumerate(doc.get("plans") or [])]
     if len({p.code for p in plans}) != len(plans):
         raise CatalogError("plans: duplicate plan codes")
-    coupons = []
-    for i, c in enumerate(doc.get("coupons") or []):
-        where = f"coupon {c.get('code', i)!r}"
-        code = str(_need(c, "code", where))
-        duration = _need(c, "duration", where)
-        if duration not in ("once", "repeating", "forever"):
-            raise CatalogError(f"{where}: duration must be once, repeating or forever")
-        periods = c.get("duration_in_periods")
-        if duration == "repeating" and (not isinstance(periods, int) or periods <= 0):
-            raise CatalogError(f"{where}: repeating coupons need duration_in_periods > 0")
-        pct, amt, cur = c.get("percent_off"), c.get("amount_off"), c.get("currency")
-        if (pct is None) == (amt is None):
-            raise CatalogError(f"{where}: give exactly one of percent_off or amount_off")
-        bp = None
-        if pct is not None:
-            try:
-                bp_dec = Money.of(str(pct), "INR").amount_minor  # percent with 2 decimals
-            except MoneyError as exc:
-                raise CatalogError(f"{where}: bad percent_off {pct!r}") from exc
-            if not 0 < bp_dec <= 10000:
-                raise CatalogError(f"{where}: percent_off must be in (0, 100]")
-            bp = bp_dec
-        amount = None
-        if amt is not None:
-            if not cur:
-                raise CatalogError(f"{where}: amount_off needs a currency")
-            amount = _minor(amt, cur, where)
-            cur = str(cur).upper()
-        coupons.append(
-            CouponSpec(code, bp, amount, cur if amount is not None else None, duration, periods)
-        )
+    coupons = [_coupon(c, i) for i, c in enumerate(doc.get("coupons") or [])]
     prefix = str(doc.get("invoice_prefix", "INV"))
     return CatalogSpec(
         gstin,

@@ -106,6 +106,37 @@ class BatchAttemptStore:
                 out[a.invoice_id].append(a)
         return out
 
+    def _statuses(self, invoice_ids: Sequence[int]) -> dict[int, list[str]]:
+        """The statuses of each invoice's attempts so far (row-locking the invoices on
+        PostgreSQL, as LedgerAttemptStore does, so attempts per invoice are serialized).
+        NotFoundError when an invoice does not exist."""
+        exists: set[int] = set()
+        history: dict[int, list[str]] = {i: [] for i in invoice_ids}
+        for part in _chunks(invoice_ids):
+            marks = _in(self.conn, len(part))
+            if not self.sq:
+                sql_rows(
+                    self.conn,
+                    f"SELECT id FROM invoices WHERE id IN ({marks}) ORDER BY id FOR UPDATE",
+                    tuple(part),
+                )
+            exists.update(
+                r[0]
+                for r in sql_rows(
+                    self.conn, f"SELECT id FROM invoices WHERE id IN ({marks})", tuple(part)
+                )
+            )
+            for inv, status in sql_rows(
+                self.conn,
+                f"SELECT invoice_id, status FROM payment_attempts WHERE invoice_id IN ({marks})",
+                tuple(part),
+            ):
+                history[inv].append(status)
+        missing = [i for i in invoice_ids if i not in exists]
+        if missing:
+            raise NotFoundError(f"invoice {missing[0]} does not exist")
+        return history
+
     def record_pending_many(
         self, items: Sequence[tuple[InvoiceCharge, datetime]]
     ) -> list[Attempt | CollectionError]:
@@ -124,33 +155,7 @@ class BatchAttemptStore:
                 raise CollectionError(
                     f"ledger invoice ids are integers, got {charge.invoice_id!r}"
                 ) from None
-        uniq = sorted(set(inv_ids))
-        exists: set[int] = set()
-        history: dict[int, list[str]] = {i: [] for i in uniq}
-        for part in _chunks(uniq):
-            marks = _in(self.conn, len(part))
-            if not self.sq:
-                # Serialize attempts per invoice, as LedgerAttemptStore does with a row lock.
-                sql_rows(
-                    self.conn,
-                    f"SELECT id FROM invoices WHERE id IN ({marks}) ORDER BY id FOR UPDATE",
-                    tuple(part),
-                )
-            exists.update(
-                r[0]
-                for r in sql_rows(
-                    self.conn, f"SELECT id FROM invoices WHERE id IN ({marks})", tuple(part)
-                )
-            )
-            for inv, status in sql_rows(
-                self.conn,
-                f"SELECT invoice_id, status FROM payment_attempts WHERE invoice_id IN ({marks})",
-                tuple(part),
-            ):
-                history[inv].append(status)
-        missing = [i for i in uniq if i not in exists]
-        if missing:
-            raise NotFoundError(f"invoice {missing[0]} does not exist")
+        history = self._statuses(sorted(set(inv_ids)))
         out: list[Attempt | CollectionError] = []
         rows, keys = [], []
         for (charge, now), inv in zip(items, inv_ids, strict=True):

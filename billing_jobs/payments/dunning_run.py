@@ -93,26 +93,7 @@ def run_dunning(
                     dedupe_key=f"dunning:{r.invoice_id}:{note.kind}:{note.due_at.isoformat()}",
                 )  # fmt: skip
         with engine.begin() as conn:
-            for i, note in enumerate(res.notifications):
-                exists = conn.execute(
-                    select(payments_dunning_notifications.c.id).where(
-                        payments_dunning_notifications.c.invoice_id == r.invoice_id,
-                        payments_dunning_notifications.c.kind == note.kind,
-                        payments_dunning_notifications.c.due_at == note.due_at,
-                    )
-                ).first()
-                if exists:
-                    continue
-                conn.execute(
-                    insert(payments_dunning_notifications),
-                    {"invoice_id": r.invoice_id, "customer_id": r.customer_id, "kind": note.kind,
-                     "template_key": note.template_key, "due_at": note.due_at,
-                     "next_retry_at": note.next_retry_at, "amount_minor": note.amount_minor,
-                     "currency": note.currency, "mail_delivery_id": deliveries[i],
-                     "created_at": now},
-                )  # fmt: skip
-                out["notifications"] += 1
-                out["mails_queued"] += deliveries[i] is not None
+            _record_notifications(conn, r, res.notifications, deliveries, now, out)
             closed = 1 if res.state.status in CLOSED else 0
             values: dict[str, Any] = {"dunning_json": dump_dunning(res.state), "closed": closed}
             if closed:
@@ -120,6 +101,30 @@ def run_dunning(
             upsert_state(conn, r.invoice_id, r.gateway, now, **values)
         _apply_dunning_status(engine, r, state.status, res.state.status, now, out)
     return out
+
+
+def _record_notifications(
+    conn: Any, r: Any, notes: Any, deliveries: dict[int, int | None], now: datetime, out: dict
+) -> None:
+    """Record each notification once (a re-run finds it and skips it)."""
+    t = payments_dunning_notifications
+    for i, note in enumerate(notes):
+        exists = conn.execute(
+            select(t.c.id).where(
+                t.c.invoice_id == r.invoice_id, t.c.kind == note.kind, t.c.due_at == note.due_at
+            )
+        ).first()
+        if exists:
+            continue
+        conn.execute(
+            insert(t),
+            {"invoice_id": r.invoice_id, "customer_id": r.customer_id, "kind": note.kind,
+             "template_key": note.template_key, "due_at": note.due_at,
+             "next_retry_at": note.next_retry_at, "amount_minor": note.amount_minor,
+             "currency": note.currency, "mail_delivery_id": deliveries[i], "created_at": now},
+        )  # fmt: skip
+        out["notifications"] += 1
+        out["mails_queued"] += deliveries[i] is not None
 
 
 def _apply_dunning_status(

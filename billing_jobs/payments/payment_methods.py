@@ -43,6 +43,28 @@ def _methods_query(customer_id: int) -> Any:
     )
 
 
+def _new_gateway_customer(engine: Engine, gateway: Gateway, cust: Any, now: datetime) -> str:
+    """Create the customer at the gateway and remember the link; the gateway's customer id."""
+    gcus = gateway.create_customer(
+        email=cust.email, name=cust.name, metadata={"paysight_customer_id": str(cust.id)}
+    ).gateway_customer_id
+    with engine.begin() as conn:
+        conn.execute(
+            insert(payments_gateway_customers),
+            {"customer_id": cust.id, "gateway": gateway.name, "gateway_customer_id": gcus,
+             "created_at": now},
+        )  # fmt: skip
+    return gcus
+
+
+def _label(method: StoredPaymentMethod, pm: Any) -> str:
+    """What the customer sees, e.g. "Visa •••• 4242 HDFC" (never more than the last four)."""
+    last4 = pm.last4 or method.last4
+    parts = (pm.brand or method.brand or method.kind.value, f"•••• {last4}" if last4 else None,
+             method.vpa, pm.issuer)  # fmt: skip
+    return " ".join(x for x in parts if x)[:64]
+
+
 def add_payment_method(
     engine: Engine,
     gateway: Gateway,
@@ -66,15 +88,7 @@ def add_payment_method(
             _methods_query(customer_id).where(s.payment_methods.c.gateway == gateway.name)
         ).all()
     if gcus is None:
-        gcus = gateway.create_customer(
-            email=cust.email, name=cust.name, metadata={"paysight_customer_id": str(customer_id)}
-        ).gateway_customer_id
-        with engine.begin() as conn:
-            conn.execute(
-                insert(payments_gateway_customers),
-                {"customer_id": customer_id, "gateway": gateway.name,
-                 "gateway_customer_id": gcus, "created_at": now},
-            )  # fmt: skip
+        gcus = _new_gateway_customer(engine, gateway, cust, now)
     pm = gateway.attach_payment_method(gcus, method.token)
     mismatch = _gateway_mismatch(method, pm)
     if mismatch:
@@ -84,11 +98,7 @@ def add_payment_method(
         raise PaymentsError(f"payment method {pm.token} is already on customer {customer_id}")
     default = (not existing) if make_default is None else make_default
     t = s.payment_methods
-    label = " ".join(
-        x for x in (pm.brand or method.brand or method.kind.value,
-                    f"•••• {pm.last4 or method.last4}" if (pm.last4 or method.last4) else None,
-                    method.vpa, pm.issuer) if x
-    )[:64]  # fmt: skip
+    label = _label(method, pm)
     with engine.begin() as conn:
         if default:
             conn.execute(

@@ -123,6 +123,30 @@ def event_rows(events: Iterable[Event]) -> list[dict[str, Any]]:
     ]
 
 
+def _state_update(sq: bool, old: SubState, new: SubState) -> tuple[bool, tuple[Any, ...]]:
+    """The UPDATE parameters of a subscription's new state: (True, the narrow row) in the common
+    case (a period invoiced, nothing else changed), else (False, every column of _UPDATE_COLS
+    plus next_action_at, then the id)."""
+    if (
+        new.status == old.status
+        and new.period_index == old.period_index
+        and new.billing_anchor == old.billing_anchor
+        and new.pending_change_json == old.pending_change_json
+    ):
+        return True, (
+            to_db(sq, new.billed_period_start), new.coupon_periods_used,
+            to_db(sq, new.next_action_at), new.id,
+        )  # fmt: skip
+    return False, (
+        new.status, new.interval, new.interval_count, to_db(sq, new.billing_anchor),
+        new.period_index, to_db(sq, new.current_period_start),
+        to_db(sq, new.current_period_end), to_db(sq, new.billed_period_start),
+        to_db(sq, new.trial_end), new.cancel_at_period_end,
+        to_db(sq, new.canceled_at), new.coupon_id, new.coupon_periods_used,
+        new.pending_change_json, to_db(sq, new.next_action_at), new.id,
+    )  # fmt: skip
+
+
 def bill_states(
     conn: Connection,
     states: Sequence[SubState],
@@ -150,30 +174,8 @@ def bill_states(
         drafts.extend(res.invoices)
         events.extend(res.events)
         new = res.state
-        if (
-            new.status == st.status
-            and new.period_index == st.period_index
-            and new.billing_anchor == st.billing_anchor
-            and new.pending_change_json == st.pending_change_json
-        ):
-            # The common case (a period invoiced, nothing else changed): a narrow update.
-            light.append(
-                (
-                    to_db(sq, new.billed_period_start), new.coupon_periods_used,
-                    to_db(sq, new.next_action_at), new.id,
-                )
-            )  # fmt: skip
-        else:
-            updates.append(
-                (
-                    new.status, new.interval, new.interval_count, to_db(sq, new.billing_anchor),
-                    new.period_index, to_db(sq, new.current_period_start),
-                    to_db(sq, new.current_period_end), to_db(sq, new.billed_period_start),
-                    to_db(sq, new.trial_end), new.cancel_at_period_end,
-                    to_db(sq, new.canceled_at), new.coupon_id, new.coupon_periods_used,
-                    new.pending_change_json, to_db(sq, new.next_action_at), new.id,
-                )
-            )  # fmt: skip
+        narrow, row = _state_update(sq, st, new)
+        (light if narrow else updates).append(row)
         if res.items_changed:
             changed.append(new)
     ids = insert_invoices(

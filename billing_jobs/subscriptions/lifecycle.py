@@ -165,6 +165,29 @@ def recurring_invoice(
     )
 
 
+def _period_invoice(
+    st: SubState,
+    catalog: CatalogSnapshot,
+    customer: CustomerTax,
+    credit_left: int,
+    memo: dict[tuple, DraftInvoice] | None,
+) -> DraftInvoice:
+    """The recurring invoice of the current period."""
+    coupon = catalog.coupons.get(st.coupon_id) if st.coupon_id else None
+    if memo is None or credit_left > 0 or coupon_applies(coupon, st.coupon_periods_used):
+        return recurring_invoice(st, catalog, customer, credit_left)
+    # Set-based pricing: subscriptions with the same items, period and tax facts get the same
+    # figures, so compute them once per batch.
+    key = (tuple(st.items), st.currency, st.current_period_start, st.current_period_end,
+           customer)  # fmt: skip
+    tmpl = memo.get(key)
+    if tmpl is None:
+        tmpl = memo[key] = recurring_invoice(st, catalog, customer, 0)
+    inv = tmpl.clone()
+    inv.customer_id, inv.subscription_id = st.customer_id, st.id
+    return inv
+
+
 def advance(
     state: SubState,
     as_of: datetime,
@@ -196,24 +219,7 @@ def advance(
         if st.status not in INVOICING:
             break
         if st.billed_period_start != st.current_period_start and st.current_period_start <= as_of:
-            credit_left = credit_available - credit_used
-            coupon = catalog.coupons.get(st.coupon_id) if st.coupon_id else None
-            if (
-                memo is not None
-                and credit_left <= 0
-                and not coupon_applies(coupon, st.coupon_periods_used)
-            ):
-                # Set-based pricing: subscriptions with the same items, period and tax facts
-                # get the same figures, so compute them once per batch.
-                key = (tuple(st.items), st.currency, st.current_period_start,
-                       st.current_period_end, customer)  # fmt: skip
-                tmpl = memo.get(key)
-                if tmpl is None:
-                    tmpl = memo[key] = recurring_invoice(st, catalog, customer, 0)
-                inv = tmpl.clone()
-                inv.customer_id, inv.subscription_id = st.customer_id, st.id
-            else:
-                inv = recurring_invoice(st, catalog, customer, credit_left)
+            inv = _period_invoice(st, catalog, customer, credit_available - credit_used, memo)
             credit_used += inv.credit_applied_minor
             if inv.discount_minor:
                 st.coupon_periods_used += 1

@@ -173,4 +173,3 @@ def _document(
         locale=cust.locale or "en_IN",
         brand=brand,
     )
-

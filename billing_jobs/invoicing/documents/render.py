@@ -53,19 +53,8 @@ def _party_view(p: Party, lab: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def build_view(
-    doc: InvoiceDocument, *, lang: str = "en", template: ResolvedTemplate | None = None
-) -> dict[str, Any]:
-    """Everything the template prints, already formatted for the language (testable without
-    a PDF)."""
-    lab = i18n.labels(lang)
-    loc = i18n.LOCALES[lang]
-    tpl = template or resolve_template(brand=doc.brand)
-    cur = doc.currency
-
-    def amt(minor: int) -> str:
-        return i18n.format_amount(minor, cur, loc)
-
+def _meta(doc: InvoiceDocument, lab: dict[str, str], loc: str, pos: str) -> list[list[str]]:
+    """The label/value rows beside the parties: number, dates, place of supply, ..."""
     credit = doc.kind is DocumentKind.CREDIT_NOTE
     meta = [
         [lab["credit_note_number"] if credit else lab["number"], doc.number],
@@ -76,16 +65,14 @@ def build_view(
     if credit and doc.original_invoice is not None:
         meta.append([lab["original_invoice"], doc.original_invoice.number])
         meta.append([lab["original_date"], i18n.format_day(doc.original_invoice.issue_date, loc)])
-    pos = f"{doc.place_of_supply.name} ({doc.place_of_supply.code})"
     meta.append([lab["place_of_supply"], pos])
     meta.append([lab["reverse_charge"], lab["yes"] if doc.reverse_charge else lab["no"]])
     meta.append([lab["financial_year"], doc.financial_year])
+    return meta
 
-    # Intra-state supplies show CGST + SGST columns, inter-state IGST (a document with both,
-    # which should not happen, still shows every tax it carries).
-    show_split = doc.totals.cgst_minor or doc.totals.sgst_minor or doc.intra_state
-    show_igst = doc.totals.igst_minor or not doc.intra_state
-    # Two header rows: plain columns span both; each tax spans its rate and amount columns.
+
+def _columns(lab: dict[str, str], taxes: list[str]) -> dict[str, Any]:
+    """Two header rows: plain columns span both; each tax spans its rate and amount columns."""
     head1: list[dict[str, Any]] = [
         {"t": lab[k], "rs": 2, "cs": 1}
         for k in ("sl", "description", "sac_hsn", "qty", "rate", "taxable_value")
@@ -93,7 +80,6 @@ def build_view(
     head2: list[str] = []
     widths: list[int] = [16, 0, 44, 28, 56, 62]
     align = ["c", "l", "c", "r", "r", "r"]
-    taxes = (["cgst", "sgst"] if show_split else []) + (["igst"] if show_igst else [])
     for tax in taxes:
         head1.append({"t": lab[tax], "rs": 1, "cs": 2})
         head2 += ["%", lab["amount"]]
@@ -102,7 +88,12 @@ def build_view(
     head1.append({"t": lab["amount"], "rs": 2, "cs": 1})
     widths.append(64)
     align.append("r")
+    return {"head1": head1, "head2": head2, "widths": widths, "align": align}
 
+
+def _rows(
+    doc: InvoiceDocument, loc: str, amt: Any, show_split: bool, show_igst: bool
+) -> list[list[str]]:
     rows = []
     for i, ln in enumerate(doc.lines, start=1):
         row = [
@@ -124,8 +115,13 @@ def build_view(
             row += [i18n.format_rate(ln.igst_rate), amt(ln.igst_minor)]
         row.append(amt(ln.taxable_value_minor + ln.tax_minor))
         rows.append(row)
+    return rows
 
-    t = doc.totals
+
+def _totals(
+    doc: InvoiceDocument, lab: dict[str, str], loc: str, amt: Any, show_split: bool, show_igst: bool
+) -> list[list[Any]]:
+    t, cur = doc.totals, doc.currency
     totals: list[list[Any]] = [[lab["total_taxable"], amt(t.taxable_minor), False]]
     if show_split:
         totals.append([lab["cgst"], amt(t.cgst_minor), False])
@@ -134,7 +130,29 @@ def build_view(
         totals.append([lab["igst"], amt(t.igst_minor), False])
     totals.append([lab["round_off"], amt(t.round_off_minor), False])
     totals.append([f"{lab['total']} ({cur})", i18n.format_money(t.total_minor, cur, loc), True])
+    return totals
 
+
+def build_view(
+    doc: InvoiceDocument, *, lang: str = "en", template: ResolvedTemplate | None = None
+) -> dict[str, Any]:
+    """Everything the template prints, already formatted for the language (testable without
+    a PDF)."""
+    lab = i18n.labels(lang)
+    loc = i18n.LOCALES[lang]
+    tpl = template or resolve_template(brand=doc.brand)
+    cur = doc.currency
+
+    def amt(minor: int) -> str:
+        return i18n.format_amount(minor, cur, loc)
+
+    credit = doc.kind is DocumentKind.CREDIT_NOTE
+    pos = f"{doc.place_of_supply.name} ({doc.place_of_supply.code})"
+    # Intra-state supplies show CGST + SGST columns, inter-state IGST (a document with both,
+    # which should not happen, still shows every tax it carries).
+    show_split = bool(doc.totals.cgst_minor or doc.totals.sgst_minor or doc.intra_state)
+    show_igst = bool(doc.totals.igst_minor or not doc.intra_state)
+    taxes = (["cgst", "sgst"] if show_split else []) + (["igst"] if show_igst else [])
     # Marathi has no amount-in-words implementation yet; Indian invoices accept English.
     words_lang = "hi" if lang == "hi" else "en"
     irn = einvoice.irn_for(doc) if doc.einvoice is not None else None
@@ -154,11 +172,11 @@ def build_view(
         "supplier": _party_view(doc.supplier, lab),
         "recipient": _party_view(doc.recipient, lab),
         "place_of_supply": pos,
-        "meta": meta,
-        "columns": {"head1": head1, "head2": head2, "widths": widths, "align": align},
-        "rows": rows,
-        "totals": totals,
-        "words": amount_in_words(t.total_minor, cur, words_lang),
+        "meta": _meta(doc, lab, loc, pos),
+        "columns": _columns(lab, taxes),
+        "rows": _rows(doc, loc, amt, show_split, show_igst),
+        "totals": _totals(doc, lab, loc, amt, show_split, show_igst),
+        "words": amount_in_words(doc.totals.total_minor, cur, words_lang),
         "notes": list(doc.notes),
         # Typst does not break a 64-character hex run, so the IRN is printed in two halves.
         "irn": [irn[:32], irn[32:]] if irn else None,

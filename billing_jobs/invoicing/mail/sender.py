@@ -130,6 +130,19 @@ def send_due(
         return _send_due(engine, now, smtp, limit, policy, lambda _s, m: session.send(m))
 
 
+def _claim(engine: Engine, delivery_id: int, at: datetime) -> str | None:
+    """Claim a due delivery for sending; its claim token, or None when another worker has it."""
+    t = document_deliveries
+    token = str(uuid4())
+    with engine.begin() as conn:
+        claimed = conn.execute(
+            sa.update(t)
+            .where(t.c.id == delivery_id, t.c.status == "queued", t.c.next_attempt_at <= at)
+            .values(status="sending", claim_token=token, claimed_at=at, attempts=t.c.attempts + 1)
+        ).rowcount
+    return token if claimed == 1 else None
+
+
 def _send_due(
     engine: Engine,
     now: datetime,
@@ -152,19 +165,8 @@ def _send_due(
             )
         ]
     for delivery_id in due:
-        token = str(uuid4())
-        with engine.begin() as conn:
-            claimed = conn.execute(
-                sa.update(t)
-                .where(t.c.id == delivery_id, t.c.status == "queued", t.c.next_attempt_at <= at)
-                .values(
-                    status="sending",
-                    claim_token=token,
-                    claimed_at=at,
-                    attempts=t.c.attempts + 1,
-                )
-            ).rowcount
-        if claimed != 1:
+        token = _claim(engine, delivery_id, at)
+        if token is None:
             continue  # another worker got it first
         with engine.connect() as conn:
             row = conn.execute(sa.select(t).where(t.c.id == delivery_id)).one()

@@ -82,6 +82,12 @@ def _tables() -> sa.MetaData:
         sa.Column("created_at", ts(), nullable=False),
         sa.UniqueConstraint("gateway_refund_id", name="payments_refunds_gateway_refund_id_key"),
     )
+    _events_disputes_and_alerts(meta, ts)
+    return meta
+
+
+def _events_disputes_and_alerts(meta: sa.MetaData, ts: type[sa.DateTime]) -> None:
+    """payments_gateway_events, payments_disputes, payments_landing_cursors, ops_alerts."""
     sa.Table(
         "payments_gateway_events",
         meta,
@@ -131,7 +137,6 @@ def _tables() -> sa.MetaData:
         sa.Column("created_at", ts(), nullable=False),
         sa.UniqueConstraint("run_id", name="ops_alerts_run_id_key"),
     )
-    return meta
 
 
 def upgrade() -> None:
