@@ -3,8 +3,9 @@
 Tables with an ``updated_at`` column are copied incrementally from a timestamp cursor;
 append-only tables (events, lines) incrementally from their integer id; invoice documents and
 mail deliveries by key (see KEYED); every other table (mutable rows without an update stamp)
-is replaced whole, which is always correct. Rows are upserted by primary key, so a re-run never
-duplicates anything. Some columns never leave the ledger (EXCLUDED_COLUMNS).
+is replaced whole, which is always correct. Rows are upserted by primary key (one column or
+several), so a re-run never duplicates anything. Some tables (NOT_COPIED) and columns
+(EXCLUDED_COLUMNS) never leave the ledger.
 """
 
 from __future__ import annotations
@@ -22,8 +23,31 @@ from ingestion.warehouse import upsert_dataframe
 CURSOR_COLUMNS = ("updated_at",)
 # Rows of these ledger tables are never updated once written.
 APPEND_ONLY = frozenset(
-    {"subscription_events", "invoice_lines", "credit_note_lines", "customer_balance_transactions"}
+    {
+        "subscription_events",
+        "invoice_lines",
+        "credit_note_lines",
+        "customer_balance_transactions",
+        "payments_dunning_notifications",
+        "payments_refunds",
+    }
 )
+# Ledger tables that stay in the ledger, and why. Every other table is copied (a test holds the
+# ingestion asset's list to this).
+NOT_COPIED: dict[str, str] = {
+    "idempotency_records": "request hashes and the stored responses replayed to retried API "
+    "calls: a cache of answers, not business facts",
+    "invoice_sequences": "the state of the invoice-number allocator; the numbers themselves "
+    "arrive with invoices and credit notes",
+    "payments_landing_cursors": "where the gateway-event reader stopped in the landing zone: "
+    "bookkeeping of ingestion itself",
+    "document_delivery_attachments": "the bytes of attachments queued with a mail; documents are "
+    "described by invoice_documents",
+    "document_delivery_files": "paths and hashes of files the mail sender attaches at send time; "
+    "document_deliveries.document_number already names the document",
+    "ops_alerts": "alerts about failed job runs, for operators where they work; their messages "
+    "carry error details, not business facts",
+}
 
 
 @dataclass(frozen=True)
@@ -45,9 +69,13 @@ KEYED: dict[str, Keyed] = {
     # unknown; a resend is a new row, so those three states are final.
     "document_deliveries": Keyed("status", ("queued", "sending")),
 }
-# Personal data and secrets stay in the ledger: message bodies and claim tokens.
+# Personal data and secrets stay in the ledger: message bodies and claim tokens, raw webhook
+# bodies (whatever the gateway sent, kept only to retry or inspect), and gateway tokens (a
+# saved method can be charged with one; the warehouse needs its kind and label, not the token).
 EXCLUDED_COLUMNS: dict[str, frozenset[str]] = {
     "document_deliveries": frozenset({"text_body", "html_body", "claim_token"}),
+    "payments_gateway_events": frozenset({"body"}),
+    "payment_methods": frozenset({"gateway_token"}),
 }
 # Keys per IN (...) list when reading keyed rows (below every backend's parameter limit).
 KEY_BATCH = 900
@@ -62,7 +90,8 @@ class TableCopy:
 
 
 class LedgerCopyError(RuntimeError):
-    """A ledger table cannot be copied (no primary key, composite key, unknown table)."""
+    """A ledger table cannot be copied (no primary key, a composite key where one id is
+    needed, unknown table)."""
 
 
 def _cursor_column(table: Table) -> str | None:
@@ -72,12 +101,20 @@ def _cursor_column(table: Table) -> str | None:
     return None
 
 
-def _key_column(table: Table) -> str:
+def _key_columns(table: Table) -> list[str]:
+    """The primary key the copy upserts by (one column or several)."""
     keys = [c.name for c in table.primary_key.columns]
+    if not keys:
+        raise LedgerCopyError(f"ledger table {table.name!r} has no primary key to upsert by")
+    return keys
+
+
+def _key_column(table: Table, why: str) -> str:
+    """The single-column primary key that `why` (reading by id or by key) needs."""
+    keys = _key_columns(table)
     if len(keys) != 1:
         raise LedgerCopyError(
-            f"ledger table {table.name!r} needs a single-column primary key to be upserted, "
-            f"has {keys or 'none'}"
+            f"ledger table {table.name!r} needs a single-column primary key for {why}, has {keys}"
         )
     return keys[0]
 
@@ -206,7 +243,7 @@ def copy_ledger_tables(
         target = f"ledger_{name}"
         cursor_col = _cursor_column(table)
         if cursor_col is None and name in KEYED:
-            key = _key_column(table)
+            key = _key_column(table, "a keyed copy")
             df = _keyed_frame(engine, con, table, key, target, KEYED[name])
             if not df.empty:
                 upsert_dataframe(con, "raw", target, df, key=key)
@@ -215,7 +252,7 @@ def copy_ledger_tables(
             out.append(TableCopy(name, len(df), "keyed", None))
             continue
         if cursor_col is None and name in append_only:
-            key = _key_column(table)
+            key = _key_column(table, "an append-only copy")
             since = cursors.get(name) if _exists(con, target) else None
             df = _append_frame(engine, table, key, since)
             if not df.empty:
@@ -234,10 +271,10 @@ def copy_ledger_tables(
                 con.unregister("_full")
             out.append(TableCopy(name, len(df), "full", None))
             continue
-        key = _key_column(table)
+        keys = _key_columns(table)
         df = _frame(engine, table, cursor_col, cursors.get(name))
         if not df.empty:
-            upsert_dataframe(con, "raw", target, df, key=key)
+            upsert_dataframe(con, "raw", target, df, key=keys)
         elif not _exists(con, target):
             _create_empty(con, target, df)
         newest = df[cursor_col].max() if not df.empty else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
@@ -24,25 +25,42 @@ def connect(path: Path | str) -> duckdb.DuckDBPyConnection:
 
 
 def upsert_dataframe(
-    con: duckdb.DuckDBPyConnection, schema: str, table: str, df: pd.DataFrame, key: str
+    con: duckdb.DuckDBPyConnection,
+    schema: str,
+    table: str,
+    df: pd.DataFrame,
+    key: str | Sequence[str],
 ) -> int:
-    """Insert rows of ``df`` into ``schema.table``, replacing rows with the same ``key``.
+    """Insert rows of ``df`` into ``schema.table``, replacing rows with the same ``key`` (a
+    column, or several forming a composite key).
 
     Creates the table from the frame's schema on first use. Returns the number of rows
     written. Re-running with the same frame leaves the table unchanged (no duplicates).
     """
-    schema, table, key = _ident(schema), _ident(table), _ident(key)
-    if key not in df.columns:
-        raise ValueError(f"key column {key!r} not in frame columns {list(df.columns)}")
-    if df[key].duplicated().any():
-        dupes = df.loc[df[key].duplicated(), key].head(3).tolist()
-        raise ValueError(f"duplicate {key} values in batch for {schema}.{table}: {dupes}")
+    keys = [key] if isinstance(key, str) else list(key)
+    if not keys:
+        raise ValueError(f"no key columns given for {schema}.{table}")
+    schema, table = _ident(schema), _ident(table)
+    keys = [_ident(k) for k in keys]
+    missing = [k for k in keys if k not in df.columns]
+    if missing:
+        raise ValueError(f"key columns {missing} not in frame columns {list(df.columns)}")
+    dupes = df.duplicated(subset=keys)
+    if dupes.any():
+        sample = df.loc[dupes, keys].head(3).to_records(index=False).tolist()
+        shown = [r[0] for r in sample] if len(keys) == 1 else sample
+        raise ValueError(
+            f"duplicate {', '.join(keys)} values in batch for {schema}.{table}: {shown}"
+        )
     con.execute(f"create schema if not exists {schema}")
     con.register("_batch", df)
+    match = " and ".join(f"_batch.{k} = {schema}.{table}.{k}" for k in keys)
     try:
         con.execute(f"create table if not exists {schema}.{table} as select * from _batch limit 0")
         con.execute("begin")
-        con.execute(f"delete from {schema}.{table} where {key} in (select {key} from _batch)")
+        con.execute(
+            f"delete from {schema}.{table} where exists (select 1 from _batch where {match})"
+        )
         con.execute(f"insert into {schema}.{table} by name select * from _batch")
         con.execute("commit")
     except Exception:

@@ -41,3 +41,23 @@
 {% macro month_of(ts_expr) -%}
     cast({{ dbt.date_trunc('month', ts_expr) }} as date)
 {%- endmacro %}
+
+{#- A top-level field of a JSON text column, as text (null when absent). -#}
+{% macro json_text(column, key) -%}
+    {{ return(adapter.dispatch('json_text', 'paysight')(column, key)) }}
+{%- endmacro %}
+{% macro default__json_text(column, key) -%}
+    json_value({{ column }}, '$.{{ key }}')
+{%- endmacro %}
+{% macro duckdb__json_text(column, key) -%}
+    json_extract_string({{ column }}, '$.{{ key }}')
+{%- endmacro %}
+{% macro spark__json_text(column, key) -%}
+    get_json_object({{ column }}, '$.{{ key }}')
+{%- endmacro %}
+
+{#- An ISO-8601 UTC instant written by Python (2025-01-05T06:12:00[.ffffff]+00:00) as a
+    timestamp to the second. -#}
+{% macro iso_timestamp(text_expr) -%}
+    cast(replace(substring({{ text_expr }}, 1, 19), 'T', ' ') as timestamp)
+{%- endmacro %}

@@ -45,6 +45,15 @@ def ledger(tmp_path):
         Column("a", Integer, primary_key=True),
         Column("b", Integer, primary_key=True),
     )
+    Table(
+        "links",
+        meta,
+        Column("customer_id", Integer, primary_key=True),
+        Column("gateway", String(16), primary_key=True),
+        Column("ref", String(20), nullable=False),
+        Column("updated_at", DateTime, nullable=False),
+    )
+    Table("keyless", meta, Column("note", String(20)))
     meta.create_all(engine)
     with engine.begin() as c:
         c.execute(
@@ -115,9 +124,50 @@ def test_unknown_and_unkeyable_tables_are_refused(ledger, tmp_path):
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     with pytest.raises(LedgerCopyError, match="unknown ledger tables"):
         copy_ledger_tables(engine, con, ["nope"])
-    with pytest.raises(LedgerCopyError, match="single-column primary key"):
+    with pytest.raises(LedgerCopyError, match="single-column primary key for an append-only"):
         copy_ledger_tables(engine, con, ["pairs"], append_only=frozenset({"pairs"}))
     assert copy_ledger_tables(engine, con, ["pairs"])[0].mode == "full"  # no key needed
+    assert copy_ledger_tables(engine, con, ["keyless"])[0].mode == "full"
+
+
+def test_composite_keys_are_upserted_on_every_column_of_the_key(ledger, tmp_path):
+    engine, meta = ledger
+    links = meta.tables["links"]
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    with engine.begin() as c:
+        c.execute(
+            insert(links),
+            [
+                {"customer_id": 1, "gateway": "stripe", "ref": "cus_1", "updated_at": T0},
+                {"customer_id": 1, "gateway": "razorpay", "ref": "cust_1", "updated_at": T0},
+                {
+                    "customer_id": 2,
+                    "gateway": "stripe",
+                    "ref": "cus_2",
+                    "updated_at": T0 + timedelta(minutes=1),
+                },
+            ],
+        )
+    first = copy_ledger_tables(engine, con, ["links"])[0]
+    assert (first.mode, first.rows) == ("incremental", 3)
+    with engine.begin() as c:
+        # same customer, one gateway changed: only that (customer_id, gateway) row is replaced
+        later = T0 + timedelta(hours=1)
+        c.execute(
+            update(links)
+            .where(links.c.customer_id == 1, links.c.gateway == "stripe")
+            .values(ref="cus_1b", updated_at=later)
+        )
+    second = copy_ledger_tables(engine, con, ["links"], {"links": first.cursor})[0]
+    assert second.rows == 2  # the changed row and the one at the cursor instant
+    again = copy_ledger_tables(engine, con, ["links"], {"links": second.cursor})[0]
+    assert again.rows == 1  # the row at the cursor instant, upserted without a duplicate
+    rows = con.execute("select customer_id, gateway, ref from raw.ledger_links order by 1, 2")
+    assert rows.fetchall() == [
+        (1, "razorpay", "cust_1"),
+        (1, "stripe", "cus_1b"),
+        (2, "stripe", "cus_2"),
+    ]
 
 
 def test_append_only_tables_copy_only_new_ids(ledger, tmp_path):

@@ -173,8 +173,10 @@ def raw_bank_settlements(
     )
 
 
-# Ledger tables copied to the warehouse (raw.ledger_<table>); bookkeeping tables stay behind.
+# Every ledger table is copied to the warehouse (raw.ledger_<table>) except those
+# ingestion.ledger_copy.NOT_COPIED names with the reason; tests hold this list to the schema.
 LEDGER_TABLES = (
+    "ledger_settings",
     "customers",
     "payment_methods",
     "products",
@@ -190,6 +192,13 @@ LEDGER_TABLES = (
     "credit_note_lines",
     "customer_balance_transactions",
     "payment_attempts",
+    "payments_gateway_customers",
+    "payments_method_details",
+    "payments_collection_state",
+    "payments_dunning_notifications",
+    "payments_refunds",
+    "payments_gateway_events",
+    "payments_disputes",
     "invoice_documents",
     "document_deliveries",
 )
