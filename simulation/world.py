@@ -40,11 +40,10 @@ from billing_jobs.payments.declines import DeclineClass, classify
 from billing_jobs.payments.dunning import (
     DunningInvoice,
     DunningState,
-    DunningStatus,
-    dunning_actions,
     load_config,
     start_dunning,
 )
+from billing_jobs.payments.dunning_run import DunningCase, DunningStep, Effect, advance_dunning
 from billing_jobs.payments.gateway import GatewayError
 from billing_jobs.payments.retries import ExponentialPolicy
 from billing_jobs.subscriptions.batch import (
@@ -124,6 +123,7 @@ class OpenInvoice:
     next_at: datetime | None
     dunning: DunningState | None = None
     promised_at: datetime | None = None  # the customer said they would pay then (payday)
+    number: str | None = None
 
 
 class World:
@@ -147,6 +147,10 @@ class World:
         self.open_by_sub: dict[int, set[int]] = {}  # sub id -> its open invoices (an index)
         self.open_by_customer: dict[int, set[int]] = {}
         self.write_off_queue: list[tuple[int, datetime]] = []
+        # Invoices in dunning paid or written off since the last dunning run: the next run
+        # records how their dunning ended, as it does for a live ledger.
+        self.settled: dict[int, OpenInvoice] = {}
+        self.dunning_rows: set[int] = set()  # invoices whose collection state the ledger holds
         self.unresolved: set[int] = set()  # attempts left pending/processing/unknown (batched)
         self.max_invoice_seen = 0
         self.counts: dict[str, int] = {}
@@ -218,6 +222,7 @@ class World:
             self.ops = self._ops(conn)
             self.now = at
             self.bump("resolved_at_end", self._janitor(at))
+            self._dunning(at)  # and the dunning run, so no paid invoice is left "in dunning"
         if self.batched:
             self.gw.store.commit()
 
@@ -579,17 +584,19 @@ class World:
         rows = sql_rows(
             self.conn,
             "SELECT id, customer_id, subscription_id, status, amount_due_minor, amount_paid_minor,"
-            f" currency FROM invoices WHERE id > {p} ORDER BY id",
+            f" currency, number FROM invoices WHERE id > {p} ORDER BY id",
             (self.max_invoice_seen,),
         )
-        for inv_id, cid, sub_id, status, amount_due, amount_paid, currency in rows:
+        for inv_id, cid, sub_id, status, amount_due, amount_paid, currency, number in rows:
             self.max_invoice_seen = inv_id
             due = amount_due - amount_paid
             if status != "open" or due <= 0:
                 continue
             u = random.Random(f"{self.p.seed}:collect:{inv_id}").random()
             first = pop.at_ist(day, 6) + timedelta(seconds=int(u * 5 * 3600))
-            self._track(OpenInvoice(inv_id, self.accounts[cid], sub_id, due, currency, first))
+            self._track(
+                OpenInvoice(inv_id, self.accounts[cid], sub_id, due, currency, first, number=number)
+            )
 
     def _collect(self, run: list[tuple[datetime, int]]) -> None:
         """A run of due charge attempts: charged in time order through the ledger ops, then
@@ -700,6 +707,8 @@ class World:
     def _paid(self, inv: OpenInvoice, at: datetime, marked: bool) -> None:
         """The ledger has marked the invoice paid (`marked`), or refused because it was."""
         self._untrack(inv.invoice_id)
+        if inv.dunning is not None:
+            self.settled[inv.invoice_id] = inv
         if not marked:
             return
         self.bump("invoices_paid")
@@ -726,61 +735,101 @@ class World:
         return len(resolved)
 
     def _dunning(self, now: datetime) -> None:
-        for inv in list(self.invoices.values()):
-            if inv.dunning is None:
+        """The product's dunning run (`advance_dunning`) on the world's failing invoices and on
+        those settled since the last run; then customers react to what they were told."""
+        assert self.conn is not None
+        held = {inv.invoice_id: inv for inv in self.invoices.values() if inv.dunning is not None}
+        cases = [self._dunning_case(inv, "open", inv.amount_minor) for inv in held.values()]
+        cases += self._settled_cases()
+        if not cases:
+            return
+        steps, report = advance_dunning(
+            self.conn, cases, now, self.dunning_cfg, catalog=self._cat()
+        )
+        self.bump("dunning_notifications", report.notifications)
+        self.bump("dunning_mails", report.mails_queued)
+        for step in steps:
+            self.dunning_rows.add(step.case.invoice_id)
+            inv = held.get(step.case.invoice_id)
+            if inv is None:  # settled: the run recorded how dunning ended
                 continue
-            res = dunning_actions(
-                inv.dunning,
-                DunningInvoice(str(inv.invoice_id), str(inv.account.customer_id),
-                               inv.amount_minor, inv.currency),
-                now, self.dunning_cfg, retry_times=[inv.next_at] if inv.next_at else [],
-            )  # fmt: skip
-            inv.dunning = res.state
-            self.bump("dunning_notifications", len(res.notifications))
-            acct = inv.account
-            if acct.profile.intended_churn_at is None and acct.churned_at is None:
-                for note in res.notifications:
-                    # Some reminders work: a customer who means to stay adds a new card.
-                    rng = random.Random(f"{self.p.seed}:remind:{inv.invoice_id}:{note.due_at}")
-                    if note.kind != "remind":
-                        continue
-                    u = rng.random()
-                    if u < 0.3:
-                        day = (now + timedelta(days=rng.randint(0, 2))).astimezone(pop.IST).date()
-                        when = pop.at_ist(day, 13) + timedelta(minutes=rng.randrange(420))
-                        self.schedule(when, 0, ("new_method", acct))
-                    elif u < 0.6:
-                        # "I'll pay when the salary comes in": the 1st, before dunning closes.
-                        local = now.astimezone(pop.IST).date()
-                        first = (local.replace(day=28) + timedelta(days=4)).replace(day=1)
-                        close = inv.dunning.started_at + timedelta(days=20)
-                        when = min(pop.at_ist(first, 10) + timedelta(minutes=rng.randrange(480)),
-                                   close)  # fmt: skip
-                        if when > now:
-                            inv.promised_at = when
-                            self.plan_attempt(
-                                inv, when if inv.next_at is None else min(inv.next_at, when)
-                            )
-            if res.state.status in (DunningStatus.CANCELED, DunningStatus.UNPAID):
-                acct = inv.account
-                if inv.sub_id is not None:
-                    try:
-                        with self._savepoint():
-                            service.cancel_subscription(self.conn, inv.sub_id, at=now,
-                                                        credit_unused=False, catalog=self._cat())  # fmt: skip
-                    except InvalidTransitionError:
-                        pass
-                if acct.sub_id == inv.sub_id:
-                    self._churned(acct, now, "involuntary")
-                self._write_off(inv, now)
-                if inv.sub_id is not None:
-                    for other in sorted(self.open_by_sub.get(inv.sub_id, ())):
-                        self._write_off(self.invoices[other], now)
-        self._flush_write_offs()
+            inv.dunning = step.state
+            self._react_to_dunning(inv, step, now)
+
+    def _dunning_case(self, inv: OpenInvoice, status: str, due: int) -> DunningCase:
+        assert inv.dunning is not None
+        acct = inv.account
+        return DunningCase(
+            inv.invoice_id, acct.customer_id, inv.sub_id, GATEWAY, inv.dunning, status, due,
+            inv.currency, inv.next_at if status == "open" else None, inv.number,
+            f"billing+{acct.profile.idx}@example.in", acct.profile.name,
+            stored=inv.invoice_id in self.dunning_rows,
+        )  # fmt: skip
+
+    def _settled_cases(self) -> list[DunningCase]:
+        """Cases for the invoices settled since the last run, with their status and amount
+        still due as the ledger has them now."""
+        assert self.conn is not None
+        if not self.settled:
+            return []
+        ids, p = sorted(self.settled), ph(self.conn)
+        now_in_ledger: dict[int, tuple[str, int]] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            for inv_id, status, due in sql_rows(
+                self.conn,
+                "SELECT id, status, amount_due_minor - amount_paid_minor FROM invoices "
+                f"WHERE id IN ({', '.join([p] * len(part))})",
+                tuple(part),
+            ):
+                now_in_ledger[inv_id] = (status, due)
+        out = [self._dunning_case(self.settled[i], *now_in_ledger[i]) for i in ids]
+        self.settled = {}
+        return out
+
+    def _react_to_dunning(self, inv: OpenInvoice, step: DunningStep, now: datetime) -> None:
+        """What the run did to the subscription, and what customers do when reminded: some add
+        a new card, some promise to pay on payday."""
+        acct = inv.account
+        if acct.profile.intended_churn_at is None and acct.churned_at is None:
+            for note in step.notifications:
+                if note.kind != "remind":
+                    continue
+                rng = random.Random(f"{self.p.seed}:remind:{inv.invoice_id}:{note.due_at}")
+                u = rng.random()
+                if u < 0.3:
+                    day = (now + timedelta(days=rng.randint(0, 2))).astimezone(pop.IST).date()
+                    when = pop.at_ist(day, 13) + timedelta(minutes=rng.randrange(420))
+                    self.schedule(when, 0, ("new_method", acct))
+                elif u < 0.6:
+                    # "I'll pay when the salary comes in": the 1st, before dunning closes.
+                    local = now.astimezone(pop.IST).date()
+                    first = (local.replace(day=28) + timedelta(days=4)).replace(day=1)
+                    close = step.state.started_at + timedelta(days=20)
+                    when = min(pop.at_ist(first, 10) + timedelta(minutes=rng.randrange(480)),
+                               close)  # fmt: skip
+                    if when > now:
+                        inv.promised_at = when
+                        self.plan_attempt(
+                            inv, when if inv.next_at is None else min(inv.next_at, when)
+                        )
+        if step.effect in (Effect.RESTRICT, Effect.MARK_UNPAID) and inv.sub_id is not None:
+            acct.past_due.add(inv.sub_id)  # unpaid now; a payment makes it active again
+        if step.effect is Effect.MARK_UNPAID:
+            inv.next_at = None  # dunning is over: no more retries, the invoice waits
+            self._untrack(inv.invoice_id)
+        elif step.effect is Effect.CANCEL:
+            # The run canceled the subscription and wrote the invoice off.
+            self._untrack(inv.invoice_id)
+            self.bump("invoices_uncollectible")
+            if acct.sub_id == inv.sub_id:
+                self._churned(acct, now, "involuntary")
 
     def _write_off(self, inv: OpenInvoice, at: datetime) -> None:
         """Forget the invoice now; the ledger write joins the pass's batch (`_flush_write_offs`)."""
         self._untrack(inv.invoice_id)
+        if inv.dunning is not None:
+            self.settled[inv.invoice_id] = inv
         self.write_off_queue.append((inv.invoice_id, at))
 
     def _write_offs(self, items: list[tuple[OpenInvoice, datetime]]) -> None:

@@ -126,7 +126,7 @@ def upsert_state(conn: Any, invoice_id: int, gateway: str, now: datetime, **valu
 def dump_dunning(st: DunningState) -> str:
     return json.dumps(
         {"invoice_id": st.invoice_id, "customer_id": st.customer_id,
-         "started_at": st.started_at.isoformat(), "status": st.status.value,
+         "started_at": st.started_at.astimezone(UTC).isoformat(), "status": st.status.value,
          "done_days": list(st.done_days)}
     )  # fmt: skip
 

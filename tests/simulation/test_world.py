@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import sqlite3
 from collections import Counter
 from datetime import UTC, datetime
@@ -272,3 +273,72 @@ def test_unsettled_payments_are_exactly_the_clean_charges_not_yet_in_the_bank(wo
             or u.expected_settled_at > u.payment_created_at
         )  # UPI resolves later
         assert u.payment_created_at < end
+
+
+def _rows(url: str, sql: str) -> list[tuple]:
+    eng = create_engine(url)
+    with eng.connect() as conn:
+        out = [tuple(r) for r in conn.execute(text(sql))]
+    eng.dispose()
+    return out
+
+
+def test_the_world_runs_the_products_dunning(world):
+    url = world.ledger_url
+    failed = {r[0] for r in _rows(url, "select invoice_id from payment_attempts"
+                                       " where status = 'failed'")}  # fmt: skip
+    states = {
+        r[0]: (json.loads(r[1])["status"], r[2], r[3])
+        for r in _rows(url, "select c.invoice_id, c.dunning_json, c.closed, i.status"
+                            " from payments_collection_state c join invoices i"
+                            " on i.id = c.invoice_id where c.dunning_json is not null")
+    }  # fmt: skip
+    assert failed and set(states) == failed  # every failed payment started the product's dunning
+    for status, closed, invoice_status in states.values():
+        if invoice_status == "paid":
+            assert (status, closed) == ("recovered", 1)  # the closing run recorded it
+        elif invoice_status == "uncollectible":
+            assert (status, closed) == ("canceled", 1)
+        else:
+            assert status in ("active", "restricted") and closed == 0
+    notes = _rows(url, "select n.invoice_id, n.kind, n.mail_delivery_id, d.recipient, c.email"
+                       " from payments_dunning_notifications n join customers c"
+                       " on c.id = n.customer_id left join document_deliveries d"
+                       " on d.id = n.mail_delivery_id")  # fmt: skip
+    kinds = Counter(k for _, k, *_ in notes)
+    assert kinds["remind"] > 0 and kinds["recovered"] > 0 and kinds["cancel"] > 0
+    for _, kind, delivery, recipient, email in notes:
+        assert (delivery is None) == (kind == "recovered") and recipient in (None, email)
+    # every involuntary churn is the product's cancel step: subscription canceled, invoice
+    # written off, after a cancel notification
+    canceled = {r[0]: r[1] for r in _rows(url, "select i.subscription_id, i.status from"
+                                               " payments_dunning_notifications n join invoices i"
+                                               " on i.id = n.invoice_id where n.kind = 'cancel'")}  # fmt: skip
+    churn = _truth(world, "churn_events")
+    involuntary = set(churn[churn.kind == "involuntary"]["subscription_id"])
+    assert involuntary and involuntary <= set(canceled)
+    subs = dict(_rows(url, "select id, status from subscriptions"))
+    assert all(subs[sub] == "canceled" and st == "uncollectible" for sub, st in canceled.items())
+    # restricted by dunning: unpaid until paid, canceled, or paid and active again
+    restricted = {r[0] for r in _rows(url, "select subscription_id from subscription_events"
+                                           " where detail_json like '%dunning_restricted%'")}  # fmt: skip
+    assert {s for s, st in subs.items() if st == "unpaid"} <= restricted
+
+
+def test_the_product_dunning_run_has_nothing_left_to_do_at_the_worlds_end(world, tmp_path):
+    from billing_jobs.ledger import make_engine
+    from billing_jobs.payments.dunning_run import run_dunning
+
+    copy = tmp_path / "ledger.sqlite"
+    src = sqlite3.connect(world.ledger_url.split("///", 1)[1])
+    dst = sqlite3.connect(copy)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    engine = make_engine(f"sqlite:///{copy}")
+    try:
+        out = run_dunning(engine, datetime.fromisoformat(f"{world.end}T00:00:00+05:30"))
+    finally:
+        engine.dispose()
+    assert out == {"notifications": 0, "mails_queued": 0, "restricted": [], "canceled": [],
+                   "unpaid": [], "recovered": []}  # fmt: skip
