@@ -12,16 +12,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, select
 
 from billing_jobs.catalog.snapshot import CatalogSnapshot
 from billing_jobs.errors import InvalidTransitionError
 from billing_jobs.invoicing.mail import QueuedMail, queue_messages
 from billing_jobs.invoicing.mail.outbox import OutboxError, check_address
 from billing_jobs.ledger import schema as s
-from billing_jobs.ledger.schema import payments_collection_state, payments_dunning_notifications
+from billing_jobs.ledger.rawsql import from_db, is_sqlite, ph, sql_insert, sql_many, sql_rows, to_db
+from billing_jobs.ledger.schema import payments_collection_state
 from billing_jobs.money import Money
 from billing_jobs.payments.batch import mark_invoices_uncollectible
 from billing_jobs.payments.dunning import (
@@ -227,19 +229,30 @@ def open_dunning_cases(conn: Connection) -> list[DunningCase]:
     return out
 
 
+def _in(conn: Connection, n: int) -> str:
+    return ", ".join([ph(conn)] * n)
+
+
 def _recorded(conn: Connection, invoice_ids: Sequence[int]) -> set[tuple[int, str, datetime]]:
     """(invoice id, kind, due at) of the notifications already recorded for these invoices."""
-    t = payments_dunning_notifications
     ids = sorted(set(invoice_ids))
     out: set[tuple[int, str, datetime]] = set()
     for i in range(0, len(ids), CHUNK):
-        rows = conn.execute(
-            select(t.c.invoice_id, t.c.kind, t.c.due_at).where(
-                t.c.invoice_id.in_(ids[i : i + CHUNK])
-            )
+        part = ids[i : i + CHUNK]
+        rows = sql_rows(
+            conn,
+            "SELECT invoice_id, kind, due_at FROM payments_dunning_notifications "
+            f"WHERE invoice_id IN ({_in(conn, len(part))})",
+            part,
         )
-        out.update((r.invoice_id, r.kind, r.due_at) for r in rows)
+        out.update((inv, kind, from_db(due)) for inv, kind, due in rows)  # type: ignore[misc]
     return out
+
+
+@lru_cache(maxsize=4096)
+def _amount_text(minor: int, currency: str, locale: str) -> str:
+    """Formatting money is the slow part of a dunning mail; amounts repeat a lot."""
+    return Money(minor, currency).format(locale)
 
 
 def _record_notifications(
@@ -262,7 +275,6 @@ def _record_notifications(
             if key not in seen:
                 seen.add(key)
                 fresh.append((st, note))
-    amounts: dict[tuple[int, str, str], str] = {}  # formatting is the slow part of a mail
     mails: list[QueuedMail] = []
     mailed: list[int] = []  # index into fresh of each mail
     for i, (st, note) in enumerate(fresh):
@@ -274,11 +286,7 @@ def _record_notifications(
         except OutboxError as e:
             report.unmailed[c.invoice_id] = str(e)
             continue
-        loc = c.locale or "en_IN"
-        amount = amounts.get((c.amount_due_minor, c.currency, loc))
-        if amount is None:
-            amount = Money(c.amount_due_minor, c.currency).format(loc)
-            amounts[(c.amount_due_minor, c.currency, loc)] = amount
+        amount = _amount_text(c.amount_due_minor, c.currency, c.locale or "en_IN")
         mails.append(QueuedMail(
             kind="dunning", to=to, subject_key="dunning_reminder",
             context={"customer_name": c.name, "document_number": c.number or str(c.invoice_id),
@@ -288,12 +296,14 @@ def _record_notifications(
         ))  # fmt: skip
         mailed.append(i)
     delivery: dict[int, int] = dict(zip(mailed, queue_messages(conn, mails, now=now), strict=True))
-    conn.execute(
-        insert(payments_dunning_notifications),
-        [{"invoice_id": st.case.invoice_id, "customer_id": st.case.customer_id, "kind": note.kind,
-          "template_key": note.template_key, "due_at": note.due_at,
-          "next_retry_at": note.next_retry_at, "amount_minor": note.amount_minor,
-          "currency": note.currency, "mail_delivery_id": delivery.get(i), "created_at": now}
+    sq = is_sqlite(conn)
+    sql_insert(
+        conn, "payments_dunning_notifications",
+        ("invoice_id", "customer_id", "kind", "template_key", "due_at", "next_retry_at",
+         "amount_minor", "currency", "mail_delivery_id", "created_at"),
+        [(st.case.invoice_id, st.case.customer_id, note.kind, note.template_key,
+          to_db(sq, note.due_at), to_db(sq, note.next_retry_at), note.amount_minor,
+          note.currency, delivery.get(i), to_db(sq, now))
          for i, (st, note) in enumerate(fresh)],
     )  # fmt: skip
     report.notifications += len(fresh)
@@ -303,43 +313,42 @@ def _record_notifications(
 def _save_states(conn: Connection, steps: Sequence[DunningStep], now: datetime) -> None:
     """The collection-state row of every process whose state changed (or is not stored yet);
     an ended process has no retry left."""
-    cs = payments_collection_state
     changed = [st for st in steps if st.state != st.case.state or not st.case.stored]
     if not changed:
         return
-    values = {
-        st.case.invoice_id: {
-            "dunning_json": dump_dunning(st.state),
-            "closed": 1 if st.closed else 0,
-            "next_retry_at": None if st.closed else st.case.next_retry_at,
-            "updated_at": now,
-        }
-        for st in changed
-    }
+    sq, p = is_sqlite(conn), ph(conn)
     unknown = sorted(st.case.invoice_id for st in changed if not st.case.stored)
     present: set[int] = set()
     for i in range(0, len(unknown), CHUNK):
+        part = unknown[i : i + CHUNK]
         present.update(
-            conn.execute(
-                select(cs.c.invoice_id).where(cs.c.invoice_id.in_(unknown[i : i + CHUNK]))
-            ).scalars()
+            r[0]
+            for r in sql_rows(
+                conn,
+                "SELECT invoice_id FROM payments_collection_state "
+                f"WHERE invoice_id IN ({_in(conn, len(part))})",
+                part,
+            )
         )
-    stored = {st.case.invoice_id for st in changed if st.case.stored} | present
-    if stored:
-        conn.execute(
-            update(cs)
-            .where(cs.c.invoice_id == bindparam("b_invoice_id"))
-            .values({k: bindparam(k) for k in ("dunning_json", "closed", "next_retry_at",
-                                                "updated_at")}),
-            [{"b_invoice_id": i, **values[i]} for i in sorted(stored)],
-        )  # fmt: skip
-    new = [st for st in changed if st.case.invoice_id not in stored]
-    if new:
-        conn.execute(
-            insert(cs),
-            [{"invoice_id": st.case.invoice_id, "gateway": st.case.gateway,
-              **values[st.case.invoice_id]} for st in new],
-        )  # fmt: skip
+    stamp = to_db(sq, now)
+
+    def values(st: DunningStep) -> tuple[Any, ...]:
+        retry = None if st.closed else to_db(sq, st.case.next_retry_at)
+        return (dump_dunning(st.state), 1 if st.closed else 0, retry, stamp)
+
+    update = [st for st in changed if st.case.stored or st.case.invoice_id in present]
+    sql_many(
+        conn,
+        f"UPDATE payments_collection_state SET dunning_json = {p}, closed = {p}, "
+        f"next_retry_at = {p}, updated_at = {p} WHERE invoice_id = {p}",
+        [(*values(st), st.case.invoice_id) for st in update],
+    )
+    sql_insert(
+        conn, "payments_collection_state",
+        ("invoice_id", "gateway", "dunning_json", "closed", "next_retry_at", "updated_at"),
+        [(st.case.invoice_id, st.case.gateway, *values(st)) for st in changed
+         if not (st.case.stored or st.case.invoice_id in present)],
+    )  # fmt: skip
 
 
 def _apply_effect(
