@@ -167,9 +167,9 @@ def generate(con: duckdb.DuckDBPyConnection, n: int) -> None:
     """)
 
 
-# The floor: the same four tables in one hand-written DuckDB script, written from the contract
-# (DESIGN.md §4) rather than from dbt's compiled SQL. It keeps every column and type dbt
-# produces, so "same results" is checked on whole tables, not a few aggregates.
+# The floor: the same four tables in one hand-written DuckDB script, written from the marts'
+# contract (docs/architecture.md) rather than from dbt's compiled SQL. It keeps every column and
+# type dbt produces, so "same results" is checked on whole tables, not a few aggregates.
 FLOOR_SQL = f"""
 create schema if not exists floor;
 

@@ -6,8 +6,3 @@ from pathlib import Path
 
 PROJECT_ROOT: Path = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR: Path = PROJECT_ROOT / "dbt_project"
-
-
-def shared_reference_dir() -> Path:
-    """`../shared/reference` beside the checkout (present on CI and developer machines)."""
-    return PROJECT_ROOT.parent / "shared" / "reference"
