@@ -8,14 +8,19 @@ implements the `Gateway` port (see `sim_gateway.SimulatedPort`) with SQLite-back
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from simulation.gateway.port import SimulatedPort, TimeoutInjector
+from simulation.gateway.port import (
+    SimulatedPort,
+    TimeoutInjector,
+    _sid,
+    fee_and_tax,
+    settlement_time,
+)
 
 # (method, share of customers)
 METHOD_MIX: tuple[tuple[str, float], ...] = (
@@ -49,9 +54,6 @@ PLAN_PRICES_MINOR: tuple[tuple[str, int, float], ...] = (
     ("growth", 149_900, 0.33),
     ("scale", 499_900, 0.12),
 )
-# Gateway fee: 2% (cards/wallets) or 0% UPI up to a limit; 18% GST on the fee.
-FEE_BPS = {"card": 200, "upi": 0, "netbanking": 190, "wallet": 190}
-FEE_GST_PERCENT = 18
 
 
 @dataclass(frozen=True)
@@ -69,18 +71,6 @@ def _pick(rng: random.Random, weighted: tuple[tuple[str, float], ...]) -> str:
     names = [n for n, _ in weighted]
     weights = [w for _, w in weighted]
     return rng.choices(names, weights=weights, k=1)[0]
-
-
-def _stable_id(prefix: str, *parts: object) -> str:
-    digest = hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:24]
-    return f"{prefix}_{digest}"
-
-
-def _fee(amount_minor: int, method: str) -> tuple[int, int]:
-    # Half-up integer rounding on exact integer arithmetic; no floats touch money.
-    fee = (amount_minor * FEE_BPS[method] + 5_000) // 10_000
-    tax = (fee * FEE_GST_PERCENT + 50) // 100
-    return fee, tax
 
 
 class SimulatedGateway(SimulatedPort):
@@ -120,7 +110,7 @@ class SimulatedGateway(SimulatedPort):
             signup = start + timedelta(days=rng.randrange(0, 60), seconds=rng.randrange(86_400))
             out.append(
                 SimulatedCustomer(
-                    customer_id=_stable_id("cus", self.seed, i),
+                    customer_id=_sid("cus", self.seed, i),
                     method=method,
                     issuer=issuer,
                     plan=plan,
@@ -145,7 +135,7 @@ class SimulatedGateway(SimulatedPort):
             bill_at = cust.signup
             period = 0
             while bill_at < end:
-                invoice_id = _stable_id("in", self.seed, cust.customer_id, period)
+                invoice_id = _sid("in", self.seed, cust.customer_id, period)
                 attempt, at = 1, bill_at
                 while at < end and attempt <= 4:
                     failed = rng.random() < soft_rate * (1.6 if attempt == 1 else 1.0)
@@ -172,10 +162,10 @@ class SimulatedGateway(SimulatedPort):
         at: datetime,
         decline: str | None,
     ) -> dict:
-        charge_id = _stable_id("ch", self.seed, invoice_id, attempt)
+        charge_id = _sid("ch", self.seed, invoice_id, attempt)
         succeeded = decline is None
-        fee, fee_tax = _fee(cust.amount_minor, cust.method) if succeeded else (0, 0)
-        settled_at = _settlement_day(at) if succeeded else None
+        fee, fee_tax = fee_and_tax(cust.amount_minor, cust.method) if succeeded else (0, 0)
+        settled_at = settlement_time(at) if succeeded else None
         details: dict = {"type": cust.method}
         if cust.method == "card":
             details["card"] = {
@@ -204,7 +194,7 @@ class SimulatedGateway(SimulatedPort):
             "failure_code": decline,
             "outcome": {"type": "authorized" if succeeded else "issuer_declined"},
             "payment_method_details": details,
-            "balance_transaction": _stable_id("txn", charge_id) if succeeded else None,
+            "balance_transaction": _sid("txn", charge_id) if succeeded else None,
             "metadata": {
                 "attempt_number": str(attempt),
                 "plan": cust.plan,
@@ -212,7 +202,7 @@ class SimulatedGateway(SimulatedPort):
                 "fee_tax_minor": str(fee_tax),
                 "settled_at": settled_at.isoformat() if settled_at else None,
                 "settlement_id": (
-                    _stable_id("setl", self.seed, settled_at.date()) if settled_at else None
+                    _sid("setl", self.seed, settled_at.date()) if settled_at else None
                 ),
             },
             "livemode": False,
@@ -223,14 +213,3 @@ def _add_month(signup: datetime, months: int, anchor_day: int) -> datetime:
     month_index = signup.month - 1 + months
     year, month = signup.year + month_index // 12, month_index % 12 + 1
     return signup.replace(year=year, month=month, day=anchor_day)
-
-
-def _settlement_day(at: datetime) -> datetime:
-    """T+2 working days (weekends skipped), settled at 11:00 UTC."""
-    day = at.astimezone(UTC).date()
-    added = 0
-    while added < 2:
-        day += timedelta(days=1)
-        if day.weekday() < 5:
-            added += 1
-    return datetime(day.year, day.month, day.day, 11, 0, tzinfo=UTC)

@@ -8,7 +8,7 @@ Sending lives in `sender.py`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -144,6 +144,19 @@ def _delivery_row(
     }
 
 
+def add_attachments(conn: Connection, delivery_id: int, attachments: Iterable[Any]) -> None:
+    """The attachment rows of a delivery (each item has filename, content_type and content)."""
+    for att in attachments:
+        conn.execute(
+            sa.insert(document_delivery_attachments).values(
+                delivery_id=delivery_id,
+                filename=att.filename,
+                content_type=att.content_type,
+                content=att.content,
+            )
+        )
+
+
 def queue_message(
     engine: Engine,
     *,
@@ -178,15 +191,7 @@ def queue_message(
     try:
         with engine.begin() as conn:
             new_id = conn.execute(sa.insert(t).values(**row)).inserted_primary_key[0]
-            for att in attachments:
-                conn.execute(
-                    sa.insert(document_delivery_attachments).values(
-                        delivery_id=new_id,
-                        filename=att.filename,
-                        content_type=att.content_type,
-                        content=att.content,
-                    )
-                )
+            add_attachments(conn, new_id, attachments)
     except sa.exc.IntegrityError:
         if dedupe_key is None:
             raise

@@ -22,6 +22,7 @@ from billing_jobs.invoicing.mail.outbox import (
     RetryPolicy,
     _message_id,
     _utc,
+    add_attachments,
 )
 from billing_jobs.invoicing.mail.smtp import SmtpSendError, SmtpSession, SmtpSettings
 from billing_jobs.ledger.schema import (
@@ -250,19 +251,12 @@ def resend(engine: Engine, delivery_id: int, now: datetime, *, reason: str) -> i
                 resend_of=delivery_id,
             )
         ).inserted_primary_key[0]
-        for att in conn.execute(
+        copied = conn.execute(
             sa.select(document_delivery_attachments).where(
                 document_delivery_attachments.c.delivery_id == delivery_id
             )
-        ):
-            conn.execute(
-                sa.insert(document_delivery_attachments).values(
-                    delivery_id=new_id,
-                    filename=att.filename,
-                    content_type=att.content_type,
-                    content=att.content,
-                )
-            )
+        ).all()
+        add_attachments(conn, new_id, copied)
         f = document_delivery_files
         for ref in conn.execute(sa.select(f).where(f.c.delivery_id == delivery_id)):
             conn.execute(
