@@ -337,6 +337,43 @@ credit_note_lines = Table(
     _money("cgst_minor"),
     _money("sgst_minor"),
     _money("igst_minor"),
+    # Value before discount and the discount reversed with it (taxable = amount - discount),
+    # so a credit note shows how its taxable value was reached, as the invoice does.
+    _money("amount_minor"),
+    _money("discount_minor"),
+)
+
+# What each item in force was charged for a billing period, at the price actually charged
+# (list amount, its share of the period's discount, taxable value, all for the whole period).
+# A recurring invoice opens one row per line; a prorated change closes the changed items' rows
+# and opens rows for their replacements; pause and cancel close the rest. Credits for unused
+# time are always computed from the open rows, so each second is credited at most once.
+subscription_charges = Table(
+    "subscription_charges",
+    metadata,
+    _pk(),
+    _fk("subscription_id", "subscriptions.id"),
+    _fk("plan_id", "plans.id", index=False),
+    Column("quantity", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    _ts("period_start"),
+    _ts("period_end"),
+    _ts("charged_from"),  # the period start, or the instant of the change that added it
+    _ts("credited_from", nullable=True),  # null while in force; else unused time from here on
+    _money("amount_minor"),
+    _money("discount_minor"),
+    _money("taxable_minor"),
+    Column("tax_rate_bp", Integer, nullable=False),
+    _fk("invoice_id", "invoices.id", nullable=True, index=False),  # the period's charge
+    _fk("invoice_line_id", "invoice_lines.id", nullable=True, index=False),
+    _fk("credit_invoice_id", "invoices.id", nullable=True, index=False),  # where unused time
+    _fk("credit_note_id", "credit_notes.id", nullable=True, index=False),  # was credited
+)
+Index(
+    "ix_subscription_charges_in_force",
+    subscription_charges.c.subscription_id,
+    subscription_charges.c.period_start,
+    subscription_charges.c.credited_from,
 )
 
 customer_balance_transactions = Table(
@@ -513,6 +550,18 @@ invoice_documents = Table(
     Column("lang", String(8), nullable=False),
     Column("rendered_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("number", name="invoice_documents_number_key"),
+)
+
+credit_note_documents = Table(
+    "credit_note_documents",
+    metadata,
+    Column("credit_note_id", Integer, primary_key=True),
+    Column("number", String(16), nullable=False),
+    Column("path", String(500), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("lang", String(8), nullable=False),
+    Column("rendered_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("number", name="uq_credit_note_documents_number"),
 )
 
 document_deliveries = Table(
