@@ -2,13 +2,12 @@
 customer actually paid (after the coupon, per line), and never twice for the same time.
 
 Every figure is worked out by hand in the comments (demo catalog, Karnataka customer: CGST 9%
-+ SGST 9%; April 2026 has 30 days, so 15 days left is f = 1/2 and 7 days left is f = 7/30)."""
++ SGST 9%; April 2026 has 30 days, so on the 16th f = 15/30 = 1/2 and on the 23rd f = 8/30)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import select, text
 
 from billing_jobs.ledger import schema as s
@@ -21,11 +20,10 @@ from billing_jobs.service import (
     pause_subscription,
 )
 
-BUG = pytest.mark.xfail(strict=True, reason="issue #17: credits on the wrong items/price")
 APR1 = datetime(2026, 4, 1, tzinfo=UTC)
 APR16 = datetime(2026, 4, 16, tzinfo=UTC)  # f = 15/30 = 1/2
-APR23 = datetime(2026, 4, 23, tzinfo=UTC)  # f = 7/30
-APR27 = datetime(2026, 4, 27, tzinfo=UTC)  # f = 3/30
+APR23 = datetime(2026, 4, 23, tzinfo=UTC)  # f = 8/30
+APR27 = datetime(2026, 4, 27, tzinfo=UTC)  # f = 4/30
 
 
 def _pay_open(engine, at):
@@ -67,7 +65,6 @@ def test_recurring_invoice_charges_the_discounted_price(ledger, new_customer) ->
     assert _net_taxable(ledger, sub_id) == 599760
 
 
-@BUG
 def test_proration_credits_the_price_paid_not_the_list_price(ledger, new_customer) -> None:
     sub_id = _growth_x3_launch20(ledger, new_customer)
     res = change_subscription(ledger, sub_id, at=APR16, plan="scale-monthly")
@@ -84,43 +81,40 @@ def test_proration_credits_the_price_paid_not_the_list_price(ledger, new_custome
     assert inv["cgst_minor"] == inv["sgst_minor"] == 81000 and inv["total_minor"] == 1062000
 
 
-@BUG
 def test_pause_after_a_change_credits_the_current_plan_once(ledger, new_customer) -> None:
     sub_id = _growth_x3_launch20(ledger, new_customer)
     change_subscription(ledger, sub_id, at=APR16, plan="scale-monthly")
     _pay_open(ledger, APR16)
     note = pause_subscription(ledger, sub_id, at=APR23)["credit_note"]
     (line,) = note["lines"]
-    # 7/30 of Scale x3 as paid (23,997.60): 5,599.44; the Growth time was credited on the change
+    # 8/30 of Scale x3 as paid (23,997.60): 6,399.36; the Growth time was credited on the change
     assert "Scale" in line["description"] and "Growth" not in line["description"]
     assert (line["amount_minor"], line["discount_minor"], line["taxable_minor"]) == (
-        699930,
-        139986,
-        559944,
+        799920,
+        159984,
+        639936,
     )
-    assert note["cgst_minor"] == note["sgst_minor"] == 50395  # 9% of 5,599.44 = 503.9496
-    # Growth for 15 days (2,998.80) + Scale for 7 days (11,998.80 - 5,599.44 = 6,399.36)
-    assert _net_taxable(ledger, sub_id) == 299880 + 639936
+    assert note["cgst_minor"] == note["sgst_minor"] == 57594  # 9% of 6,399.36 = 575.9424
+    # Growth for 15 days (2,998.80) + Scale for 7 days (11,998.80 - 6,399.36 = 5,599.44)
+    assert _net_taxable(ledger, sub_id) == 299880 + 559944
 
 
-@BUG
 def test_two_changes_then_cancel_credit_each_second_once(ledger, new_customer) -> None:
     sub_id = _growth_x3_launch20(ledger, new_customer)
     change_subscription(ledger, sub_id, at=APR16, plan="scale-monthly")
     _pay_open(ledger, APR16)
     back = change_subscription(ledger, sub_id, at=APR23, plan="growth-monthly")
     note = back["credit_note"]
-    # credit 7/30 of Scale as paid (5,599.44), charge 7/30 of Growth as paid (1,399.44)
-    assert [x["taxable_minor"] for x in note["lines"]] == [559944, -139944]
-    assert note["taxable_minor"] == 420000 and note["total_minor"] == 495600
+    # credit 8/30 of Scale as paid (6,399.36), charge 8/30 of Growth as paid (1,599.36)
+    assert [x["taxable_minor"] for x in note["lines"]] == [639936, -159936]
+    assert note["taxable_minor"] == 480000 and note["total_minor"] == 566400
     cancel = cancel_subscription(ledger, sub_id, at=APR27)["credit_note"]
     (line,) = cancel["lines"]
-    assert "Growth" in line["description"] and line["taxable_minor"] == 59976  # 3/30 of 5,997.60
+    assert "Growth" in line["description"] and line["taxable_minor"] == 79968  # 4/30 of 5,997.60
     # Growth 15 days + Scale 7 days + Growth 4 days, each at the price paid
-    assert _net_taxable(ledger, sub_id) == 299880 + 639936 + (139944 - 59976)
+    assert _net_taxable(ledger, sub_id) == 299880 + 559944 + (159936 - 79968)
 
 
-@BUG
 def test_seat_change_with_coupon_credits_each_line_at_its_discounted_price(
     ledger, new_customer
 ) -> None:
@@ -140,7 +134,6 @@ def test_seat_change_with_coupon_credits_each_line_at_its_discounted_price(
     assert "seats" in lines[0]["description"].lower()
 
 
-@BUG
 def test_downgrade_credit_at_the_price_paid_goes_to_the_balance(ledger, new_customer) -> None:
     cid = new_customer(ledger)
     sub = create_subscription(
@@ -154,7 +147,6 @@ def test_downgrade_credit_at_the_price_paid_goes_to_the_balance(ledger, new_cust
     assert get_customer(ledger, cid)["credit_balance_minor"] == 354000
 
 
-@BUG
 def test_pause_without_a_change_credits_the_invoice_lines(small, new_customer) -> None:
     cid = new_customer(small)
     sub = create_subscription(small, customer_id=cid, plan="pro-20", start=APR1)
