@@ -314,7 +314,8 @@ def invoices_pdf(
     from sqlalchemy import select
 
     from billing_jobs.invoicing.documents.from_ledger import DocumentSourceError, invoice_document
-    from billing_jobs.invoicing.documents.render import document_path, render_pdf
+    from billing_jobs.invoicing.documents.render import render_pdf
+    from billing_jobs.invoicing.documents.storage import document_path
     from billing_jobs.ledger import schema as s
 
     if lang not in {"en", "hi", "mr"}:

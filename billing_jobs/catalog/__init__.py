@@ -71,6 +71,10 @@ class CatalogSpec:
     products: tuple[ProductSpec, ...]
     plans: tuple[PlanSpec, ...]
     coupons: tuple[CouponSpec, ...]
+    # The supplier's address as printed on every tax document (Rule 46(a)).
+    supplier_address: str = ""
+    supplier_city: str = ""
+    supplier_postal_code: str = ""
 
 
 @dataclass
@@ -84,6 +88,68 @@ class CatalogLoadResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# The fields each part of a catalog may have. An unknown field is refused rather than
+# ignored: YAML splits an unquoted flow value at a comma (`name: Growth (monthly, per seat)`
+# becomes the name "Growth (monthly" and a field "per seat)"), and that must not load.
+FIELDS = {
+    "catalog": {"supplier", "invoice_prefix", "products", "plans", "coupons"},
+    "supplier": {"legal_name", "gstin", "address_line", "city", "postal_code"},
+    "product": {"code", "name", "sac"},
+    "plan": {"code", "product", "name", "interval", "interval_count", "trial_days", "pricing",
+             "addon", "prices"},
+    "tier": {"up_to", "unit", "flat"},
+    "coupon": {"code", "percent_off", "amount_off", "currency", "duration",
+               "duration_in_periods"},
+}  # fmt: skip
+_BRACKETS = {")": "(", "]": "[", "}": "{"}
+
+
+def _known(d: Any, kind: str, where: str) -> Mapping[str, Any]:
+    if not isinstance(d, Mapping):
+        raise CatalogError(f"{where}: expected a mapping of fields, got {d!r}")
+    unknown = [k for k in d if k not in FIELDS[kind]]
+    if unknown:
+        raise CatalogError(
+            f"{where}: unknown field {str(unknown[0])!r} (allowed: {', '.join(sorted(FIELDS[kind]))})"
+            "; a comma, colon or # inside an unquoted value splits it: quote the value, "
+            'e.g. name: "Growth (monthly, per seat)"'
+        )
+    return d
+
+
+def _text(d: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str:
+    """A text field exactly as written: YAML must not have read it as a number, a boolean,
+    a date or null (`name: yes`, `sac: 0998`, `code: 2025-01-01` are refused: quote them)."""
+    if key not in d or d[key] is None:
+        if default is not None:
+            return default
+        raise CatalogError(f"{where}: missing required field {key!r}")
+    value = d[key]
+    if not isinstance(value, str):
+        raise CatalogError(
+            f"{where}: {key} {value!r} was read as {type(value).__name__}, not text; quote it"
+        )
+    if not value.strip() and default is None:
+        raise CatalogError(f"{where}: missing required field {key!r}")
+    return value
+
+
+def _display_name(d: Mapping[str, Any], where: str, default: str) -> str:
+    name = _text(d, "name", where, default)
+    stack: list[str] = []
+    for ch in name:
+        if ch in "([{":
+            stack.append(ch)
+        elif ch in _BRACKETS and (not stack or stack.pop() != _BRACKETS[ch]):
+            stack.append("unbalanced")
+            break
+    if stack:
+        raise CatalogError(
+            f"{where}: name {name!r} has unbalanced brackets; if it was cut at a comma, quote it"
+        )
+    return name
 
 
 def _need(d: Mapping[str, Any], key: str, where: str) -> Any:
@@ -105,7 +171,8 @@ def parse_catalog(doc: Mapping[str, Any]) -> CatalogSpec:
     """Validate a catalog document (already parsed YAML) into specs."""
     if not isinstance(doc, Mapping):
         raise CatalogError("catalog must be a mapping with supplier, products, plans, coupons")
-    supplier = _need(doc, "supplier", "catalog")
+    _known(doc, "catalog", "catalog")
+    supplier = _known(_need(doc, "supplier", "catalog"), "supplier", "supplier")
     try:
         gstin = validate_gstin(_need(supplier, "gstin", "supplier"))
     except CatalogError:
@@ -115,21 +182,25 @@ def parse_catalog(doc: Mapping[str, Any]) -> CatalogSpec:
     products = []
     for i, p in enumerate(doc.get("products") or []):
         where = f"products[{i}]"
-        sac = str(_need(p, "sac", where))
+        _known(p, "product", where)
+        code = _text(p, "code", where)
+        where = f"product {code!r}"
+        sac = _text(p, "sac", where)
         if sac not in RATE_TABLE:
             raise CatalogError(f"{where}: SAC/HSN {sac!r} has no GST rate in the rate table")
-        products.append(
-            ProductSpec(str(_need(p, "code", where)), str(_need(p, "name", where)), sac)
-        )
+        products.append(ProductSpec(code, _display_name(p, where, ""), sac))
+        if not products[-1].name.strip():
+            raise CatalogError(f"{where}: missing required field 'name'")
     codes = [p.code for p in products]
     if len(set(codes)) != len(codes):
         raise CatalogError("products: duplicate product codes")
     plans = []
     for i, p in enumerate(doc.get("plans") or []):
         where = f"plans[{i}]"
-        code = str(_need(p, "code", where))
+        _known(p, "plan", where)
+        code = _text(p, "code", where)
         where = f"plan {code!r}"
-        product = str(_need(p, "product", where))
+        product = _text(p, "product", where)
         if product not in codes:
             raise CatalogError(f"{where}: unknown product {product!r}")
         try:
@@ -153,6 +224,7 @@ def parse_catalog(doc: Mapping[str, Any]) -> CatalogSpec:
                     raise CatalogError(f"{pwhere}: {model} pricing needs a list of tiers")
                 tiers, last = [], 0
                 for j, t in enumerate(spec):
+                    _known(t, "tier", f"{pwhere} tier {j}")
                     up_to = t.get("up_to")
                     if up_to is not None and (not isinstance(up_to, int) or up_to <= last):
                         raise CatalogError(f"{pwhere} tier {j}: up_to must increase")
@@ -175,7 +247,7 @@ def parse_catalog(doc: Mapping[str, Any]) -> CatalogSpec:
             PlanSpec(
                 code,
                 product,
-                str(p.get("name", code)),
+                _display_name(p, where, code),
                 interval,
                 count,
                 trial,
@@ -188,8 +260,10 @@ def parse_catalog(doc: Mapping[str, Any]) -> CatalogSpec:
         raise CatalogError("plans: duplicate plan codes")
     coupons = []
     for i, c in enumerate(doc.get("coupons") or []):
-        where = f"coupon {c.get('code', i)!r}"
-        code = str(_need(c, "code", where))
+        where = f"coupons[{i}]"
+        _known(c, "coupon", where)
+        code = _text(c, "code", where)
+        where = f"coupon {code!r}"
         duration = _need(c, "duration", where)
         if duration not in ("once", "repeating", "forever"):
             raise CatalogError(f"{where}: duration must be once, repeating or forever")
@@ -217,14 +291,17 @@ def parse_catalog(doc: Mapping[str, Any]) -> CatalogSpec:
         coupons.append(
             CouponSpec(code, bp, amount, cur if amount is not None else None, duration, periods)
         )
-    prefix = str(doc.get("invoice_prefix", "INV"))
+    prefix = _text(doc, "invoice_prefix", "catalog", "INV")
     return CatalogSpec(
         gstin,
-        str(supplier.get("legal_name", "")),
+        _text(supplier, "legal_name", "supplier", ""),
         prefix,
         tuple(products),
         tuple(plans),
         tuple(coupons),
+        _text(supplier, "address_line", "supplier", ""),
+        _text(supplier, "city", "supplier", ""),
+        _text(supplier, "postal_code", "supplier", ""),
     )
 
 
@@ -232,13 +309,34 @@ def _fingerprint(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise CatalogError(
+                    f"line {key_node.start_mark.line + 1}: field {key!r} is given twice"
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_catalog_file(path: str | Path) -> CatalogSpec:
-    """Parse and validate a catalog YAML file."""
+    """Parse and validate a catalog YAML file (strictly: no duplicate or unknown fields, text
+    fields must be text; see FIELDS)."""
     try:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        doc = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_StrictLoader)
+    except CatalogError as exc:
+        raise CatalogError(f"{path}: {exc}") from exc
     except yaml.YAMLError as exc:
         raise CatalogError(f"{path}: not valid YAML: {exc}") from exc
-    return parse_catalog(doc)
+    try:
+        return parse_catalog(doc)
+    except CatalogError as exc:
+        raise CatalogError(f"{path}: {exc}") from exc
 
 
 def _current(conn: Connection, table: Any, code: str) -> Any:
@@ -277,6 +375,9 @@ def load_catalog(
             ("supplier_gstin", spec.supplier_gstin),
             ("supplier_name", spec.supplier_name),
             ("invoice_prefix", spec.invoice_prefix),
+            ("supplier_address", spec.supplier_address),
+            ("supplier_city", spec.supplier_city),
+            ("supplier_postal_code", spec.supplier_postal_code),
         ):
             if conn.execute(select(s.settings.c.key).where(s.settings.c.key == key)).first():
                 conn.execute(update(s.settings).where(s.settings.c.key == key).values(value=value))
