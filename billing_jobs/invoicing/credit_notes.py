@@ -8,7 +8,7 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from billing_jobs.errors import InvalidTransitionError, NotFoundError, ValidationError
 from billing_jobs.invoicing.numbering import allocate_numbers
@@ -261,6 +261,18 @@ def get_credit_note(target: Target, credit_note_id: int) -> dict[str, Any]:
         if row is None:
             raise NotFoundError(f"credit note {credit_note_id} does not exist")
         out = row_dict(row)
+        out["invoice_number"] = conn.execute(
+            select(s.invoices.c.number).where(s.invoices.c.id == row.invoice_id)
+        ).scalar()
+        b = s.customer_balance_transactions
+        # What went to the customer's balance; the rest reduced what open invoices had due.
+        out["to_balance_minor"] = int(
+            conn.execute(
+                select(func.coalesce(func.sum(b.c.amount_minor), 0)).where(
+                    b.c.credit_note_id == credit_note_id, b.c.amount_minor > 0
+                )
+            ).scalar_one()
+        )
         out["lines"] = [
             row_dict(r)
             for r in conn.execute(
@@ -270,3 +282,43 @@ def get_credit_note(target: Target, credit_note_id: int) -> dict[str, Any]:
             )
         ]
         return out
+
+
+def find_credit_note_id(target: Target, ref: str | int) -> int:
+    """The id of the credit note `ref` names: its id, or its number (CN/2627/000001)."""
+    cn = s.credit_notes
+    with write_conn(target) as conn:
+        if isinstance(ref, int) or str(ref).isdigit():
+            row = conn.execute(select(cn.c.id).where(cn.c.id == int(ref))).first()
+        else:
+            row = conn.execute(select(cn.c.id).where(cn.c.number == ref)).first()
+    if row is None:
+        raise NotFoundError(
+            f"no credit note {'numbered ' if not str(ref).isdigit() else ''}{ref!r}"
+        )
+    return int(row.id)
+
+
+def list_credit_notes(
+    target: Target,
+    *,
+    customer_id: int | None = None,
+    invoice_id: int | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Credit notes by id with the number of the invoice each one credits."""
+    cn, inv = s.credit_notes, s.invoices
+    q = (
+        select(cn, inv.c.number.label("invoice_number"))
+        .join(inv, inv.c.id == cn.c.invoice_id)
+        .order_by(cn.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    if customer_id is not None:
+        q = q.where(cn.c.customer_id == customer_id)
+    if invoice_id is not None:
+        q = q.where(cn.c.invoice_id == invoice_id)
+    with write_conn(target) as conn:
+        return [row_dict(r) for r in conn.execute(q)]

@@ -207,7 +207,12 @@ def creditable_minor(conn: Connection, invoice_ids: Sequence[int]) -> int:
 def charges_of(conn: Connection, sub_id: int) -> list[dict[str, Any]]:
     """Every charge of a subscription (oldest first), for `subscriptions show` and audits."""
     t = s.subscription_charges
-    rows = conn.execute(select(t).where(t.c.subscription_id == sub_id).order_by(t.c.id)).all()
+    rows = conn.execute(
+        select(t, s.plans.c.code.label("plan"))
+        .join(s.plans, s.plans.c.id == t.c.plan_id)
+        .where(t.c.subscription_id == sub_id)
+        .order_by(t.c.id)
+    ).all()
     out = []
     for r in rows:
         d = dict(r._mapping)
