@@ -179,8 +179,24 @@ def parse_catalog(doc: Mapping[str, Any]) -> CatalogSpec:
         raise
     except ValueError as exc:
         raise CatalogError(f"supplier: {exc}") from exc
+    products = _products(doc.get("products") or [])
+    plans = _plans(doc.get("plans") or [], {p.code for p in products})
+    return CatalogSpec(
+        gstin,
+        _text(supplier, "legal_name", "supplier", ""),
+        _text(doc, "invoice_prefix", "catalog", "INV"),
+        products,
+        plans,
+        _coupons(doc.get("coupons") or []),
+        _text(supplier, "address_line", "supplier", ""),
+        _text(supplier, "city", "supplier", ""),
+        _text(supplier, "postal_code", "supplier", ""),
+    )
+
+
+def _products(items: Any) -> tuple[ProductSpec, ...]:
     products = []
-    for i, p in enumerate(doc.get("products") or []):
+    for i, p in enumerate(items):
         where = f"products[{i}]"
         _known(p, "product", where)
         code = _text(p, "code", where)
@@ -191,11 +207,14 @@ def parse_catalog(doc: Mapping[str, Any]) -> CatalogSpec:
         products.append(ProductSpec(code, _display_name(p, where, ""), sac))
         if not products[-1].name.strip():
             raise CatalogError(f"{where}: missing required field 'name'")
-    codes = [p.code for p in products]
-    if len(set(codes)) != len(codes):
+    if len({p.code for p in products}) != len(products):
         raise CatalogError("products: duplicate product codes")
+    return tuple(products)
+
+
+def _plans(items: Any, codes: set[str]) -> tuple[PlanSpec, ...]:
     plans = []
-    for i, p in enumerate(doc.get("plans") or []):
+    for i, p in enumerate(items):
         where = f"plans[{i}]"
         _known(p, "plan", where)
         code = _text(p, "code", where)
@@ -258,8 +277,12 @@ def parse_catalog(doc: Mapping[str, Any]) -> CatalogSpec:
         )
     if len({p.code for p in plans}) != len(plans):
         raise CatalogError("plans: duplicate plan codes")
+    return tuple(plans)
+
+
+def _coupons(items: Any) -> tuple[CouponSpec, ...]:
     coupons = []
-    for i, c in enumerate(doc.get("coupons") or []):
+    for i, c in enumerate(items):
         where = f"coupons[{i}]"
         _known(c, "coupon", where)
         code = _text(c, "code", where)
@@ -291,18 +314,7 @@ def parse_catalog(doc: Mapping[str, Any]) -> CatalogSpec:
         coupons.append(
             CouponSpec(code, bp, amount, cur if amount is not None else None, duration, periods)
         )
-    prefix = _text(doc, "invoice_prefix", "catalog", "INV")
-    return CatalogSpec(
-        gstin,
-        _text(supplier, "legal_name", "supplier", ""),
-        prefix,
-        tuple(products),
-        tuple(plans),
-        tuple(coupons),
-        _text(supplier, "address_line", "supplier", ""),
-        _text(supplier, "city", "supplier", ""),
-        _text(supplier, "postal_code", "supplier", ""),
-    )
+    return tuple(coupons)
 
 
 def _fingerprint(obj: Any) -> str:
@@ -358,6 +370,22 @@ def _version(conn: Connection, table: Any, code: str, fp: str, values: dict, now
     return new_id, True
 
 
+def _save_supplier(conn: Connection, spec: CatalogSpec) -> None:
+    """The supplier's details and the invoice prefix, as ledger settings."""
+    for key, value in (
+        ("supplier_gstin", spec.supplier_gstin),
+        ("supplier_name", spec.supplier_name),
+        ("invoice_prefix", spec.invoice_prefix),
+        ("supplier_address", spec.supplier_address),
+        ("supplier_city", spec.supplier_city),
+        ("supplier_postal_code", spec.supplier_postal_code),
+    ):
+        if conn.execute(select(s.settings.c.key).where(s.settings.c.key == key)).first():
+            conn.execute(update(s.settings).where(s.settings.c.key == key).values(value=value))
+        else:
+            conn.execute(insert(s.settings).values(key=key, value=value))
+
+
 def load_catalog(
     target: Target, source: str | Path | Mapping[str, Any] | CatalogSpec, *, now: datetime
 ) -> CatalogLoadResult:
@@ -371,18 +399,7 @@ def load_catalog(
         spec = read_catalog_file(source)
     result = CatalogLoadResult()
     with write_conn(target) as conn:
-        for key, value in (
-            ("supplier_gstin", spec.supplier_gstin),
-            ("supplier_name", spec.supplier_name),
-            ("invoice_prefix", spec.invoice_prefix),
-            ("supplier_address", spec.supplier_address),
-            ("supplier_city", spec.supplier_city),
-            ("supplier_postal_code", spec.supplier_postal_code),
-        ):
-            if conn.execute(select(s.settings.c.key).where(s.settings.c.key == key)).first():
-                conn.execute(update(s.settings).where(s.settings.c.key == key).values(value=value))
-            else:
-                conn.execute(insert(s.settings).values(key=key, value=value))
+        _save_supplier(conn, spec)
         product_ids: dict[str, int] = {}
         product_fps: dict[str, str] = {}
         for p in spec.products:
