@@ -177,10 +177,11 @@ def webhooks_serve(
         raise typer.Exit(code=2) from None
 
 
-from orchestration import cli_billing, cli_payments  # noqa: E402  (sub-apps register below)
+from orchestration import cli_billing, cli_payments, cli_reports  # noqa: E402  (sub-apps below)
 
 cli_billing.register(app)
 cli_payments.register(app)
+cli_reports.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -1,47 +1,49 @@
-"""Operator commands: customers, subscriptions, invoices and billing runs on the ledger.
+"""Operator commands: catalog and plans, customers, subscriptions and billing runs on the ledger.
 
-Every command takes ``--at`` (default: now) because domain functions take time as an argument,
-prints a human table by default and JSON with ``--json``. Domain errors become one clear line
-on stderr and exit code 2; nothing is written when a command is refused.
+Every command that changes something takes ``--at`` (default: now) because domain functions
+take time as an argument, and prints what it did (ids, numbers, amounts as money); ``--json``
+prints the same as JSON with money in minor units. Domain errors become one clear line on
+stderr and exit code 2; nothing is written when a command is refused.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 
+from orchestration.cli_args import (
+    parse_count,
+    parse_country,
+    parse_email,
+    parse_gstin,
+    parse_instant,
+    parse_name,
+    parse_postal_code,
+    parse_state_code,
+    parse_text,
+)
+from orchestration.cli_output import emit, money, table
 from orchestration.lib.env import SettingsError, load_settings
+
+__all__ = ["AtOption", "JsonOption", "emit", "ledger", "parse_instant", "run_domain"]
 
 AtOption = Annotated[
     str | None,
     typer.Option("--at", help="Instant of the operation (ISO 8601; default: now)."),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Machine-readable output (money in minor units).")
+]
+LimitOption = Annotated[int, typer.Option("--limit", help="At most this many rows.")]
 
 customers_app = typer.Typer(help="Billing customers.", no_args_is_help=True)
 subscriptions_app = typer.Typer(help="Subscription lifecycle.", no_args_is_help=True)
-invoices_app = typer.Typer(help="Invoices: show, preview, void, pdf.", no_args_is_help=True)
 billing_app = typer.Typer(help="The billing run.", no_args_is_help=True)
 catalog_app = typer.Typer(help="The product catalog.", no_args_is_help=True)
-
-
-def parse_instant(value: str | None, option: str = "--at") -> datetime:
-    """ISO 8601 -> aware datetime (naive values are taken as UTC); None -> now."""
-    if value is None:
-        return datetime.now(UTC)
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not an ISO 8601 timestamp (e.g. 2025-05-01T00:00:00+05:30)",
-            param_hint=option,
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+plans_app = typer.Typer(help="Plans of the catalog.", no_args_is_help=True)
 
 
 @contextmanager
@@ -75,33 +77,11 @@ def run_domain(action: Callable[[Any], Any]) -> Any:
             raise typer.Exit(code=2) from None
 
 
-def emit(payload: Any, as_json: bool, title: str = "") -> None:
-    if as_json:
-        typer.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
-        return
-    if title:
-        typer.secho(title, bold=True)
-    _render(payload, indent=0)
+def _day(iso: str | None) -> str:
+    return iso[:10] if iso else "–"
 
 
-def _render(value: Any, indent: int) -> None:
-    pad = "  " * indent
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(item, dict | list) and item:
-                typer.echo(f"{pad}{key}:")
-                _render(item, indent + 1)
-            else:
-                typer.echo(f"{pad}{key:28} {item}")
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            typer.echo(f"{pad}- [{i}]")
-            _render(item, indent + 1)
-    else:
-        typer.echo(f"{pad}{value}")
-
-
-# -- catalog ------------------------------------------------------------------------------
+# -- catalog and plans --------------------------------------------------------------------
 @catalog_app.command("load")
 def catalog_load(
     path: Annotated[
@@ -114,11 +94,109 @@ def catalog_load(
     from billing_jobs.catalog import DEMO_CATALOG, load_catalog
 
     now = parse_instant(at)
-    result = run_domain(lambda e: load_catalog(e, path or DEMO_CATALOG, now=now))
-    emit(_plain(result), as_json, "catalog loaded")
+    result = run_domain(lambda e: load_catalog(e, path or DEMO_CATALOG, now=now)).to_dict()
+
+    def render(r: dict[str, Any]) -> None:
+        typer.echo(f"new plan versions: {', '.join(r['new_plan_versions']) or 'none'}")
+        typer.echo(f"new products: {', '.join(r['new_product_versions']) or 'none'}")
+        typer.echo(f"new coupons: {', '.join(r['new_coupons']) or 'none'}")
+        typer.echo(f"unchanged: {r['unchanged']}")
+
+    emit(result, as_json, "catalog loaded", render)
+
+
+def _price_text(plan: dict[str, Any]) -> str:
+    parts = []
+    for p in plan["prices"]:
+        if p["unit_amount_minor"] is not None:
+            parts.append(money(p["unit_amount_minor"], p["currency"]))
+        elif p["tiers"]:
+            first = p["tiers"][0]
+            parts.append(
+                f"{money(first['unit_minor'], p['currency'])}/unit ({plan['pricing_model']})"
+            )
+    return " | ".join(parts)
+
+
+@plans_app.command("list")
+def plans_list(
+    all_versions: Annotated[
+        bool, typer.Option("--all-versions", help="Every version, not only the current ones.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """The plans customers can subscribe to, with their prices per currency."""
+    from billing_jobs.catalog.listing import list_plans
+
+    plans = run_domain(lambda e: list_plans(e, all_versions=all_versions))
+
+    def render(rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            typer.echo("no plans: load a catalog with `paysight catalog load`")
+            return
+        table(
+            [
+                (
+                    p["code"],
+                    p["version"],
+                    p["name"],
+                    f"{p['interval_count']} {p['interval']}",
+                    "add-on" if p["addon"] else "base",
+                    p["trial_days"] or "–",
+                    _price_text(p),
+                )
+                for p in rows
+            ],
+            ["code", "v", "name", "every", "kind", "trial days", "price"],
+        )
+
+    emit(plans, as_json, render=render)
 
 
 # -- customers ----------------------------------------------------------------------------
+NameOption = Annotated[str | None, typer.Option("--name", help="Legal name.")]
+EmailOption = Annotated[str | None, typer.Option("--email", help="Where documents are mailed.")]
+GstinOption = Annotated[str | None, typer.Option("--gstin", help="15-character GSTIN.")]
+StateOption = Annotated[
+    str | None, typer.Option("--state-code", help="GST state code of the address, e.g. 29.")
+]
+TaxStatusOption = Annotated[str | None, typer.Option("--tax-status", help="regular, sez, export.")]
+LocaleOption = Annotated[
+    str | None, typer.Option("--locale", help="Document language: en_IN, hi_IN or mr_IN.")
+]
+AddressOption = Annotated[str | None, typer.Option("--address-line", help="Street address.")]
+CityOption = Annotated[str | None, typer.Option("--city")]
+PostalOption = Annotated[str | None, typer.Option("--postal-code", help="PIN code.")]
+CountryOption = Annotated[str | None, typer.Option("--country", help="ISO country, e.g. IN.")]
+
+
+def _customer_fields(**raw: str | None) -> dict[str, Any]:
+    """Options of `customers create/update` parsed one kind at a time (None: not given)."""
+    return {
+        "name": parse_name(raw["name"]),
+        "email": parse_email(raw["email"]),
+        "gstin": parse_gstin(raw["gstin"]),
+        "state_code": parse_state_code(raw["state_code"]),
+        "tax_status": parse_text(raw["tax_status"], "--tax-status", max_length=10),
+        "locale": parse_text(raw["locale"], "--locale", max_length=16),
+        "address_line": parse_text(raw["address_line"], "--address-line", max_length=400),
+        "city": parse_text(raw["city"], "--city", max_length=100),
+        "postal_code": parse_postal_code(raw["postal_code"]),
+        "country": parse_country(raw["country"]),
+    }
+
+
+def _render_customer(c: dict[str, Any]) -> None:
+    address = ", ".join(x for x in (c["address_line"], c["city"], c["postal_code"]) if x)
+    typer.echo(f"customer {c['id']}: {c['name']}")
+    typer.echo(f"  email          {c['email'] or '–'}")
+    typer.echo(f"  address        {address or '–'} ({c['country']})")
+    typer.echo(f"  state code     {c['state_code']}   GSTIN {c['gstin'] or 'unregistered'}"
+               f"   tax status {c['tax_status']}")  # fmt: skip
+    typer.echo(f"  currency       {c['currency']}   locale {c['locale']}")
+    typer.echo(f"  credit balance {money(c['credit_balance_minor'], c['currency'])}")
+
+
 @customers_app.command("create")
 def customers_create(
     name: Annotated[str, typer.Option(help="Legal name.")],
@@ -126,42 +204,161 @@ def customers_create(
         str, typer.Option(help="GST state code of the billing address, e.g. 29.")
     ],
     currency: Annotated[str, typer.Option(help="ISO currency, e.g. INR.")] = "INR",
-    email: Annotated[str | None, typer.Option()] = None,
-    gstin: Annotated[str | None, typer.Option(help="15-character GSTIN (validated).")] = None,
+    email: EmailOption = None,
+    gstin: GstinOption = None,
     tax_status: Annotated[str, typer.Option(help="regular, sez or export.")] = "regular",
-    locale: Annotated[str, typer.Option()] = "en_IN",
+    locale: Annotated[str, typer.Option(help="en_IN, hi_IN or mr_IN.")] = "en_IN",
+    address_line: AddressOption = None,
+    city: CityOption = None,
+    postal_code: PostalOption = None,
+    country: Annotated[str, typer.Option(help="ISO country, e.g. IN.")] = "IN",
     at: AtOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a customer."""
+    """Create a customer (address printed on every tax document)."""
     from billing_jobs.customers import create_customer
 
     now = parse_instant(at)
-    out = run_domain(
-        lambda e: create_customer(
-            e,
-            name=name,
-            state_code=state_code,
-            currency=currency,
-            now=now,
-            email=email,
-            gstin=gstin,
-            tax_status=tax_status,
-            locale=locale,
-        )
-    )
-    emit(out, as_json, "customer created")
+    fields = _customer_fields(
+        name=name, email=email, gstin=gstin or None, state_code=state_code,
+        tax_status=tax_status, locale=locale, address_line=address_line, city=city,
+        postal_code=postal_code, country=country,
+    )  # fmt: skip
+    fields = {k: v for k, v in fields.items() if v is not None}
+    out = run_domain(lambda e: create_customer(e, currency=currency, now=now, **fields))
+    emit(out, as_json, "customer created", _render_customer)
+
+
+@customers_app.command("update")
+def customers_update(
+    customer_id: int,
+    name: NameOption = None,
+    email: EmailOption = None,
+    gstin: Annotated[str | None, typer.Option(help='GSTIN ("" removes it).')] = None,
+    state_code: StateOption = None,
+    tax_status: TaxStatusOption = None,
+    locale: LocaleOption = None,
+    address_line: AddressOption = None,
+    city: CityOption = None,
+    postal_code: PostalOption = None,
+    country: CountryOption = None,
+    at: AtOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Change a customer's details; documents issued from now on print them."""
+    from billing_jobs.customers import update_customer
+
+    now = parse_instant(at)
+    fields = _customer_fields(
+        name=name, email=email, gstin=gstin, state_code=state_code, tax_status=tax_status,
+        locale=locale, address_line=address_line, city=city, postal_code=postal_code,
+        country=country,
+    )  # fmt: skip
+    out = run_domain(lambda e: update_customer(e, customer_id, now=now, **fields))
+    emit(out, as_json, "customer updated", _render_customer)
 
 
 @customers_app.command("show")
 def customers_show(customer_id: int, as_json: JsonOption = False) -> None:
-    """Show a customer and their credit balance."""
+    """Show a customer, their address and credit balance."""
     from billing_jobs.customers import get_customer
 
-    emit(run_domain(lambda e: get_customer(e, customer_id)), as_json)
+    emit(run_domain(lambda e: get_customer(e, customer_id)), as_json, render=_render_customer)
+
+
+@customers_app.command("list")
+def customers_list(
+    search: Annotated[str | None, typer.Option(help="Part of the name or e-mail.")] = None,
+    limit: LimitOption = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """Customers with their credit balance."""
+    from billing_jobs.customers import list_customers
+
+    limit = parse_count(limit)
+    term = parse_text(search, "--search", max_length=100)
+    rows = run_domain(lambda e: list_customers(e, limit=limit, search=term))
+
+    def render(cs: list[dict[str, Any]]) -> None:
+        if not cs:
+            typer.echo("no customers")
+            return
+        table(
+            [(c["id"], c["name"], c["email"] or "–", c["state_code"], c["gstin"] or "–",
+              c["currency"], money(c["credit_balance_minor"], c["currency"])) for c in cs],
+            ["id", "name", "email", "state", "GSTIN", "currency", "credit balance"],
+            right=(0, 6),
+        )  # fmt: skip
+
+    emit(rows, as_json, render=render)
 
 
 # -- subscriptions ------------------------------------------------------------------------
+def _items_text(sub: dict[str, Any]) -> str:
+    return ", ".join(f"{i['plan']} × {i['quantity']}" for i in sub["items"])
+
+
+def _invoice_line(inv: dict[str, Any]) -> str:
+    cur = inv["currency"]
+    return (
+        f"invoice {inv['number'] or '(draft)'} (id {inv['id']}, {inv['kind']}, {inv['status']}):"
+        f" taxable {money(inv['taxable_minor'], cur)}, total {money(inv['total_minor'], cur)},"
+        f" due {money(inv['amount_due_minor'] - inv['amount_paid_minor'], cur)}"
+    )
+
+
+def _note_line(note: dict[str, Any]) -> str:
+    cur = note["currency"]
+    text = (
+        f"credit note {note['number']} (id {note['id']}, {note['reason']}):"
+        f" taxable {money(note['taxable_minor'], cur)}, total {money(note['total_minor'], cur)}"
+    )
+    if note["destination"] == "refund":
+        return text + " (refunded)"
+    to_balance = note.get("to_balance_minor")
+    if to_balance is None:
+        return text
+    off_due = note["total_minor"] - to_balance
+    parts = [f"{money(off_due, cur)} off open invoices"] if off_due else []
+    parts += [f"{money(to_balance, cur)} to the credit balance"] if to_balance else []
+    return text + f" ({', '.join(parts)})" if parts else text
+
+
+def _render_subscription(sub: dict[str, Any]) -> None:
+    typer.echo(
+        f"subscription {sub['id']} (customer {sub['customer_id']}): {sub['status']},"
+        f" {_items_text(sub)}"
+    )
+    if sub["status"] in ("active", "past_due", "trialing"):
+        typer.echo(
+            f"  period {_day(sub['current_period_start'])} → {_day(sub['current_period_end'])}"
+            + (", cancels at period end" if sub.get("cancel_at_period_end") else "")
+        )
+    for inv in sub.get("invoices_issued", []):
+        typer.echo("  " + _invoice_line(inv))
+    for key in ("proration_invoice", "credit_note"):
+        doc = sub.get(key)
+        if doc:
+            typer.echo(
+                "  " + (_invoice_line(doc) if key == "proration_invoice" else _note_line(doc))
+            )
+
+
+def _issued_since(engine: Any, sub_id: int, after_id: int) -> list[dict[str, Any]]:
+    from billing_jobs.invoicing.invoices import list_invoices
+
+    return [i for i in list_invoices(engine, subscription_id=sub_id) if i["id"] > after_id]
+
+
+def _last_invoice_id(engine: Any) -> int:
+    from sqlalchemy import func, select
+
+    from billing_jobs.ledger import schema as s
+
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.coalesce(func.max(s.invoices.c.id), 0))).scalar())
+
+
 @subscriptions_app.command("create")
 def subscriptions_create(
     customer_id: Annotated[int, typer.Option("--customer")],
@@ -176,18 +373,21 @@ def subscriptions_create(
     from billing_jobs.subscriptions.service import create_subscription
 
     start = parse_instant(at)
-    out = run_domain(
-        lambda e: create_subscription(
-            e,
-            customer_id=customer_id,
-            plan=plan,
-            start=start,
-            quantity=quantity,
-            coupon=coupon,
-            trial_days=trial_days,
-        )
-    )
-    emit(out, as_json, "subscription created")
+    parse_count(quantity, "--quantity", most=1_000_000)
+
+    def action(e: Any) -> dict[str, Any]:
+        before = _last_invoice_id(e)
+        sub = create_subscription(
+            e, customer_id=customer_id, plan=plan, start=start, quantity=quantity,
+            coupon=coupon, trial_days=trial_days,
+        )  # fmt: skip
+        return sub | {"invoices_issued": _issued_since(e, sub["id"], before)}
+
+    emit(run_domain(action), as_json, "subscription created", _render_subscription)
+
+
+def _change_result(out: dict[str, Any]) -> dict[str, Any]:
+    return out["subscription"] | {k: v for k, v in out.items() if k != "subscription"}
 
 
 @subscriptions_app.command("change")
@@ -208,29 +408,36 @@ def subscriptions_change(
             e, subscription_id, at=moment, plan=plan, quantity=quantity, when=when
         )
     )
-    emit(out, as_json, "subscription changed")
+    emit(_change_result(out), as_json, "subscription changed", _render_subscription)
 
 
 @subscriptions_app.command("pause")
 def subscriptions_pause(
     subscription_id: int, at: AtOption = None, as_json: JsonOption = False
 ) -> None:
-    """Pause: no invoices until resumed."""
+    """Pause: no invoices until resumed; unused paid time is credited."""
     from billing_jobs.subscriptions.service import pause_subscription
 
     moment = parse_instant(at)
-    emit(run_domain(lambda e: pause_subscription(e, subscription_id, at=moment)), as_json)
+    out = run_domain(lambda e: pause_subscription(e, subscription_id, at=moment))
+    emit(_change_result(out), as_json, "subscription paused", _render_subscription)
 
 
 @subscriptions_app.command("resume")
 def subscriptions_resume(
     subscription_id: int, at: AtOption = None, as_json: JsonOption = False
 ) -> None:
-    """Resume a paused subscription."""
+    """Resume a paused subscription: a new billing cycle starts (and is invoiced) now."""
     from billing_jobs.subscriptions.service import resume_subscription
 
     moment = parse_instant(at)
-    emit(run_domain(lambda e: resume_subscription(e, subscription_id, at=moment)), as_json)
+
+    def action(e: Any) -> dict[str, Any]:
+        before = _last_invoice_id(e)
+        out = resume_subscription(e, subscription_id, at=moment)
+        return out["subscription"] | {"invoices_issued": _issued_since(e, subscription_id, before)}
+
+    emit(run_domain(action), as_json, "subscription resumed", _render_subscription)
 
 
 @subscriptions_app.command("cancel")
@@ -244,137 +451,81 @@ def subscriptions_cancel(
     from billing_jobs.subscriptions.service import cancel_subscription
 
     moment = parse_instant(at)
-    emit(
-        run_domain(
-            lambda e: cancel_subscription(
-                e, subscription_id, at=moment, at_period_end=at_period_end
-            )
-        ),
-        as_json,
+    out = run_domain(
+        lambda e: cancel_subscription(e, subscription_id, at=moment, at_period_end=at_period_end)
     )
+    emit(_change_result(out), as_json, "subscription canceled", _render_subscription)
 
 
 @subscriptions_app.command("show")
 def subscriptions_show(subscription_id: int, as_json: JsonOption = False) -> None:
-    """Show a subscription with its items and history."""
+    """A subscription: items, what each item was charged for the period and whether its
+    unused time was credited, its invoices, credit notes and history."""
+    from billing_jobs.invoicing.credit_notes import list_credit_notes
+    from billing_jobs.invoicing.invoices import list_invoices
+    from billing_jobs.subscriptions.charges import charges_of
     from billing_jobs.subscriptions.state import get_subscription
 
-    emit(run_domain(lambda e: get_subscription(e, subscription_id)), as_json)
+    def action(e: Any) -> dict[str, Any]:
+        sub = get_subscription(e, subscription_id)
+        invoices = list_invoices(e, subscription_id=subscription_id)
+        notes = [n for inv in invoices for n in list_credit_notes(e, invoice_id=inv["id"])]
+        with e.connect() as conn:
+            charges = charges_of(conn, subscription_id)
+        return sub | {"invoices": invoices, "credit_notes": notes, "charges": charges}
+
+    def render(sub: dict[str, Any]) -> None:
+        _render_subscription(sub)
+        cur = sub["currency"]
+        typer.echo("charges (whole-period price actually charged):")
+        table(
+            [(c["period_start"][:10], c["plan"], c["quantity"], money(c["amount_minor"], cur),
+              money(c["discount_minor"], cur), money(c["taxable_minor"], cur),
+              c["charged_from"][:19], (c["credited_from"] or "in force")[:19]) for c in sub["charges"]],
+            ["period", "plan", "qty", "value", "discount", "taxable", "from", "credited from"],
+            right=(3, 4, 5),
+        )  # fmt: skip
+        typer.echo("invoices:")
+        for inv in sub["invoices"]:
+            typer.echo("  " + _invoice_line(inv))
+        typer.echo("credit notes:" if sub["credit_notes"] else "credit notes: none")
+        for note in sub["credit_notes"]:
+            typer.echo("  " + _note_line(note))
+        typer.echo("history:")
+        for ev in sub["events"]:
+            typer.echo(f"  {ev['at'][:19]}  {ev['kind']:16} {ev['from_status'] or ''} → "
+                       f"{ev['to_status'] or ''}")  # fmt: skip
+
+    emit(run_domain(action), as_json, render=render)
 
 
-# -- invoices -----------------------------------------------------------------------------
-@invoices_app.command("show")
-def invoices_show(invoice_id: int, as_json: JsonOption = False) -> None:
-    """Show an invoice with its lines and tax."""
-    from billing_jobs.invoicing.invoices import get_invoice
-
-    emit(run_domain(lambda e: get_invoice(e, invoice_id)), as_json)
-
-
-@invoices_app.command("preview")
-def invoices_preview(
-    subscription_id: int,
-    plan: Annotated[str | None, typer.Option(help="Hypothetical new plan.")] = None,
-    quantity: Annotated[int | None, typer.Option(help="Hypothetical new quantity.")] = None,
-    at: AtOption = None,
+@subscriptions_app.command("list")
+def subscriptions_list(
+    customer_id: Annotated[int | None, typer.Option("--customer")] = None,
+    status: Annotated[str | None, typer.Option(help="active, past_due, paused, ...")] = None,
+    limit: LimitOption = 100,
     as_json: JsonOption = False,
 ) -> None:
-    """The upcoming invoice, with prorations for a hypothetical change at --at (nothing is saved)."""
-    from billing_jobs.subscriptions.preview import preview_invoice
+    """Subscriptions with their status, items and current period."""
+    from billing_jobs.subscriptions.state import list_subscriptions
 
-    moment = parse_instant(at)
-    change = {k: v for k, v in {"plan": plan, "quantity": quantity}.items() if v is not None}
-    emit(
-        run_domain(lambda e: preview_invoice(e, subscription_id, at=moment, change=change or None)),
-        as_json,
-        "upcoming invoice (preview)",
+    limit = parse_count(limit)
+    rows = run_domain(
+        lambda e: list_subscriptions(e, customer_id=customer_id, status=status, limit=limit)
     )
 
+    def render(subs: list[dict[str, Any]]) -> None:
+        if not subs:
+            typer.echo("no subscriptions")
+            return
+        table(
+            [(x["id"], x["customer_id"], x["status"], _items_text(x),
+              _day(x["current_period_start"]), _day(x["current_period_end"])) for x in subs],
+            ["id", "customer", "status", "items", "period start", "period end"],
+            right=(0, 1),
+        )  # fmt: skip
 
-@invoices_app.command("void")
-def invoices_void(invoice_id: int, at: AtOption = None, as_json: JsonOption = False) -> None:
-    """Void an open invoice (its number stays used)."""
-    from billing_jobs.invoicing.invoices import void_invoice
-
-    moment = parse_instant(at)
-    emit(run_domain(lambda e: void_invoice(e, invoice_id, at=moment)), as_json)
-
-
-@invoices_app.command("pdf")
-def invoices_pdf(
-    number: Annotated[str, typer.Argument(help="Invoice number, e.g. INV/2526/000001.")],
-    lang: Annotated[str, typer.Option(help="en, hi or mr.")] = "en",
-    output: Annotated[
-        str | None, typer.Option("--output", "-o", help="Where to write the PDF.")
-    ] = None,
-) -> None:
-    """Render an invoice's PDF (Rule 46 fields) in a language, and print where it is."""
-    from pathlib import Path
-
-    from sqlalchemy import select
-
-    from billing_jobs.invoicing.documents.from_ledger import DocumentSourceError, invoice_document
-    from billing_jobs.invoicing.documents.render import document_path, render_pdf
-    from billing_jobs.ledger import schema as s
-
-    if lang not in {"en", "hi", "mr"}:
-        raise typer.BadParameter(
-            f"unknown language {lang!r}; choose en, hi or mr", param_hint="--lang"
-        )
-
-    def action(engine):
-        with engine.connect() as conn:
-            row = conn.execute(select(s.invoices.c.id).where(s.invoices.c.number == number)).first()
-        if row is None:
-            raise DocumentSourceError(f"no invoice numbered {number!r}")
-        return invoice_document(engine, row.id)
-
-    try:
-        doc = run_domain(action)
-    except DocumentSourceError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2) from None
-    pdf = render_pdf(doc, lang=lang)
-    target = (
-        Path(output)
-        if output
-        else document_path(load_settings().documents_dir, doc).with_suffix(f".{lang}.pdf")
-    )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(pdf)
-    typer.echo(str(target))
-
-
-@invoices_app.command("run")
-def invoices_run(
-    limit: Annotated[int | None, typer.Option(min=1)] = None,
-    no_mail: Annotated[bool, typer.Option("--no-mail")] = False,
-    as_of: Annotated[str | None, typer.Option("--as-of")] = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Render, store and queue (and send, when PAYSIGHT_SMTP_URL is set) new invoice documents."""
-    from billing_jobs.invoicing.documents.invoice_run import run_invoice_documents
-    from billing_jobs.invoicing.mail import SmtpSettings, send_due
-
-    settings = load_settings()
-    now = parse_instant(as_of, "--as-of")
-
-    def action(engine):
-        report = run_invoice_documents(
-            engine, settings.documents_dir, now, limit=limit, mail=not no_mail
-        )
-        sent = 0
-        if not no_mail and settings.smtp_url is not None:
-            smtp = SmtpSettings.from_url(settings.smtp_url.get_secret_value())
-            sent = len(send_due(engine, now, smtp).sent)
-        return {
-            "rendered": report.rendered,
-            "queued": report.queued,
-            "sent": sent,
-            "errors": report.errors,
-        }
-
-    emit(run_domain(action), as_json, "invoice run")
+    emit(rows, as_json, render=render)
 
 
 # -- billing run --------------------------------------------------------------------------
@@ -387,28 +538,34 @@ def billing_run(
     as_json: JsonOption = False,
 ) -> None:
     """Bill every subscription due at --as-of (idempotent: a re-run creates nothing twice)."""
+    from billing_jobs.invoicing.invoices import get_invoice
     from billing_jobs.subscriptions.billing_run import run_billing
 
     moment = parse_instant(as_of, "--as-of")
-    result = run_domain(lambda e: run_billing(e, moment, batch_size=batch_size))
-    payload = result.to_dict()
-    payload.pop("invoice_ids", None)
-    emit(payload, as_json, "billing run")
 
+    def action(e: Any) -> dict[str, Any]:
+        result = run_billing(e, moment, batch_size=batch_size).to_dict()
+        ids = result.pop("invoice_ids")
+        result["invoices"] = [
+            {k: v for k, v in get_invoice(e, i).items() if k != "lines"} for i in ids[:1000]
+        ]
+        return result
 
-def _plain(obj: Any) -> Any:
-    if hasattr(obj, "to_dict"):
-        return obj.to_dict()
-    if hasattr(obj, "__dataclass_fields__"):
-        from dataclasses import asdict
+    def render(r: dict[str, Any]) -> None:
+        typer.echo(f"subscriptions processed {r['subscriptions_processed']}, invoices created "
+                   f"{r['invoices_created']}, events {r['events_recorded']}")  # fmt: skip
+        for inv in r["invoices"]:
+            typer.echo("  " + _invoice_line(inv))
 
-        return asdict(obj)
-    return obj
+    emit(run_domain(action), as_json, "billing run", render)
 
 
 def register(app: typer.Typer) -> None:
+    from orchestration import cli_invoices
+
     app.add_typer(catalog_app, name="catalog")
+    app.add_typer(plans_app, name="plans")
     app.add_typer(customers_app, name="customers")
     app.add_typer(subscriptions_app, name="subscriptions")
-    app.add_typer(invoices_app, name="invoices")
+    cli_invoices.register(app)
     app.add_typer(billing_app, name="billing")

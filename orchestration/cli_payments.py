@@ -13,6 +13,7 @@ import typer
 from orchestration.cli_billing import AtOption, JsonOption, emit, ledger, parse_instant
 
 methods_app = typer.Typer(help="Customers' payment methods (gateway tokens).", no_args_is_help=True)
+payments_app = typer.Typer(help="Charging invoices.", no_args_is_help=True)
 refunds_app = typer.Typer(help="Refunds of captured payments.", no_args_is_help=True)
 retries_app = typer.Typer(help="Retries of failed payments.", no_args_is_help=True)
 dunning_app = typer.Typer(help="Dunning of unpaid invoices.", no_args_is_help=True)
@@ -83,7 +84,13 @@ def methods_add(
     out = run_payments(
         lambda engine: add_payment_method(engine, gw, customer_id, data, now, make_default=default)
     )
-    emit(out, as_json, f"payment method {out['id']}")
+
+    def render(m: dict[str, Any]) -> None:
+        default = ", the default" if m["is_default"] else ""
+        typer.echo(f"payment method {m['id']} added for customer {m['customer_id']}: {m['kind']}"
+                   f" {m['label'] or ''} on {m['gateway']}{default} (token {m['token']})")  # fmt: skip
+
+    emit(out, as_json, render=render)
 
 
 @methods_app.command("list")
@@ -220,7 +227,93 @@ def dunning_run(
     emit(report, as_json, "dunning run")
 
 
+def _not_collected(engine: Any, inv_id: int, now: datetime) -> str | None:
+    """Why `payments collect` would not charge an invoice (None: it is collectable)."""
+    from sqlalchemy import select
+
+    from billing_jobs.ledger import schema as s
+
+    with engine.connect() as conn:
+        inv = conn.execute(select(s.invoices).where(s.invoices.c.id == inv_id)).one()
+        tried = conn.execute(
+            select(s.payment_attempts.c.id).where(s.payment_attempts.c.invoice_id == inv_id)
+        ).first()
+    if inv.status != "open":
+        return f"invoice {inv.number} is {inv.status}"
+    if inv.amount_due_minor <= inv.amount_paid_minor:
+        return f"invoice {inv.number} has nothing due"
+    if inv.issued_at > now:
+        return f"invoice {inv.number} is dated {inv.issued_at.isoformat()}, after --at"
+    if tried is not None:
+        return (
+            f"invoice {inv.number} was already charged once; failed charges are retried by "
+            "`paysight retries run` on their schedule"
+        )
+    return None
+
+
+@payments_app.command("collect")
+def payments_collect(
+    invoice: Annotated[str, typer.Argument(help="Invoice id or number (INV/2627/000001).")],
+    policy: Annotated[str, typer.Option(help="Retry schedule if it fails: smart, ...")] = "smart",
+    gateway: GatewayOption = None,
+    at: AtOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Charge one open invoice now on the customer's default payment method: the same code
+    path as the payments collection job (a failure schedules its retries and starts dunning)."""
+    from billing_jobs.invoicing.invoices import find_invoice_id, get_invoice
+    from billing_jobs.payments.collection import collect_open_invoices
+
+    now = parse_instant(at)
+    chosen, about = _retry_policy(policy)
+    gw = _gateway(gateway, now)
+
+    def action(engine: Any) -> dict[str, Any]:
+        inv_id = find_invoice_id(engine, invoice)
+        why = _not_collected(engine, inv_id, now)
+        if why is not None:
+            from billing_jobs.errors import InvalidTransitionError
+
+            raise InvalidTransitionError(f"nothing to collect: {why}")
+        report = collect_open_invoices(engine, gw, gw.name, now, chosen, invoice_ids=[inv_id])
+        inv = get_invoice(engine, inv_id)
+        outcome = (
+            "paid" if inv_id in report.paid
+            else "failed" if inv_id in report.failed
+            else "pending" if inv_id in report.pending
+            else "skipped"
+        )  # fmt: skip
+        return {"invoice": inv["number"], "invoice_id": inv_id, "outcome": outcome,
+                "reason": report.skipped.get(inv_id), "retry_at": report.retries_scheduled.get(inv_id),
+                "policy": about, "gateway": gw.name, "currency": inv["currency"],
+                "charged_minor": report.collected_minor.get(inv["currency"], 0),
+                "amount_due_minor": inv["amount_due_minor"] - inv["amount_paid_minor"],
+                "status": inv["status"]}  # fmt: skip
+
+    def render(r: dict[str, Any]) -> None:
+        from orchestration.cli_output import money
+
+        line = f"invoice {r['invoice']}: {r['outcome']} on {r['gateway']}"
+        if r["outcome"] == "paid":
+            line += f", charged {money(r['charged_minor'], r['currency'])}"
+        elif r["outcome"] == "failed":
+            line += f", next retry {r['retry_at'] or 'none (hard decline)'} ({r['policy']})"
+        elif r["reason"]:
+            line += f": {r['reason']}"
+        typer.echo(line)
+        typer.echo(
+            f"  status {r['status']}, still due {money(r['amount_due_minor'], r['currency'])}"
+        )
+
+    out = run_payments(action)
+    emit(out, as_json, render=render)
+    if out["outcome"] == "skipped":
+        raise typer.Exit(code=1)
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(payments_app, name="payments")
     app.add_typer(methods_app, name="payment-methods")
     app.add_typer(refunds_app, name="refunds")
     app.add_typer(retries_app, name="retries")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -71,6 +71,10 @@ class CatalogSpec:
     products: tuple[ProductSpec, ...]
     plans: tuple[PlanSpec, ...]
     coupons: tuple[CouponSpec, ...]
+    # The supplier's address as printed on every tax document (Rule 46(a)).
+    supplier_address: str = ""
+    supplier_city: str = ""
+    supplier_postal_code: str = ""
 
 
 @dataclass
@@ -84,6 +88,68 @@ class CatalogLoadResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# The fields each part of a catalog may have. An unknown field is refused rather than
+# ignored: YAML splits an unquoted flow value at a comma (`name: Growth (monthly, per seat)`
+# becomes the name "Growth (monthly" and a field "per seat)"), and that must not load.
+FIELDS = {
+    "catalog": {"supplier", "invoice_prefix", "products", "plans", "coupons"},
+    "supplier": {"legal_name", "gstin", "address_line", "city", "postal_code"},
+    "product": {"code", "name", "sac"},
+    "plan": {"code", "product", "name", "interval", "interval_count", "trial_days", "pricing",
+             "addon", "prices"},
+    "tier": {"up_to", "unit", "flat"},
+    "coupon": {"code", "percent_off", "amount_off", "currency", "duration",
+               "duration_in_periods"},
+}  # fmt: skip
+_BRACKETS = {")": "(", "]": "[", "}": "{"}
+
+
+def _known(d: Any, kind: str, where: str) -> Mapping[str, Any]:
+    if not isinstance(d, Mapping):
+        raise CatalogError(f"{where}: expected a mapping of fields, got {d!r}")
+    unknown = [k for k in d if k not in FIELDS[kind]]
+    if unknown:
+        raise CatalogError(
+            f"{where}: unknown field {str(unknown[0])!r} (allowed: {', '.join(sorted(FIELDS[kind]))})"
+            "; a comma, colon or # inside an unquoted value splits it: quote the value, "
+            'e.g. name: "Growth (monthly, per seat)"'
+        )
+    return d
+
+
+def _text(d: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str:
+    """A text field exactly as written: YAML must not have read it as a number, a boolean,
+    a date or null (`name: yes`, `sac: 0998`, `code: 2025-01-01` are refused: quote them)."""
+    if key not in d or d[key] is None:
+        if default is not None:
+            return default
+        raise CatalogError(f"{where}: missing required field {key!r}")
+    value = d[key]
+    if not isinstance(value, str):
+        raise CatalogError(
+            f"{where}: {key} {value!r} was read as {type(value).__name__}, not text; quote it"
+        )
+    if not value.strip() and default is None:
+        raise CatalogError(f"{where}: missing required field {key!r}")
+    return value
+
+
+def _display_name(d: Mapping[str, Any], where: str, default: str) -> str:
+    name = _text(d, "name", where, default)
+    stack: list[str] = []
+    for ch in name:
+        if ch in "([{":
+            stack.append(ch)
+        elif ch in _BRACKETS and (not stack or stack.pop() != _BRACKETS[ch]):
+            stack.append("unbalanced")
+            break
+    if stack:
+        raise CatalogError(
+            f"{where}: name {name!r} has unbalanced brackets; if it was cut at a comma, quote it"
+        )
+    return name
 
 
 def _need(d: Mapping[str, Any], key: str, where: str) -> Any:
@@ -101,146 +167,188 @@ def _minor(value: Any, currency: str, where: str) -> int:
         raise CatalogError(f"{where}: {exc}") from exc
 
 
-def _product(p: Any, where: str) -> ProductSpec:
-    sac = str(_need(p, "sac", where))
-    if sac not in RATE_TABLE:
-        raise CatalogError(f"{where}: SAC/HSN {sac!r} has no GST rate in the rate table")
-    return ProductSpec(str(_need(p, "code", where)), str(_need(p, "name", where)), sac)
-
-
-def _tiers(spec: Any, cur: str, model: str, pwhere: str) -> tuple[Tier, ...]:
-    if not isinstance(spec, list) or not spec:
-        raise CatalogError(f"{pwhere}: {model} pricing needs a list of tiers")
-    tiers, last = [], 0
-    for j, t in enumerate(spec):
-        up_to = t.get("up_to")
-        if up_to is not None and (not isinstance(up_to, int) or up_to <= last):
-            raise CatalogError(f"{pwhere} tier {j}: up_to must increase")
-        if up_to is None and j != len(spec) - 1:
-            raise CatalogError(f"{pwhere}: only the last tier may be unbounded")
-        tiers.append(
-            Tier(
-                up_to,
-                _minor(t.get("unit", "0"), cur, pwhere),
-                _minor(t.get("flat", "0"), cur, pwhere),
-            )
-        )
-        last = up_to or last
-    if tiers[-1].up_to is not None:
-        raise CatalogError(f"{pwhere}: the last tier must have up_to: null")
-    return tuple(tiers)
-
-
-def _plan(p: Any, index: int, product_codes: Sequence[str]) -> PlanSpec:
-    code = str(_need(p, "code", f"plans[{index}]"))
-    where = f"plan {code!r}"
-    product = str(_need(p, "product", where))
-    if product not in product_codes:
-        raise CatalogError(f"{where}: unknown product {product!r}")
-    try:
-        interval = Interval(_need(p, "interval", where)).value
-        model = PricingModel(p.get("pricing", "per_unit")).value
-    except ValueError as exc:
-        raise CatalogError(f"{where}: {exc}") from exc
-    count = p.get("interval_count", 1)
-    trial = p.get("trial_days", 0)
-    if not isinstance(count, int) or count <= 0:
-        raise CatalogError(f"{where}: interval_count must be a positive integer")
-    if not isinstance(trial, int) or trial < 0:
-        raise CatalogError(f"{where}: trial_days must be a non-negative integer")
-    prices = []
-    for cur, spec in (_need(p, "prices", where) or {}).items():
-        pwhere = f"{where} price {cur}"
-        if model == "per_unit":
-            prices.append(PriceSpec(str(cur).upper(), _minor(spec, cur, pwhere)))
-        else:
-            prices.append(PriceSpec(str(cur).upper(), None, _tiers(spec, cur, model, pwhere)))
-    if not prices:
-        raise CatalogError(f"{where}: needs at least one price")
-    return PlanSpec(
-        code,
-        product,
-        str(p.get("name", code)),
-        interval,
-        count,
-        trial,
-        model,
-        bool(p.get("addon", False)),
-        tuple(sorted(prices, key=lambda x: x.currency)),
-    )
-
-
-def _coupon(c: Any, index: int) -> CouponSpec:
-    where = f"coupon {c.get('code', index)!r}"
-    code = str(_need(c, "code", where))
-    duration = _need(c, "duration", where)
-    if duration not in ("once", "repeating", "forever"):
-        raise CatalogError(f"{where}: duration must be once, repeating or forever")
-    periods = c.get("duration_in_periods")
-    if duration == "repeating" and (not isinstance(periods, int) or periods <= 0):
-        raise CatalogError(f"{where}: repeating coupons need duration_in_periods > 0")
-    pct, amt, cur = c.get("percent_off"), c.get("amount_off"), c.get("currency")
-    if (pct is None) == (amt is None):
-        raise CatalogError(f"{where}: give exactly one of percent_off or amount_off")
-    bp = None
-    if pct is not None:
-        try:
-            bp_dec = Money.of(str(pct), "INR").amount_minor  # percent with 2 decimals
-        except MoneyError as exc:
-            raise CatalogError(f"{where}: bad percent_off {pct!r}") from exc
-        if not 0 < bp_dec <= 10000:
-            raise CatalogError(f"{where}: percent_off must be in (0, 100]")
-        bp = bp_dec
-    amount = None
-    if amt is not None:
-        if not cur:
-            raise CatalogError(f"{where}: amount_off needs a currency")
-        amount = _minor(amt, cur, where)
-        cur = str(cur).upper()
-    return CouponSpec(code, bp, amount, cur if amount is not None else None, duration, periods)
-
-
 def parse_catalog(doc: Mapping[str, Any]) -> CatalogSpec:
     """Validate a catalog document (already parsed YAML) into specs."""
     if not isinstance(doc, Mapping):
         raise CatalogError("catalog must be a mapping with supplier, products, plans, coupons")
-    supplier = _need(doc, "supplier", "catalog")
+    _known(doc, "catalog", "catalog")
+    supplier = _known(_need(doc, "supplier", "catalog"), "supplier", "supplier")
     try:
         gstin = validate_gstin(_need(supplier, "gstin", "supplier"))
     except CatalogError:
         raise
     except ValueError as exc:
         raise CatalogError(f"supplier: {exc}") from exc
-    products = [_product(p, f"products[{i}]") for i, p in enumerate(doc.get("products") or [])]
-    codes = [p.code for p in products]
-    if len(set(codes)) != len(codes):
-        raise CatalogError("products: duplicate product codes")
-    plans = [_plan(p, i, codes) for i, p in enumerate(doc.get("plans") or [])]
-    if len({p.code for p in plans}) != len(plans):
-        raise CatalogError("plans: duplicate plan codes")
-    coupons = [_coupon(c, i) for i, c in enumerate(doc.get("coupons") or [])]
-    prefix = str(doc.get("invoice_prefix", "INV"))
+    products = _products(doc.get("products") or [])
+    plans = _plans(doc.get("plans") or [], {p.code for p in products})
     return CatalogSpec(
         gstin,
-        str(supplier.get("legal_name", "")),
-        prefix,
-        tuple(products),
-        tuple(plans),
-        tuple(coupons),
+        _text(supplier, "legal_name", "supplier", ""),
+        _text(doc, "invoice_prefix", "catalog", "INV"),
+        products,
+        plans,
+        _coupons(doc.get("coupons") or []),
+        _text(supplier, "address_line", "supplier", ""),
+        _text(supplier, "city", "supplier", ""),
+        _text(supplier, "postal_code", "supplier", ""),
     )
+
+
+def _products(items: Any) -> tuple[ProductSpec, ...]:
+    products = []
+    for i, p in enumerate(items):
+        where = f"products[{i}]"
+        _known(p, "product", where)
+        code = _text(p, "code", where)
+        where = f"product {code!r}"
+        sac = _text(p, "sac", where)
+        if sac not in RATE_TABLE:
+            raise CatalogError(f"{where}: SAC/HSN {sac!r} has no GST rate in the rate table")
+        products.append(ProductSpec(code, _display_name(p, where, ""), sac))
+        if not products[-1].name.strip():
+            raise CatalogError(f"{where}: missing required field 'name'")
+    if len({p.code for p in products}) != len(products):
+        raise CatalogError("products: duplicate product codes")
+    return tuple(products)
+
+
+def _plans(items: Any, codes: set[str]) -> tuple[PlanSpec, ...]:
+    plans = []
+    for i, p in enumerate(items):
+        where = f"plans[{i}]"
+        _known(p, "plan", where)
+        code = _text(p, "code", where)
+        where = f"plan {code!r}"
+        product = _text(p, "product", where)
+        if product not in codes:
+            raise CatalogError(f"{where}: unknown product {product!r}")
+        try:
+            interval = Interval(_need(p, "interval", where)).value
+            model = PricingModel(p.get("pricing", "per_unit")).value
+        except ValueError as exc:
+            raise CatalogError(f"{where}: {exc}") from exc
+        count = p.get("interval_count", 1)
+        trial = p.get("trial_days", 0)
+        if not isinstance(count, int) or count <= 0:
+            raise CatalogError(f"{where}: interval_count must be a positive integer")
+        if not isinstance(trial, int) or trial < 0:
+            raise CatalogError(f"{where}: trial_days must be a non-negative integer")
+        prices = []
+        for cur, spec in (_need(p, "prices", where) or {}).items():
+            pwhere = f"{where} price {cur}"
+            if model == "per_unit":
+                prices.append(PriceSpec(str(cur).upper(), _minor(spec, cur, pwhere)))
+            else:
+                if not isinstance(spec, list) or not spec:
+                    raise CatalogError(f"{pwhere}: {model} pricing needs a list of tiers")
+                tiers, last = [], 0
+                for j, t in enumerate(spec):
+                    _known(t, "tier", f"{pwhere} tier {j}")
+                    up_to = t.get("up_to")
+                    if up_to is not None and (not isinstance(up_to, int) or up_to <= last):
+                        raise CatalogError(f"{pwhere} tier {j}: up_to must increase")
+                    if up_to is None and j != len(spec) - 1:
+                        raise CatalogError(f"{pwhere}: only the last tier may be unbounded")
+                    tiers.append(
+                        Tier(
+                            up_to,
+                            _minor(t.get("unit", "0"), cur, pwhere),
+                            _minor(t.get("flat", "0"), cur, pwhere),
+                        )
+                    )
+                    last = up_to or last
+                if tiers[-1].up_to is not None:
+                    raise CatalogError(f"{pwhere}: the last tier must have up_to: null")
+                prices.append(PriceSpec(str(cur).upper(), None, tuple(tiers)))
+        if not prices:
+            raise CatalogError(f"{where}: needs at least one price")
+        plans.append(
+            PlanSpec(
+                code,
+                product,
+                _display_name(p, where, code),
+                interval,
+                count,
+                trial,
+                model,
+                bool(p.get("addon", False)),
+                tuple(sorted(prices, key=lambda x: x.currency)),
+            )
+        )
+    if len({p.code for p in plans}) != len(plans):
+        raise CatalogError("plans: duplicate plan codes")
+    return tuple(plans)
+
+
+def _coupons(items: Any) -> tuple[CouponSpec, ...]:
+    coupons = []
+    for i, c in enumerate(items):
+        where = f"coupons[{i}]"
+        _known(c, "coupon", where)
+        code = _text(c, "code", where)
+        where = f"coupon {code!r}"
+        duration = _need(c, "duration", where)
+        if duration not in ("once", "repeating", "forever"):
+            raise CatalogError(f"{where}: duration must be once, repeating or forever")
+        periods = c.get("duration_in_periods")
+        if duration == "repeating" and (not isinstance(periods, int) or periods <= 0):
+            raise CatalogError(f"{where}: repeating coupons need duration_in_periods > 0")
+        pct, amt, cur = c.get("percent_off"), c.get("amount_off"), c.get("currency")
+        if (pct is None) == (amt is None):
+            raise CatalogError(f"{where}: give exactly one of percent_off or amount_off")
+        bp = None
+        if pct is not None:
+            try:
+                bp_dec = Money.of(str(pct), "INR").amount_minor  # percent with 2 decimals
+            except MoneyError as exc:
+                raise CatalogError(f"{where}: bad percent_off {pct!r}") from exc
+            if not 0 < bp_dec <= 10000:
+                raise CatalogError(f"{where}: percent_off must be in (0, 100]")
+            bp = bp_dec
+        amount = None
+        if amt is not None:
+            if not cur:
+                raise CatalogError(f"{where}: amount_off needs a currency")
+            amount = _minor(amt, cur, where)
+            cur = str(cur).upper()
+        coupons.append(
+            CouponSpec(code, bp, amount, cur if amount is not None else None, duration, periods)
+        )
+    return tuple(coupons)
 
 
 def _fingerprint(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise CatalogError(
+                    f"line {key_node.start_mark.line + 1}: field {key!r} is given twice"
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_catalog_file(path: str | Path) -> CatalogSpec:
-    """Parse and validate a catalog YAML file."""
+    """Parse and validate a catalog YAML file (strictly: no duplicate or unknown fields, text
+    fields must be text; see FIELDS)."""
     try:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        doc = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_StrictLoader)
+    except CatalogError as exc:
+        raise CatalogError(f"{path}: {exc}") from exc
     except yaml.YAMLError as exc:
         raise CatalogError(f"{path}: not valid YAML: {exc}") from exc
-    return parse_catalog(doc)
+    try:
+        return parse_catalog(doc)
+    except CatalogError as exc:
+        raise CatalogError(f"{path}: {exc}") from exc
 
 
 def _current(conn: Connection, table: Any, code: str) -> Any:
@@ -262,6 +370,22 @@ def _version(conn: Connection, table: Any, code: str, fp: str, values: dict, now
     return new_id, True
 
 
+def _save_supplier(conn: Connection, spec: CatalogSpec) -> None:
+    """The supplier's details and the invoice prefix, as ledger settings."""
+    for key, value in (
+        ("supplier_gstin", spec.supplier_gstin),
+        ("supplier_name", spec.supplier_name),
+        ("invoice_prefix", spec.invoice_prefix),
+        ("supplier_address", spec.supplier_address),
+        ("supplier_city", spec.supplier_city),
+        ("supplier_postal_code", spec.supplier_postal_code),
+    ):
+        if conn.execute(select(s.settings.c.key).where(s.settings.c.key == key)).first():
+            conn.execute(update(s.settings).where(s.settings.c.key == key).values(value=value))
+        else:
+            conn.execute(insert(s.settings).values(key=key, value=value))
+
+
 def load_catalog(
     target: Target, source: str | Path | Mapping[str, Any] | CatalogSpec, *, now: datetime
 ) -> CatalogLoadResult:
@@ -275,15 +399,7 @@ def load_catalog(
         spec = read_catalog_file(source)
     result = CatalogLoadResult()
     with write_conn(target) as conn:
-        for key, value in (
-            ("supplier_gstin", spec.supplier_gstin),
-            ("supplier_name", spec.supplier_name),
-            ("invoice_prefix", spec.invoice_prefix),
-        ):
-            if conn.execute(select(s.settings.c.key).where(s.settings.c.key == key)).first():
-                conn.execute(update(s.settings).where(s.settings.c.key == key).values(value=value))
-            else:
-                conn.execute(insert(s.settings).values(key=key, value=value))
+        _save_supplier(conn, spec)
         product_ids: dict[str, int] = {}
         product_fps: dict[str, str] = {}
         for p in spec.products:

@@ -1,11 +1,12 @@
-"""Customers: validated creation (state code, GSTIN checksum, tax status) and lookup."""
+"""Customers: validated creation and update (state code, GSTIN checksum, tax status, address),
+lookup and listing."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, insert, select, update
 
 from billing_jobs.errors import NotFoundError, ValidationError
 from billing_jobs.ledger import schema as s
@@ -109,6 +110,56 @@ def create_customer(
                 raise ValidationError(f"a customer with external_ref {external_ref!r} exists")
         cid = conn.execute(insert(s.customers).returning(s.customers.c.id), row).scalar_one()
         return get_customer(conn, cid)
+
+
+UPDATABLE = ("name", "email", "state_code", "gstin", "tax_status", "locale", "address_line",
+             "city", "postal_code", "country")  # fmt: skip
+
+
+def update_customer(
+    target: Target, customer_id: int, *, now: datetime, **changes: Any
+) -> dict[str, Any]:
+    """Change a customer's name, contact, tax or address fields (every rule of
+    `customer_fields` applies to the result); the currency never changes. Returns the
+    customer. Only later documents use the new details: issued ones keep what they printed
+    (`gstin=""` removes a GSTIN)."""
+    unknown = set(changes) - set(UPDATABLE)
+    if unknown:
+        raise ValidationError(
+            f"cannot update {', '.join(sorted(unknown))}; updatable: {', '.join(UPDATABLE)}"
+        )
+    given = {k: v for k, v in changes.items() if v is not None}
+    if not given:
+        raise ValidationError("nothing to update: give at least one field")
+    with write_conn(target) as conn:
+        row = customer_row(conn, customer_id)
+        merged = {k: getattr(row, k) for k in UPDATABLE} | given
+        fields = customer_fields(
+            currency=row.currency, now=require_aware(now, "now"), external_ref=row.external_ref,
+            **merged,
+        )  # fmt: skip
+        values = {k: fields[k] for k in UPDATABLE}
+        conn.execute(update(s.customers).where(s.customers.c.id == customer_id).values(**values))
+        return get_customer(conn, customer_id)
+
+
+def list_customers(
+    target: Target, *, limit: int = 100, offset: int = 0, search: str | None = None
+) -> list[dict[str, Any]]:
+    """Customers by id with their credit balance (`search`: part of the name or e-mail)."""
+    c, b = s.customers, s.customer_balance_transactions
+    balance = (
+        select(func.coalesce(func.sum(b.c.amount_minor), 0))
+        .where(b.c.customer_id == c.c.id, b.c.currency == c.c.currency)
+        .scalar_subquery()
+    )
+    q = select(c, balance.label("credit_balance_minor")).order_by(c.c.id)
+    if search:
+        like = f"%{search.lower()}%"
+        q = q.where(func.lower(c.c.name).like(like) | func.lower(c.c.email).like(like))
+    with write_conn(target) as conn:
+        rows = conn.execute(q.limit(limit).offset(offset)).all()
+    return [row_dict(r) for r in rows]
 
 
 def customer_row(conn: Connection, customer_id: int) -> Any:

@@ -25,7 +25,9 @@ class CustomerTax:
 
 @dataclass(slots=True)
 class LineInput:
-    """A line before discount and tax."""
+    """A line before tax. `discount_minor` is the line's own discount (a proration at the price
+    paid); an invoice-level discount is allocated on top. `tax_rate_bp` pins the GST rate
+    (a credit reverses tax at the rate it was charged at); None takes the invoice date's."""
 
     kind: str
     description: str
@@ -35,6 +37,8 @@ class LineInput:
     amount_minor: int
     period_start: datetime | None = None
     period_end: datetime | None = None
+    discount_minor: int = 0
+    tax_rate_bp: int | None = None
 
 
 @dataclass(slots=True)
@@ -115,6 +119,15 @@ def coupon_discount(coupon: CouponInfo | None, subtotal_minor: int, currency: st
     return min(subtotal_minor, coupon.amount_off_minor or 0)
 
 
+def allocate_discount(amounts: Sequence[int], discount_minor: int) -> list[int]:
+    """An invoice-level discount split over lines by largest remainder of their (positive)
+    amounts, so the line discounts sum to it exactly."""
+    positive = [max(a, 0) for a in amounts]
+    if discount_minor and sum(positive) > 0:
+        return allocate_minor(discount_minor, positive)
+    return [0] * len(amounts)
+
+
 def coupon_applies(coupon: CouponInfo | None, periods_used: int) -> bool:
     """Whether a coupon still discounts the next recurring invoice."""
     if coupon is None:
@@ -157,14 +170,18 @@ def build_invoice(
         supplier_gstin,
         customer.gstin,
     )
-    positive = [max(line.amount_minor, 0) for line in lines]
-    if discount_minor and sum(positive) > 0:
-        discounts = allocate_minor(discount_minor, positive)
-    else:
-        discounts = [0] * len(lines)
+    discounts = [
+        line.discount_minor + d
+        for line, d in zip(
+            lines, allocate_discount([x.amount_minor for x in lines], discount_minor), strict=True
+        )
+    ]
     on = ist_date(issued_at)
     taxable = [line.amount_minor - d for line, d in zip(lines, discounts, strict=True)]
-    rates = [gst_rate_bp(line.sac, on) for line in lines]
+    rates = [
+        gst_rate_bp(line.sac, on) if line.tax_rate_bp is None else line.tax_rate_bp
+        for line in lines
+    ]
     taxes = compute_line_taxes(list(zip(taxable, rates, strict=True)), regime)
     for line, d, tx_amt, rate, tax in zip(lines, discounts, taxable, rates, taxes, strict=True):
         inv.lines.append(

@@ -8,7 +8,7 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from billing_jobs.errors import InvalidTransitionError, NotFoundError, ValidationError
 from billing_jobs.invoicing.numbering import allocate_numbers
@@ -23,13 +23,20 @@ from billing_jobs.tax.gst import Regime, compute_line_taxes
 
 @dataclass(frozen=True, slots=True)
 class CreditLine:
-    """A credited amount before tax; negative lines net against positive ones (downgrades)."""
+    """A credited taxable value; negative lines net against positive ones (downgrades).
+    `discount_minor` is the discount reversed with it: the line's value before discount is
+    taxable + discount (shown on the credit note, as on the invoice)."""
 
     description: str
     sac: str
     taxable_minor: int
     tax_rate_bp: int
     invoice_line_id: int | None = None
+    discount_minor: int = 0
+
+    @property
+    def amount_minor(self) -> int:
+        return self.taxable_minor + self.discount_minor
 
 
 def _invoice(conn: Connection, invoice_id: int) -> Any:
@@ -37,6 +44,39 @@ def _invoice(conn: Connection, invoice_id: int) -> Any:
     if row is None:
         raise NotFoundError(f"invoice {invoice_id} does not exist")
     return row
+
+
+def _fit(
+    lines: Sequence[CreditLine], remaining: int, regime: Regime
+) -> tuple[list[CreditLine], list[Any], int]:
+    """The lines (scaled down if they would credit more than `remaining`), their taxes and
+    the note's total."""
+    taxable = [x.taxable_minor for x in lines]
+    taxes = compute_line_taxes([(x.taxable_minor, x.tax_rate_bp) for x in lines], regime)
+    total = sum(taxable) + sum(t.total_minor for t in taxes)
+    if total <= remaining:
+        return list(lines), taxes, total
+    # Never credit more than is left: scale the lines down, then trim the largest line a
+    # paisa at a time until rounding no longer overshoots.
+    ratio = Fraction(max(remaining, 0), total)
+    taxable = [round_fraction(t * ratio) for t in taxable]
+    while True:
+        taxes = compute_line_taxes(
+            [(t, x.tax_rate_bp) for t, x in zip(taxable, lines, strict=True)], regime
+        )
+        total = sum(taxable) + sum(t.total_minor for t in taxes)
+        if total <= remaining:
+            break
+        biggest = max(range(len(taxable)), key=lambda i: taxable[i])
+        taxable[biggest] -= 1
+    scaled = [
+        CreditLine(
+            x.description, x.sac, a, x.tax_rate_bp, x.invoice_line_id,
+            round_fraction(x.discount_minor * ratio),
+        )
+        for x, a in zip(lines, taxable, strict=True)
+    ]  # fmt: skip
+    return scaled, taxes, total
 
 
 def issue_credit_note(
@@ -48,10 +88,16 @@ def issue_credit_note(
     at: datetime,
     destination: str = "credit_balance",
     memo: str | None = None,
+    also_against: Sequence[int] = (),
 ) -> dict[str, Any]:
     """Write a numbered credit note against an open or paid invoice, reversing GST with the
     invoice's regime and rates. An open invoice's amount due is reduced first; the rest goes
-    to the customer's credit balance (or is marked for refund)."""
+    to the customer's credit balance (or is marked for refund).
+
+    The note never credits more than is left on the invoice, plus what is left on
+    `also_against` (the other invoices of the same billing period: unused time of an item
+    charged by a proration invoice is credited on a note against the period's invoice);
+    the credited amount is booked on those invoices in that order."""
     at = require_aware(at, "at")
     if destination not in ("credit_balance", "refund"):
         raise ValidationError("destination must be credit_balance or refund")
@@ -63,33 +109,11 @@ def issue_credit_note(
         )
     if not lines:
         raise ValidationError("a credit note needs at least one line")
-    taxable = [x.taxable_minor for x in lines]
-    if sum(taxable) <= 0:
+    if sum(x.taxable_minor for x in lines) <= 0:
         raise ValidationError("a credit note must credit a positive amount")
-    remaining = inv.total_minor - inv.amount_credited_minor
-    taxes = compute_line_taxes(
-        [(x.taxable_minor, x.tax_rate_bp) for x in lines], Regime(inv.tax_regime)
-    )
-    total = sum(taxable) + sum(t.total_minor for t in taxes)
-    if total > remaining:
-        # Never credit more than is left on the invoice: scale the lines down, then trim the
-        # largest line a paisa at a time until rounding no longer overshoots.
-        ratio = Fraction(remaining, total)
-        taxable = [round_fraction(t * ratio) for t in taxable]
-        while True:
-            taxes = compute_line_taxes(
-                [(t, x.tax_rate_bp) for t, x in zip(taxable, lines, strict=True)],
-                Regime(inv.tax_regime),
-            )
-            total = sum(taxable) + sum(t.total_minor for t in taxes)
-            if total <= remaining:
-                break
-            biggest = max(range(len(taxable)), key=lambda i: taxable[i])
-            taxable[biggest] -= 1
-        lines = [
-            CreditLine(x.description, x.sac, a, x.tax_rate_bp, x.invoice_line_id)
-            for x, a in zip(lines, taxable, strict=True)
-        ]
+    booked = [inv, *(_invoice(conn, i) for i in also_against if i != invoice_id)]
+    remaining = sum(b.total_minor - b.amount_credited_minor for b in booked)
+    lines, taxes, total = _fit(lines, remaining, Regime(inv.tax_regime))
     if total <= 0:
         raise ValidationError(f"invoice {inv.number} has nothing left to credit")
     fy = financial_year(at)
@@ -107,28 +131,19 @@ def issue_credit_note(
         " destination, currency, taxable_minor, cgst_minor, sgst_minor, igst_minor, tax_minor,"
         f" total_minor, memo, issued_at) VALUES ({', '.join([p] * 15)}) RETURNING id",
         [(invoice_id, inv.customer_id, number, fy, reason, destination, inv.currency,
-          sum(taxable), cgst, sgst, igst, cgst + sgst + igst, total, memo, stamp)],
+          sum(x.taxable_minor for x in lines), cgst, sgst, igst, cgst + sgst + igst, total,
+          memo, stamp)],
     )  # fmt: skip
     _dbapi(
         conn,
         "INSERT INTO credit_note_lines (credit_note_id, invoice_line_id, description, sac,"
-        " taxable_minor, tax_rate_bp, cgst_minor, sgst_minor, igst_minor)"
-        f" VALUES ({', '.join([p] * 9)})",
+        " taxable_minor, tax_rate_bp, cgst_minor, sgst_minor, igst_minor, amount_minor,"
+        f" discount_minor) VALUES ({', '.join([p] * 11)})",
         [(cn_id, x.invoice_line_id, x.description, x.sac, x.taxable_minor, x.tax_rate_bp,
-          t.cgst_minor, t.sgst_minor, t.igst_minor) for x, t in zip(lines, taxes, strict=True)],
+          t.cgst_minor, t.sgst_minor, t.igst_minor, x.amount_minor, x.discount_minor)
+         for x, t in zip(lines, taxes, strict=True)],
     )  # fmt: skip
-    reduce_due = min(total, inv.amount_due_minor - inv.amount_paid_minor)
-    reduce_due = max(reduce_due, 0) if inv.status == "open" else 0
-    values: dict[str, Any] = {"amount_credited_minor": inv.amount_credited_minor + total}
-    if reduce_due:
-        values["amount_due_minor"] = inv.amount_due_minor - reduce_due
-        if values["amount_due_minor"] <= inv.amount_paid_minor:
-            values["status"], values["paid_at"] = "paid", stamp
-    _dbapi(
-        conn,
-        f"UPDATE invoices SET {', '.join(f'{c} = {p}' for c in values)} WHERE id = {p}",
-        [(*values.values(), invoice_id)],
-    )
+    reduce_due = _book(conn, booked, total, stamp)
     to_balance = total - reduce_due
     if to_balance and destination == "credit_balance":
         _dbapi(
@@ -139,6 +154,32 @@ def issue_credit_note(
               cn_id, stamp)],
         )  # fmt: skip
     return get_credit_note(conn, cn_id)
+
+
+def _book(conn: Connection, invoices: Sequence[Any], total: int, stamp: Any) -> int:
+    """Book `total` as credited on `invoices` in order, each up to what is left on it (the
+    caller never credits more than all of them have left), reducing what open ones still
+    have due; returns the due reduced."""
+    p, left, reduced = ph(conn), total, 0
+    for inv in invoices:
+        part = min(left, inv.total_minor - inv.amount_credited_minor)
+        if part <= 0:
+            continue
+        left -= part
+        reduce_due = min(part, inv.amount_due_minor - inv.amount_paid_minor)
+        reduce_due = max(reduce_due, 0) if inv.status == "open" else 0
+        values: dict[str, Any] = {"amount_credited_minor": inv.amount_credited_minor + part}
+        if reduce_due:
+            values["amount_due_minor"] = inv.amount_due_minor - reduce_due
+            if values["amount_due_minor"] <= inv.amount_paid_minor:
+                values["status"], values["paid_at"] = "paid", stamp
+        _dbapi(
+            conn,
+            f"UPDATE invoices SET {', '.join(f'{c} = {p}' for c in values)} WHERE id = {p}",
+            [(*values.values(), inv.id)],
+        )
+        reduced += reduce_due
+    return reduced
 
 
 def _dbapi(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> list[Any]:
@@ -156,26 +197,6 @@ def _dbapi(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> list[An
         return []
     finally:
         cur.close()
-
-
-def unused_time_lines(conn: Connection, invoice_id: int, factor: Fraction) -> list[CreditLine]:
-    """Credit lines for the unused fraction of what an invoice actually charged (after
-    discount), used when cancelling or pausing mid-period."""
-    q = (
-        select(s.invoice_lines)
-        .where(s.invoice_lines.c.invoice_id == invoice_id)
-        .order_by(s.invoice_lines.c.position)
-    )
-    out = []
-    for line in conn.execute(q):
-        amount = round_fraction(line.taxable_minor * factor)
-        if amount:
-            out.append(
-                CreditLine(
-                    f"Unused time: {line.description}", line.sac, amount, line.tax_rate_bp, line.id
-                )
-            )
-    return out
 
 
 def create_credit_note(
@@ -240,6 +261,18 @@ def get_credit_note(target: Target, credit_note_id: int) -> dict[str, Any]:
         if row is None:
             raise NotFoundError(f"credit note {credit_note_id} does not exist")
         out = row_dict(row)
+        out["invoice_number"] = conn.execute(
+            select(s.invoices.c.number).where(s.invoices.c.id == row.invoice_id)
+        ).scalar()
+        b = s.customer_balance_transactions
+        # What went to the customer's balance; the rest reduced what open invoices had due.
+        out["to_balance_minor"] = int(
+            conn.execute(
+                select(func.coalesce(func.sum(b.c.amount_minor), 0)).where(
+                    b.c.credit_note_id == credit_note_id, b.c.amount_minor > 0
+                )
+            ).scalar_one()
+        )
         out["lines"] = [
             row_dict(r)
             for r in conn.execute(
@@ -249,3 +282,43 @@ def get_credit_note(target: Target, credit_note_id: int) -> dict[str, Any]:
             )
         ]
         return out
+
+
+def find_credit_note_id(target: Target, ref: str | int) -> int:
+    """The id of the credit note `ref` names: its id, or its number (CN/2627/000001)."""
+    cn = s.credit_notes
+    with write_conn(target) as conn:
+        if isinstance(ref, int) or str(ref).isdigit():
+            row = conn.execute(select(cn.c.id).where(cn.c.id == int(ref))).first()
+        else:
+            row = conn.execute(select(cn.c.id).where(cn.c.number == ref)).first()
+    if row is None:
+        raise NotFoundError(
+            f"no credit note {'numbered ' if not str(ref).isdigit() else ''}{ref!r}"
+        )
+    return int(row.id)
+
+
+def list_credit_notes(
+    target: Target,
+    *,
+    customer_id: int | None = None,
+    invoice_id: int | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Credit notes by id with the number of the invoice each one credits."""
+    cn, inv = s.credit_notes, s.invoices
+    q = (
+        select(cn, inv.c.number.label("invoice_number"))
+        .join(inv, inv.c.id == cn.c.invoice_id)
+        .order_by(cn.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    if customer_id is not None:
+        q = q.where(cn.c.customer_id == customer_id)
+    if invoice_id is not None:
+        q = q.where(cn.c.invoice_id == invoice_id)
+    with write_conn(target) as conn:
+        return [row_dict(r) for r in conn.execute(q)]

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from billing_jobs.customers import credit_balance
-from billing_jobs.errors import InvalidTransitionError, NotFoundError
+from billing_jobs.errors import InvalidTransitionError, NotFoundError, ValidationError
 from billing_jobs.invoicing.numbering import allocate_numbers
 from billing_jobs.ledger import schema as s
 from billing_jobs.ledger.serialize import row_dict
@@ -172,3 +172,42 @@ def get_invoice(target: Target, invoice_id: int) -> dict[str, Any]:
             )
         ]
         return out
+
+
+INVOICE_STATUSES = tuple(INVOICE_TRANSITIONS)
+
+
+def find_invoice_id(target: Target, ref: str | int) -> int:
+    """The id of the invoice `ref` names: its id, or its number (INV/2627/000001)."""
+    with write_conn(target) as conn:
+        if isinstance(ref, int) or str(ref).isdigit():
+            row = conn.execute(select(s.invoices.c.id).where(s.invoices.c.id == int(ref))).first()
+        else:
+            row = conn.execute(select(s.invoices.c.id).where(s.invoices.c.number == ref)).first()
+    if row is None:
+        raise NotFoundError(f"no invoice {'numbered ' if not str(ref).isdigit() else ''}{ref!r}")
+    return int(row.id)
+
+
+def list_invoices(
+    target: Target,
+    *,
+    customer_id: int | None = None,
+    subscription_id: int | None = None,
+    status: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Invoices by id (newest last) without their lines: number, kind, status, amounts."""
+    if status is not None and status not in INVOICE_STATUSES:
+        raise ValidationError(
+            f"unknown invoice status {status!r}; choose one of {', '.join(INVOICE_STATUSES)}"
+        )
+    t = s.invoices
+    q = select(t).order_by(t.c.id).limit(limit).offset(offset)
+    for col, value in ((t.c.customer_id, customer_id), (t.c.subscription_id, subscription_id),
+                       (t.c.status, status)):  # fmt: skip
+        if value is not None:
+            q = q.where(col == value)
+    with write_conn(target) as conn:
+        return [row_dict(r) for r in conn.execute(q)]

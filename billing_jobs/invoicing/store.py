@@ -57,8 +57,22 @@ def insert_invoices(
 
     Numbers are allocated in this transaction in invoice-date order, so a rollback returns
     them and a commit uses every one: the series stays gapless."""
+    return insert_invoices_and_lines(
+        conn, drafts, finalize=finalize, created_at=created_at, prefix=prefix
+    )[0]
+
+
+def insert_invoices_and_lines(
+    conn: Connection,
+    drafts: Sequence[DraftInvoice],
+    *,
+    finalize: bool,
+    created_at: datetime,
+    prefix: str = "INV",
+) -> tuple[list[int], list[list[int]]]:
+    """As `insert_invoices`, also returning each invoice's line ids (in line order)."""
     if not drafts:
-        return []
+        return [], []
     numbers: dict[int, tuple[str, str]] = {}
     if finalize:
         by_fy: dict[str, list[int]] = {}
@@ -75,6 +89,7 @@ def insert_invoices(
     created = to_db(sq, created_at)
     rows, lines, credits = [], [], []
     line_ids = reserve_ids(conn, "invoice_lines", sum(len(d.lines) for d in drafts))
+    lines_of: list[list[int]] = []
     next_line = 0
     for i, (inv_id, d) in enumerate(zip(ids, drafts, strict=True)):
         credit = d.credit_applied_minor if finalize else 0
@@ -92,6 +107,7 @@ def insert_invoices(
                 created if finalize and due == 0 else None, None, created,
             )
         )  # fmt: skip
+        lines_of.append(line_ids[next_line : next_line + len(d.lines)])
         for pos, x in enumerate(d.lines):
             lines.append(
                 (
@@ -109,4 +125,4 @@ def insert_invoices(
     insert_many(conn, "invoices", _INVOICE_COLS, rows)
     insert_many(conn, "invoice_lines", _LINE_COLS, lines)
     insert_many(conn, "customer_balance_transactions", _CREDIT_COLS, credits)
-    return ids
+    return ids, lines_of

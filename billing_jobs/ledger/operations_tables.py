@@ -144,6 +144,18 @@ invoice_documents = Table(
     UniqueConstraint("number", name="invoice_documents_number_key"),
 )
 
+credit_note_documents = Table(
+    "credit_note_documents",
+    metadata,
+    Column("credit_note_id", Integer, primary_key=True),
+    Column("number", String(16), nullable=False),
+    Column("path", String(500), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("lang", String(8), nullable=False),
+    Column("rendered_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("number", name="uq_credit_note_documents_number"),
+)
+
 document_deliveries = Table(
     "document_deliveries",
     metadata,

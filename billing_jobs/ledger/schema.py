@@ -24,6 +24,7 @@ from billing_jobs.ledger.operations_tables import (
     document_deliveries,
     document_delivery_attachments,
     document_delivery_files,
+    credit_note_documents,
     invoice_documents,
     ops_alerts,
     payments_collection_state,
@@ -182,6 +183,7 @@ subscription_items = Table(
 )
 
 subscription_events = Table(
+    "subscription_charges",
     "subscription_events",
     metadata,
     pk(),
@@ -288,6 +290,7 @@ credit_notes = Table(
 )
 
 credit_note_lines = Table(
+    "credit_note_documents",
     "credit_note_lines",
     metadata,
     pk(),
@@ -300,6 +303,43 @@ credit_note_lines = Table(
     money("cgst_minor"),
     money("sgst_minor"),
     money("igst_minor"),
+    # Value before discount and the discount reversed with it (taxable = amount - discount),
+    # so a credit note shows how its taxable value was reached, as the invoice does.
+    money("amount_minor"),
+    money("discount_minor"),
+)
+
+# What each item in force was charged for a billing period, at the price actually charged
+# (list amount, its share of the period's discount, taxable value, all for the whole period).
+# A recurring invoice opens one row per line; a prorated change closes the changed items' rows
+# and opens rows for their replacements; pause and cancel close the rest. Credits for unused
+# time are always computed from the open rows, so each second is credited at most once.
+subscription_charges = Table(
+    "subscription_charges",
+    metadata,
+    pk(),
+    fk("subscription_id", "subscriptions.id"),
+    fk("plan_id", "plans.id", index=False),
+    Column("quantity", Integer, nullable=False),
+    Column("currency", String(3), nullable=False),
+    ts("period_start"),
+    ts("period_end"),
+    ts("charged_from"),  # the period start, or the instant of the change that added it
+    ts("credited_from", nullable=True),  # null while in force; else unused time from here on
+    money("amount_minor"),
+    money("discount_minor"),
+    money("taxable_minor"),
+    Column("tax_rate_bp", Integer, nullable=False),
+    fk("invoice_id", "invoices.id", nullable=True, index=False),  # the period's charge
+    fk("invoice_line_id", "invoice_lines.id", nullable=True, index=False),
+    fk("credit_invoice_id", "invoices.id", nullable=True, index=False),  # where unused time
+    fk("credit_note_id", "credit_notes.id", nullable=True, index=False),  # was credited
+)
+Index(
+    "ix_subscription_charges_in_force",
+    subscription_charges.c.subscription_id,
+    subscription_charges.c.period_start,
+    subscription_charges.c.credited_from,
 )
 
 customer_balance_transactions = Table(

@@ -3,6 +3,7 @@ record the outcome, schedule the retry and start dunning. Re-running never charg
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -180,27 +181,33 @@ def collect_open_invoices(
     gateway_name: str,
     now: datetime,
     policy: RetryPolicy | None = None,
+    *,
+    invoice_ids: Sequence[int] | None = None,
 ) -> CollectionReport:
     """First charge of every open, issued invoice with money due and no attempt yet, on the
-    customer's default method at `gateway_name`. Re-running never charges an invoice twice."""
+    customer's default method at `gateway_name` (only `invoice_ids` when given: the operator's
+    `payments collect`, same rules). Re-running never charges an invoice twice."""
     now = aware(now)
     policy = policy or ExponentialPolicy()
     store = LedgerAttemptStore(engine, gateway_name)
     inv, pa = s.invoices, s.payment_attempts
+    q = (
+        select(inv)
+        .where(
+            inv.c.status == "open",
+            inv.c.issued_at <= now,
+            inv.c.amount_due_minor > inv.c.amount_paid_minor,
+            ~select(pa.c.id).where(pa.c.invoice_id == inv.c.id).exists(),
+            ~select(payments_collection_state.c.invoice_id)
+            .where(payments_collection_state.c.invoice_id == inv.c.id)
+            .exists(),
+        )
+        .order_by(inv.c.id)
+    )
+    if invoice_ids is not None:
+        q = q.where(inv.c.id.in_(list(invoice_ids)))
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(inv)
-            .where(
-                inv.c.status == "open",
-                inv.c.issued_at <= now,
-                inv.c.amount_due_minor > inv.c.amount_paid_minor,
-                ~select(pa.c.id).where(pa.c.invoice_id == inv.c.id).exists(),
-                ~select(payments_collection_state.c.invoice_id)
-                .where(payments_collection_state.c.invoice_id == inv.c.id)
-                .exists(),
-            )
-            .order_by(inv.c.id)
-        ).all()
+        rows = conn.execute(q).all()
     report = CollectionReport()
     for r in rows:
         _attempt_invoice(engine, gateway, store, r, now, policy, report)

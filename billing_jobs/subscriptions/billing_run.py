@@ -12,11 +12,12 @@ from sqlalchemy import Connection, Engine, delete, insert, select
 
 from billing_jobs.catalog.snapshot import CatalogSnapshot, load_snapshot
 from billing_jobs.invoicing.builder import CustomerTax
-from billing_jobs.invoicing.store import insert_invoices
+from billing_jobs.invoicing.store import insert_invoices_and_lines
 from billing_jobs.ledger import schema as s
 from billing_jobs.ledger.rawsql import from_db, is_sqlite, ph, sql_many, to_db
 from billing_jobs.ledger.session import Target, write_conn
 from billing_jobs.periods import require_aware
+from billing_jobs.subscriptions.charges import record_invoiced
 from billing_jobs.subscriptions.lifecycle import Event, SubState, advance
 
 _SUB_STATE_COLS = (
@@ -178,9 +179,10 @@ def bill_states(
         (light if narrow else updates).append(row)
         if res.items_changed:
             changed.append(new)
-    ids = insert_invoices(
+    ids, line_ids = insert_invoices_and_lines(
         conn, drafts, finalize=finalize, created_at=as_of, prefix=catalog.invoice_prefix
     )
+    record_invoiced(conn, drafts, ids, line_ids)
     p = ph(conn)
     assignments = ", ".join(f"{c} = {p}" for c in (*_UPDATE_COLS, "next_action_at"))
     if updates:

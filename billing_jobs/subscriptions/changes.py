@@ -1,5 +1,6 @@
-"""Plan and quantity changes: prorated now (credit the unused time, charge the new items) or
-scheduled at period end; and the unused-time credit that cancel and pause also issue."""
+"""Plan and quantity changes: prorated now (credit the unused time at the price paid, charge the
+new items at the period's price) or scheduled at period end; and the unused-time credit that
+cancel and pause also issue. What is in force, at what price, lives in `charges`."""
 
 from __future__ import annotations
 
@@ -9,21 +10,32 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from billing_jobs.catalog.snapshot import CatalogSnapshot, load_snapshot
 from billing_jobs.customers import credit_balance, customer_row
 from billing_jobs.errors import InvalidTransitionError, ValidationError
 from billing_jobs.invoicing.builder import CustomerTax, LineInput, build_invoice
-from billing_jobs.invoicing.credit_notes import CreditLine, issue_credit_note, unused_time_lines
+from billing_jobs.invoicing.credit_notes import CreditLine, issue_credit_note
 from billing_jobs.invoicing.invoices import get_invoice
-from billing_jobs.invoicing.store import insert_invoices
-from billing_jobs.ledger import schema as s
+from billing_jobs.invoicing.store import insert_invoices_and_lines
 from billing_jobs.ledger.idempotency import run_idempotent
 from billing_jobs.ledger.session import Target, write_conn
-from billing_jobs.periods import IST, require_aware
+from billing_jobs.periods import IST, ist_date, require_aware
+from billing_jobs.subscriptions.charges import (
+    Charge,
+    PeriodPrice,
+    charges_in_force,
+    close_charges,
+    creditable_minor,
+    open_charges,
+    period_coupon,
+    period_invoices,
+    period_prices,
+    recurring_invoice_row,
+)
 from billing_jobs.subscriptions.lifecycle import INVOICING, Event, SubState
-from billing_jobs.subscriptions.proration import prorate_minor, proration_factor
+from billing_jobs.subscriptions.proration import proration_factor
 from billing_jobs.subscriptions.state import (
     catch_up,
     get_subscription,
@@ -35,13 +47,61 @@ from billing_jobs.subscriptions.state import (
 from billing_jobs.tax.gst import gst_rate_bp
 
 
-def recurring_invoice_row(conn: Connection, st: SubState) -> Any:
-    q = select(s.invoices).where(
-        s.invoices.c.subscription_id == st.id,
-        s.invoices.c.kind == "recurring",
-        s.invoices.c.period_start == st.current_period_start,
+def _when(at: datetime) -> str:
+    return at.astimezone(IST).strftime("%d %b %Y %H:%M")
+
+
+def _period_is_charged(st: SubState, at: datetime) -> bool:
+    return (
+        st.status in INVOICING
+        and st.billed_period_start == st.current_period_start
+        and st.current_period_start <= at < st.current_period_end
     )
-    return conn.execute(q).first()
+
+
+def _proration_lines(
+    st: SubState,
+    new_items: list[tuple[int, int]],
+    at: datetime,
+    catalog: CatalogSnapshot,
+    in_force: dict[int, Charge],
+    prices: dict[int, PeriodPrice],
+) -> tuple[list[LineInput], list[Charge], list[tuple[int, int, PeriodPrice, int]]]:
+    """Credit lines for the changed items' open charges (-their price paid x f) and debit
+    lines for their replacements (+the period price x f); the charges to close and open."""
+    f = proration_factor(st.current_period_start, st.current_period_end, at)
+    old, new = dict(st.items), dict(new_items)
+    when, on, end = _when(at), ist_date(at), st.current_period_end
+    lines: list[LineInput] = []
+    closed: list[Charge] = []
+    opened: list[tuple[int, int, PeriodPrice, int]] = []
+    for pid, oq in st.items:
+        charge = in_force.get(pid)
+        if new.get(pid, 0) == oq or charge is None:
+            continue
+        plan, part = catalog.plan(pid), charge.price.unused(f)
+        lines.append(
+            LineInput(
+                "proration", f"Unused time on {plan.name} × {charge.quantity} after {when}",
+                pid, plan.sac, charge.quantity, -part.amount_minor, at, end,
+                discount_minor=-part.discount_minor, tax_rate_bp=charge.tax_rate_bp,
+            )
+        )  # fmt: skip
+        closed.append(charge)
+    for pid, nq in new_items:
+        if old.get(pid, 0) == nq:
+            continue
+        plan, price = catalog.plan(pid), prices[pid]
+        part, rate = price.unused(f), gst_rate_bp(plan.sac, on)
+        lines.append(
+            LineInput(
+                "proration", f"Remaining time on {plan.name} × {nq} after {when}", pid,
+                plan.sac, nq, part.amount_minor, at, end, discount_minor=part.discount_minor,
+                tax_rate_bp=rate,
+            )
+        )  # fmt: skip
+        opened.append((pid, nq, price, rate))
+    return lines, closed, opened
 
 
 def _prorate(
@@ -51,55 +111,23 @@ def _prorate(
     at: datetime,
     catalog: CatalogSnapshot,
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """Proration at `at`: -old*f and +new*f per changed item. A positive net is invoiced now;
-    a negative net becomes a credit note (GST reversed) whose value goes to customer credit."""
-    if not (
-        st.status in INVOICING
-        and st.billed_period_start == st.current_period_start
-        and st.current_period_start <= at < st.current_period_end
-    ):
+    """Proration at `at` (Stripe, per second): for each changed item, a credit of its open
+    charge's price paid x f and a debit of the new item's period price x f (the price the
+    period's invoice would charge it, coupon included). A positive net is invoiced now; a
+    negative net becomes a credit note (GST reversed) whose value goes to customer credit."""
+    if not _period_is_charged(st, at):
         return None, None
-    f = proration_factor(st.current_period_start, st.current_period_end, at)
-    old, new = dict(st.items), dict(new_items)
-    when = at.astimezone(IST).strftime("%d %b %Y %H:%M")
-    lines: list[LineInput] = []
-    for pid in sorted(set(old) | set(new)):
-        oq, nq = old.get(pid, 0), new.get(pid, 0)
-        if oq == nq:
-            continue
-        plan = catalog.plan(pid)
-        if oq:
-            lines.append(
-                LineInput(
-                    "proration",
-                    f"Unused time on {plan.name} × {oq} after {when}",
-                    pid,
-                    plan.sac,
-                    oq,
-                    -prorate_minor(plan.amount(st.currency, oq), f),
-                    at,
-                    st.current_period_end,
-                )
-            )
-        if nq:
-            lines.append(
-                LineInput(
-                    "proration",
-                    f"Remaining time on {plan.name} × {nq} after {when}",
-                    pid,
-                    plan.sac,
-                    nq,
-                    prorate_minor(plan.amount(st.currency, nq), f),
-                    at,
-                    st.current_period_end,
-                )
-            )
-    net = sum(x.amount_minor for x in lines)
-    if net == 0:
-        return None, None
-    cust = customer_row(conn, st.customer_id)
-    tax = CustomerTax(cust.state_code, cust.gstin, cust.tax_status)
+    recurring = recurring_invoice_row(conn, st)
+    if recurring is None or recurring.status in ("void", "draft"):
+        return None, None  # nothing was charged for this period, so nothing to prorate
+    prices = period_prices(catalog, st.currency, new_items, period_coupon(catalog, st, recurring))
+    lines, closed, opened = _proration_lines(
+        st, new_items, at, catalog, charges_in_force(conn, st), prices
+    )
+    net = sum(x.amount_minor - x.discount_minor for x in lines)
+    old_ids = [c.id for c in closed]
     if net > 0:
+        cust = customer_row(conn, st.customer_id)
         draft = build_invoice(
             kind="proration",
             customer_id=st.customer_id,
@@ -107,24 +135,36 @@ def _prorate(
             currency=st.currency,
             issued_at=at,
             lines=lines,
-            customer=tax,
+            customer=CustomerTax(cust.state_code, cust.gstin, cust.tax_status),
             supplier_gstin=catalog.supplier_gstin or "",
             credit_available_minor=credit_balance(conn, st.customer_id, st.currency),
             period_start=at,
             period_end=st.current_period_end,
         )
-        (inv_id,) = insert_invoices(
+        (inv_id,), (line_ids,) = insert_invoices_and_lines(
             conn, [draft], finalize=True, created_at=at, prefix=catalog.invoice_prefix
         )
+        close_charges(conn, old_ids, at, credit_invoice_id=inv_id)
+        first = len(closed)  # debit lines follow the credit lines
+        open_charges(
+            conn, st, at,
+            [(p, q, pr, r, inv_id, line_ids[first + i]) for i, (p, q, pr, r) in enumerate(opened)],
+        )  # fmt: skip
         return get_invoice(conn, inv_id), None
-    inv = recurring_invoice_row(conn, st)
-    if inv is None or inv.status not in ("open", "paid"):
-        return None, None  # nothing was charged for this period, so nothing to credit
-    on = at.astimezone(IST).date()
-    credit_lines = [
-        CreditLine(x.description, x.sac, -x.amount_minor, gst_rate_bp(x.sac, on)) for x in lines
-    ]
-    note = issue_credit_note(conn, inv.id, credit_lines, reason="downgrade", at=at)
+    note = None
+    booked = period_invoices(conn, st, recurring.id)
+    if net < 0 and recurring.status in ("open", "paid") and creditable_minor(conn, booked) > 0:
+        source = [c.invoice_line_id for c in closed] + [None] * len(opened)
+        credit_lines = [
+            CreditLine(x.description, x.sac, x.discount_minor - x.amount_minor,
+                       x.tax_rate_bp or 0, line_id, -x.discount_minor)
+            for x, line_id in zip(lines, source, strict=True)
+        ]  # fmt: skip
+        note = issue_credit_note(
+            conn, recurring.id, credit_lines, reason="downgrade", at=at, also_against=booked
+        )
+    close_charges(conn, old_ids, at, credit_note_id=note["id"] if note else None)
+    open_charges(conn, st, at, [(p, q, pr, r, recurring.id, None) for p, q, pr, r in opened])
     return None, note
 
 
@@ -196,17 +236,33 @@ def change_subscription(
 
 
 def credit_unused_time(
-    conn: Connection, st: SubState, at: datetime, reason: str
+    conn: Connection, st: SubState, at: datetime, reason: str, catalog: CatalogSnapshot
 ) -> dict[str, Any] | None:
-    if not (st.status in INVOICING and st.billed_period_start == st.current_period_start):
+    """Credit note for the unused time of every item in force at `at`, at the price paid
+    (cancel and pause); their charges are closed, so that time is never credited again."""
+    if not _period_is_charged(st, at):
         return None
-    if not st.current_period_start <= at < st.current_period_end:
-        return None
-    inv = recurring_invoice_row(conn, st)
-    if inv is None or inv.status not in ("open", "paid"):
+    recurring = recurring_invoice_row(conn, st)
+    if recurring is None or recurring.status not in ("open", "paid"):
         return None
     f = proration_factor(st.current_period_start, st.current_period_end, at)
-    lines = unused_time_lines(conn, inv.id, f)
-    if sum(x.taxable_minor for x in lines) <= 0:
-        return None
-    return issue_credit_note(conn, inv.id, lines, reason=reason, at=at)
+    charges = list(charges_in_force(conn, st).values())
+    when, lines = _when(at), []
+    for c in charges:
+        part = c.price.unused(f)
+        if part.amount_minor or part.taxable_minor:
+            plan = catalog.plan(c.plan_id)
+            lines.append(
+                CreditLine(
+                    f"Unused time on {plan.name} × {c.quantity} after {when}", plan.sac,
+                    part.taxable_minor, c.tax_rate_bp, c.invoice_line_id, part.discount_minor,
+                )
+            )  # fmt: skip
+    booked = period_invoices(conn, st, recurring.id)
+    note = None
+    if sum(x.taxable_minor for x in lines) > 0 and creditable_minor(conn, booked) > 0:
+        note = issue_credit_note(
+            conn, recurring.id, lines, reason=reason, at=at, also_against=booked
+        )
+    close_charges(conn, [c.id for c in charges], at, credit_note_id=note["id"] if note else None)
+    return note

@@ -113,7 +113,7 @@ def cancel_subscription(
             record_events(conn, Event(sub_id, at, "cancel_scheduled", st.status, st.status))
         else:
             if credit_unused:
-                note = credit_unused_time(conn, st, at, "cancellation")
+                note = credit_unused_time(conn, st, at, "cancellation", catalog)
             prior = st.status
             st.status, st.canceled_at = "canceled", at
             save_state(conn, st)
@@ -130,7 +130,7 @@ def pause_subscription(
         catalog = catalog or load_snapshot(conn)
         st = catch_up(conn, sub_id, at, catalog)
         check_transition(sub_id, st.status, "paused", "pause")
-        note = credit_unused_time(conn, st, at, "pause")
+        note = credit_unused_time(conn, st, at, "pause", catalog)
         prior = st.status
         st.status = "paused"
         save_state(conn, st)

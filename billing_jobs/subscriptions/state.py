@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, Connection
+from sqlalchemy import Boolean, Connection, select
 
 from billing_jobs.catalog.snapshot import CatalogSnapshot, PlanInfo
 from billing_jobs.errors import NotFoundError, ValidationError
@@ -267,3 +267,45 @@ def get_subscription(target: Target, sub_id: int) -> dict[str, Any]:
             for at, kind, fs, ts, detail in events
         ]  # fmt: skip
         return out
+
+
+def list_subscriptions(
+    target: Target,
+    *,
+    customer_id: int | None = None,
+    status: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """Subscriptions by id: status, current period, items (plan code x quantity)."""
+    if status is not None and status not in {x.value for x in Status}:
+        raise ValidationError(
+            f"unknown status {status!r}; choose one of {', '.join(x.value for x in Status)}"
+        )
+    sub, it, pl = s.subscriptions, s.subscription_items, s.plans
+    q = select(sub).order_by(sub.c.id).limit(limit).offset(offset)
+    if customer_id is not None:
+        q = q.where(sub.c.customer_id == customer_id)
+    if status is not None:
+        q = q.where(sub.c.status == status)
+    with write_conn(target) as conn:
+        rows = conn.execute(q).all()
+        items: dict[int, list[dict[str, Any]]] = {}
+        if rows:
+            iq = (
+                select(it.c.subscription_id, pl.c.code, pl.c.version, it.c.quantity)
+                .join(pl, pl.c.id == it.c.plan_id)
+                .where(it.c.subscription_id.in_([r.id for r in rows]))
+                .order_by(it.c.id)
+            )
+            for sid, code, version, qty in conn.execute(iq):
+                items.setdefault(sid, []).append(
+                    {"plan": code, "plan_version": version, "quantity": qty}
+                )
+    keys = ("id", "customer_id", "status", "currency", "interval", "interval_count",
+            "current_period_start", "current_period_end", "cancel_at_period_end", "canceled_at",
+            "created_at")  # fmt: skip
+    return [
+        {k: _sub_value(sub.c[k], getattr(r, k)) for k in keys} | {"items": items.get(r.id, [])}
+        for r in rows
+    ]

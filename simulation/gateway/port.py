@@ -75,7 +75,8 @@ def settlement_time(at: datetime) -> datetime:
 def parse_token(token: str) -> dict:
     """Simulated tokens name the instrument, like Stripe's `tok_visa`:
     `tok_card_<issuer>_<brand>_<last4>_<mm>_<yyyy>`, `tok_upi_<handle>`, `tok_upi_mandate_<handle>`,
-    `tok_card_mandate_<issuer>_<brand>_<last4>_<mm>_<yyyy>`, `tok_netbanking_<bank>`, `tok_wallet_<name>`."""
+    `tok_card_mandate_<issuer>_<brand>_<last4>_<mm>_<yyyy>`, `tok_netbanking_<bank>`, `tok_wallet_<name>`
+    (documented for operators, with the issuers, in docs/operations.md; keep the two in step)."""
     parts = token.split("_")
     if len(parts) < 3 or parts[0] != "tok":
         raise GatewayError(f"unknown simulated token {token!r}")

@@ -76,9 +76,8 @@ def build_demo_world(base: Path, world: dict | None = None) -> DemoWorld:
     """Build (or reuse, when `base` already holds a finished build) the demo world."""
     import dagster as dg
 
-    from orchestration.definitions import defs
-    from orchestration.defs.resources import build_resources
     from orchestration.demo import DEMO_RUN_CONFIG, build_world
+    from orchestration.reports import materialize_all_but_ml
 
     params = dict(world or WORLD)
     data_dir = base / "data"
@@ -103,22 +102,8 @@ def build_demo_world(base: Path, world: dict | None = None) -> DemoWorld:
             "paysight_dbt_models": {"config": {"as_of": str(built.end)}},
         },
     }
-    graph = defs.resolve_asset_graph()
-    ml = dg.AssetSelection.groups("ml").resolve(graph)
     with dg.DagsterInstance.ephemeral() as instance:
-        result = dg.materialize(
-            list(defs.assets or []),
-            selection=dg.AssetSelection.all() - dg.AssetSelection.assets(*ml),
-            run_config=run_config,
-            instance=instance,
-            resources=build_resources(settings),
-            raise_on_error=False,
-        )
-    failed = sorted(
-        f"{e.asset_key.to_user_string()}:{e.check_name}"
-        for e in result.get_asset_check_evaluations()
-        if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
-    )
+        result, failed = materialize_all_but_ml(settings, run_config, instance)
     marker.write_text("\n".join([str(built.end), str(result.success), *failed]))
     return DemoWorld(
         data_dir, Path(settings.warehouse_path), built.end, result.success, tuple(failed)

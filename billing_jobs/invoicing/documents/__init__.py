@@ -13,12 +13,8 @@ from billing_jobs.invoicing.documents.model import (
     Totals,
     fy_of,
 )
-from billing_jobs.invoicing.documents.render import (
-    RenderError,
-    build_view,
-    document_path,
-    render_pdf,
-)
+from billing_jobs.invoicing.documents.render import RenderError, build_view, render_pdf
+from billing_jobs.invoicing.documents.storage import document_path
 from billing_jobs.invoicing.documents.templates import (
     TemplateError,
     available_versions,

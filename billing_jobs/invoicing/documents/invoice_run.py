@@ -1,5 +1,6 @@
-"""The invoice run: render every finalized invoice that has no document yet in worker
-processes, store each PDF under ``<root>/<FY>/<number>.pdf`` and queue its mail, exactly once.
+"""The invoice run: render every finalized invoice and every credit note that has no
+document yet in worker processes, store each PDF under ``<root>/<FY>/<number>.pdf`` and queue
+its mail, exactly once.
 
 Invoices are read in batches (three queries per batch), rendered in chunks by a process pool
 sized to the cores, and each chunk is recorded in one transaction: its ``invoice_documents``
@@ -17,16 +18,17 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
-from billing_jobs.invoicing.documents.from_ledger import load_documents
-from billing_jobs.invoicing.documents.render import document_path
+from billing_jobs.invoicing.documents.from_ledger import load_credit_note_documents, load_documents
 from billing_jobs.invoicing.documents.render_worker import Rendered, Task, render_chunk, warm_up
+from billing_jobs.invoicing.documents.storage import document_path
 from billing_jobs.invoicing.mail import OutboxError, document_mail, queue_messages
 from billing_jobs.invoicing.mail.outbox import check_address
 from billing_jobs.ledger import schema as s
-from billing_jobs.ledger.schema import invoice_documents
+from billing_jobs.ledger.schema import credit_note_documents, invoice_documents
 from billing_jobs.ledger.session import Target, engine_of
 
 LANGS = frozenset({"en", "hi", "mr"})
@@ -53,23 +55,38 @@ def _lang(locale: str | None) -> str:
     return prefix if prefix in LANGS else "en"
 
 
-def _todo(engine: Engine, limit: int | None) -> list[tuple[int, str | None, str | None]]:
-    done = select(invoice_documents.c.invoice_id)
-    q = (
-        select(s.invoices.c.id, s.customers.c.email, s.customers.c.locale)
-        .join(s.customers, s.customers.c.id == s.invoices.c.customer_id)
-        .where(s.invoices.c.number.is_not(None), s.invoices.c.id.not_in(done))
-        .order_by(s.invoices.c.id)
-    )
-    if limit:
-        q = q.limit(limit)
-    with engine.connect() as conn:
-        return [(int(i), e, loc) for i, e, loc in conn.execute(q)]
+# Per kind of document: its ledger table, the table recording its stored PDF (and that
+# table's key column), and the bulk loader of its printable documents.
+_KINDS = {
+    "invoice": (s.invoices, invoice_documents, "invoice_id", load_documents),
+    "credit_note": (s.credit_notes, credit_note_documents, "credit_note_id",
+                    load_credit_note_documents),
+}  # fmt: skip
+Todo = tuple[tuple[str, int], str | None, str | None]  # (kind, id), email, locale
+
+
+def _todo(engine: Engine, limit: int | None) -> list[Todo]:
+    """Invoices (numbered) and credit notes without a stored document, oldest first."""
+    out: list[Todo] = []
+    for kind, (table, stored, key, _) in _KINDS.items():
+        if limit is not None and len(out) >= limit:
+            break
+        q = (
+            select(table.c.id, s.customers.c.email, s.customers.c.locale)
+            .join(s.customers, s.customers.c.id == table.c.customer_id)
+            .where(table.c.number.is_not(None), table.c.id.not_in(select(stored.c[key])))
+            .order_by(table.c.id)
+        )
+        if limit:
+            q = q.limit(limit - len(out))
+        with engine.connect() as conn:
+            out += [((kind, int(i)), e, loc) for i, e, loc in conn.execute(q)]
+    return out
 
 
 def _chunks(
     engine: Engine,
-    todo: list[tuple[int, str | None, str | None]],
+    todo: list[Todo],
     root: Path,
     brand: str | None,
     read_batch: int,
@@ -78,13 +95,19 @@ def _chunks(
 ) -> Iterator[list[Task]]:
     for i in range(0, len(todo), read_batch):
         batch = todo[i : i + read_batch]
-        with engine.connect() as conn:
-            docs, errors = load_documents(conn, [b[0] for b in batch], brand=brand)
-        report.errors.extend(errors.values())
+        docs = {}
+        for kind, (_, _, _, load) in _KINDS.items():
+            ids = [k[1] for k, _, _ in batch if k[0] == kind]
+            if not ids:
+                continue
+            with engine.connect() as conn:
+                found, errors = load(conn, ids, brand=brand)
+            docs.update(((kind, i), d) for i, d in found.items())
+            report.errors.extend(errors.values())
         tasks = [
-            Task(inv_id, docs[inv_id], _lang(locale), str(document_path(root, docs[inv_id])), email)
-            for inv_id, email, locale in batch
-            if inv_id in docs
+            Task(key, docs[key], _lang(locale), str(document_path(root, docs[key])), email)
+            for key, email, locale in batch
+            if key in docs
         ]
         for j in range(0, len(tasks), chunk_size):
             yield tasks[j : j + chunk_size]
@@ -99,7 +122,7 @@ def _record(
     report: InvoiceRunReport,
 ) -> None:
     """One transaction per chunk: the documents and their mails commit together."""
-    by_id = {t.invoice_id: t for t in tasks}
+    by_key = {t.key: t for t in tasks}
     ok = []
     for r in results:
         if r.error is not None:
@@ -109,51 +132,53 @@ def _record(
     if not ok:
         return
     with engine.begin() as conn:
-        # A concurrent run may have recorded some of these meanwhile (it wrote identical
-        # bytes): theirs stand, and their mails were queued with theirs.
-        already = set(
-            conn.execute(
-                select(invoice_documents.c.invoice_id).where(
-                    invoice_documents.c.invoice_id.in_([r.invoice_id for r in ok])
-                )
-            ).scalars()
-        )
-        new = [r for r in ok if r.invoice_id not in already]
-        if not new:
-            return
-        conn.execute(
-            insert(invoice_documents),
-            [
-                {
-                    "invoice_id": r.invoice_id,
-                    "number": by_id[r.invoice_id].doc.number,
-                    "path": by_id[r.invoice_id].path,
-                    "sha256": r.sha256,
-                    "lang": by_id[r.invoice_id].lang,
-                    "rendered_at": now,
-                }
-                for r in new
-            ],
-        )
-        mails = []
-        for r in new:
-            t = by_id[r.invoice_id]
-            if not mail:
+        new = []
+        for kind, (_, stored, key, _) in _KINDS.items():
+            mine = [r for r in ok if r.key[0] == kind]
+            if not mine:
                 continue
-            if not t.email:
-                report.skipped += 1
-                continue
-            try:
-                check_address(t.email)
-            except OutboxError as exc:
-                report.errors.append(f"invoice {t.invoice_id}: stored but not mailed: {exc}")
-                continue
-            mails.append(
-                document_mail(t.doc, to=t.email, lang=t.lang, path=t.path, sha256=r.sha256 or "")
+            # A concurrent run may have recorded some of these meanwhile (it wrote identical
+            # bytes): theirs stand, and their mails were queued with theirs.
+            already = set(
+                conn.execute(
+                    select(stored.c[key]).where(stored.c[key].in_([r.key[1] for r in mine]))
+                ).scalars()
             )
+            fresh = [r for r in mine if r.key[1] not in already]
+            if fresh:
+                conn.execute(
+                    insert(stored),
+                    [
+                        {key: r.key[1], "number": by_key[r.key].doc.number,
+                         "path": by_key[r.key].path, "sha256": r.sha256,
+                         "lang": by_key[r.key].lang, "rendered_at": now}
+                        for r in fresh
+                    ],
+                )  # fmt: skip
+            new += fresh
+        mails = [] if not mail else _mails(new, by_key, report)
         queue_messages(conn, mails, now=now)
     report.rendered += len(new)
     report.queued += len(mails)
+
+
+def _mails(new: Sequence[Rendered], by_key: dict, report: InvoiceRunReport) -> list[Any]:
+    mails = []
+    for r in new:
+        t = by_key[r.key]
+        if not t.email:
+            report.skipped += 1
+            continue
+        try:
+            check_address(t.email)
+        except OutboxError as exc:
+            report.errors.append(f"{t.key[0].replace('_', ' ')} {t.key[1]}: stored but not "
+                                 f"mailed: {exc}")  # fmt: skip
+            continue
+        mails.append(
+            document_mail(t.doc, to=t.email, lang=t.lang, path=t.path, sha256=r.sha256 or "")
+        )
+    return mails
 
 
 def _pool_size(workers: int | None, n: int, chunk_size: int) -> int:
@@ -177,7 +202,8 @@ def run_invoice_documents(
     chunk_size: int = 16,
     read_batch: int = 512,
 ) -> InvoiceRunReport:
-    """Render every finalized invoice without a document, store it and queue it for mail.
+    """Render every finalized invoice and credit note without a document, store it and queue
+    it for mail.
 
     `workers=None` uses one process per core when there are at least `POOL_MIN_INVOICES`
     invoices (else renders in this process); `workers=1` never starts a pool. Safe to re-run

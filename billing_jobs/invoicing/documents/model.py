@@ -70,7 +70,9 @@ class Party:
 
 @dataclass(frozen=True, slots=True)
 class Line:
-    """One invoice line. Rates are exact percentages as strings/Fractions ("18", "9")."""
+    """One invoice line. Rates are exact percentages as strings/Fractions ("18", "9").
+    `discount_minor` is the line's discount: its value before discount is taxable + discount
+    (CGST Rule 46: the taxable value is shown after the discount, and the discount with it)."""
 
     description: str
     sac_hsn: str
@@ -85,6 +87,7 @@ class Line:
     igst_rate: Fraction | int | str = 0
     igst_minor: int = 0
     unit: str = "NOS"
+    discount_minor: int = 0
 
     def __post_init__(self) -> None:
         if not self.description.strip():
@@ -107,6 +110,7 @@ class Line:
             "cgst_minor",
             "sgst_minor",
             "igst_minor",
+            "discount_minor",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -115,6 +119,11 @@ class Line:
     @property
     def tax_minor(self) -> int:
         return self.cgst_minor + self.sgst_minor + self.igst_minor
+
+    @property
+    def value_minor(self) -> int:
+        """The line's value before discount."""
+        return self.taxable_value_minor + self.discount_minor
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +173,7 @@ class InvoiceDocument:
     brand: str | None = None
     due_date: date | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    reason: str | None = None  # a credit note's reason (downgrade, cancellation, pause, refund)
 
     def __post_init__(self) -> None:
         try:
@@ -216,6 +226,10 @@ class InvoiceDocument:
             raise DocumentError(
                 f"totals.total_minor is {t.total_minor} but taxable + taxes + round-off = {grand}"
             )
+
+    @property
+    def discount_minor(self) -> int:
+        return sum(ln.discount_minor for ln in self.lines)
 
     @property
     def intra_state(self) -> bool:

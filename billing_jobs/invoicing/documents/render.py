@@ -4,7 +4,6 @@ benchmarks/README.md) and decide where the file lives."""
 from __future__ import annotations
 
 import json
-import re
 import threading
 from datetime import UTC, datetime, time
 from pathlib import Path
@@ -53,57 +52,49 @@ def _party_view(p: Party, lab: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def _meta(doc: InvoiceDocument, lab: dict[str, str], loc: str, pos: str) -> list[list[str]]:
-    """The label/value rows beside the parties: number, dates, place of supply, ..."""
-    credit = doc.kind is DocumentKind.CREDIT_NOTE
-    meta = [
-        [lab["credit_note_number"] if credit else lab["number"], doc.number],
-        [lab["date"], i18n.format_day(doc.issue_date, loc)],
-    ]
-    if doc.due_date is not None:
-        meta.append([lab["due_date"], i18n.format_day(doc.due_date, loc)])
-    if credit and doc.original_invoice is not None:
-        meta.append([lab["original_invoice"], doc.original_invoice.number])
-        meta.append([lab["original_date"], i18n.format_day(doc.original_invoice.issue_date, loc)])
-    meta.append([lab["place_of_supply"], pos])
-    meta.append([lab["reverse_charge"], lab["yes"] if doc.reverse_charge else lab["no"]])
-    meta.append([lab["financial_year"], doc.financial_year])
-    return meta
+def _tax_columns(doc: InvoiceDocument) -> tuple[bool, bool]:
+    """Intra-state supplies show CGST + SGST, inter-state IGST (a document with both, which
+    should not happen, still shows every tax it carries)."""
+    show_split = bool(doc.totals.cgst_minor or doc.totals.sgst_minor or doc.intra_state)
+    show_igst = bool(doc.totals.igst_minor or not doc.intra_state)
+    return show_split, show_igst
 
 
-def _columns(lab: dict[str, str], taxes: list[str]) -> dict[str, Any]:
-    """Two header rows: plain columns span both; each tax spans its rate and amount columns."""
-    head1: list[dict[str, Any]] = [
-        {"t": lab[k], "rs": 2, "cs": 1}
-        for k in ("sl", "description", "sac_hsn", "qty", "rate", "taxable_value")
-    ]
+def _item_table(
+    doc: InvoiceDocument, lab: dict[str, str], amt: Any, loc: str
+) -> tuple[dict[str, Any], list[list[str]]]:
+    """Column layout (two header rows, widths in pt, 0 = the rest) and the formatted rows.
+    A document with discounts shows each line's value, its discount and the taxable value
+    after it (CGST Rule 46) instead of the unit price, in narrower columns."""
+    show_split, show_igst = _tax_columns(doc)
+    discounted = bool(doc.discount_minor)
+    if discounted:
+        plain = ("sl", "description", "sac_hsn", "qty", "value", "discount", "taxable_value")
+        widths, tax_w, total_w = [14, 0, 38, 22, 54, 50, 56], (22, 48), 56
+    else:
+        plain = ("sl", "description", "sac_hsn", "qty", "rate", "taxable_value")
+        widths, tax_w, total_w = [16, 0, 44, 28, 56, 62], (28, 54), 64
+    # Two header rows: plain columns span both; each tax spans its rate and amount columns.
+    head1: list[dict[str, Any]] = [{"t": lab[k], "rs": 2, "cs": 1} for k in plain]
     head2: list[str] = []
-    widths: list[int] = [16, 0, 44, 28, 56, 62]
-    align = ["c", "l", "c", "r", "r", "r"]
+    align = ["c", "l", "c", *("r" * (len(plain) - 3))]
+    taxes = (["cgst", "sgst"] if show_split else []) + (["igst"] if show_igst else [])
     for tax in taxes:
         head1.append({"t": lab[tax], "rs": 1, "cs": 2})
         head2 += ["%", lab["amount"]]
-        widths += [28, 54]
+        widths += list(tax_w)
         align += ["r", "r"]
     head1.append({"t": lab["amount"], "rs": 2, "cs": 1})
-    widths.append(64)
+    widths.append(total_w)
     align.append("r")
-    return {"head1": head1, "head2": head2, "widths": widths, "align": align}
-
-
-def _rows(
-    doc: InvoiceDocument, loc: str, amt: Any, show_split: bool, show_igst: bool
-) -> list[list[str]]:
     rows = []
     for i, ln in enumerate(doc.lines, start=1):
-        row = [
-            str(i),
-            ln.description,
-            ln.sac_hsn,
-            i18n.format_quantity(ln.quantity, loc),
-            amt(ln.unit_price_minor),
-            amt(ln.taxable_value_minor),
-        ]
+        row = [str(i), ln.description, ln.sac_hsn, i18n.format_quantity(ln.quantity, loc)]
+        if discounted:
+            row += [amt(ln.value_minor), amt(-ln.discount_minor) if ln.discount_minor else "–"]
+        else:
+            row.append(amt(ln.unit_price_minor))
+        row.append(amt(ln.taxable_value_minor))
         if show_split:
             row += [
                 i18n.format_rate(ln.cgst_rate),
@@ -115,22 +106,9 @@ def _rows(
             row += [i18n.format_rate(ln.igst_rate), amt(ln.igst_minor)]
         row.append(amt(ln.taxable_value_minor + ln.tax_minor))
         rows.append(row)
-    return rows
-
-
-def _totals(
-    doc: InvoiceDocument, lab: dict[str, str], loc: str, amt: Any, show_split: bool, show_igst: bool
-) -> list[list[Any]]:
-    t, cur = doc.totals, doc.currency
-    totals: list[list[Any]] = [[lab["total_taxable"], amt(t.taxable_minor), False]]
-    if show_split:
-        totals.append([lab["cgst"], amt(t.cgst_minor), False])
-        totals.append([lab["sgst"], amt(t.sgst_minor), False])
-    if show_igst:
-        totals.append([lab["igst"], amt(t.igst_minor), False])
-    totals.append([lab["round_off"], amt(t.round_off_minor), False])
-    totals.append([f"{lab['total']} ({cur})", i18n.format_money(t.total_minor, cur, loc), True])
-    return totals
+    columns = {"head1": head1, "head2": head2, "widths": widths, "align": align,
+               "plain": len(plain)}  # fmt: skip
+    return columns, rows
 
 
 def build_view(
@@ -147,12 +125,40 @@ def build_view(
         return i18n.format_amount(minor, cur, loc)
 
     credit = doc.kind is DocumentKind.CREDIT_NOTE
+    meta = [
+        [lab["credit_note_number"] if credit else lab["number"], doc.number],
+        [lab["date"], i18n.format_day(doc.issue_date, loc)],
+    ]
+    if doc.due_date is not None:
+        meta.append([lab["due_date"], i18n.format_day(doc.due_date, loc)])
+    if credit and doc.original_invoice is not None:
+        meta.append([lab["original_invoice"], doc.original_invoice.number])
+        meta.append([lab["original_date"], i18n.format_day(doc.original_invoice.issue_date, loc)])
     pos = f"{doc.place_of_supply.name} ({doc.place_of_supply.code})"
-    # Intra-state supplies show CGST + SGST columns, inter-state IGST (a document with both,
-    # which should not happen, still shows every tax it carries).
-    show_split = bool(doc.totals.cgst_minor or doc.totals.sgst_minor or doc.intra_state)
-    show_igst = bool(doc.totals.igst_minor or not doc.intra_state)
-    taxes = (["cgst", "sgst"] if show_split else []) + (["igst"] if show_igst else [])
+    meta.append([lab["place_of_supply"], pos])
+    meta.append([lab["reverse_charge"], lab["yes"] if doc.reverse_charge else lab["no"]])
+    meta.append([lab["financial_year"], doc.financial_year])
+
+    columns, rows = _item_table(doc, lab, amt, loc)
+    t = doc.totals
+    show_split, show_igst = _tax_columns(doc)
+    totals: list[list[Any]] = []
+    if doc.discount_minor:
+        # How the taxable value was reached (Rule 46): value, less discount, taxable value.
+        value = sum(ln.value_minor for ln in doc.lines)
+        totals.append([lab["value_before_discount"], amt(value), False])
+        totals.append([lab["discount"], amt(-doc.discount_minor), False])
+    totals.append([lab["total_taxable"], amt(t.taxable_minor), False])
+    if show_split:
+        totals.append([lab["cgst"], amt(t.cgst_minor), False])
+        totals.append([lab["sgst"], amt(t.sgst_minor), False])
+    if show_igst:
+        totals.append([lab["igst"], amt(t.igst_minor), False])
+    totals.append([lab["round_off"], amt(t.round_off_minor), False])
+    totals.append([f"{lab['total']} ({cur})", i18n.format_money(t.total_minor, cur, loc), True])
+    if credit and doc.reason:
+        meta.append([lab["reason"], lab.get(f"reason_{doc.reason}", doc.reason)])
+
     # Marathi has no amount-in-words implementation yet; Indian invoices accept English.
     words_lang = "hi" if lang == "hi" else "en"
     irn = einvoice.irn_for(doc) if doc.einvoice is not None else None
@@ -166,17 +172,17 @@ def build_view(
         "brand": {
             "primary": brand.primary_colour,
             "accent": brand.accent_colour,
-            "footer": brand.footer,
+            "footer": brand.footer_for(lang),
             "logo": brand.logo_svg,
         },
         "supplier": _party_view(doc.supplier, lab),
         "recipient": _party_view(doc.recipient, lab),
         "place_of_supply": pos,
-        "meta": _meta(doc, lab, loc, pos),
-        "columns": _columns(lab, taxes),
-        "rows": _rows(doc, loc, amt, show_split, show_igst),
-        "totals": _totals(doc, lab, loc, amt, show_split, show_igst),
-        "words": amount_in_words(doc.totals.total_minor, cur, words_lang),
+        "meta": meta,
+        "columns": columns,
+        "rows": rows,
+        "totals": totals,
+        "words": amount_in_words(t.total_minor, cur, words_lang),
         "notes": list(doc.notes),
         # Typst does not break a 64-character hex run, so the IRN is printed in two halves.
         "irn": [irn[:32], irn[32:]] if irn else None,
@@ -210,13 +216,3 @@ def render_pdf(
         raise RenderError(
             f"template {tpl.path.name} (brand {tpl.brand.name}) failed for {doc.number}: {exc}"
         ) from exc
-
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9-]")
-
-
-def document_path(root: Path | str, doc: InvoiceDocument) -> Path:
-    """`<root>/<FY>/<number>.pdf`, with '/' in the number (allowed by GST) made a '_' and
-    anything else outside A-Z a-z 0-9 - refused by the model; names stay inside `root`."""
-    name = _UNSAFE.sub("_", doc.number)
-    return Path(root) / doc.financial_year / f"{name}.pdf"

@@ -7,20 +7,21 @@ qrcode), not SQLAlchemy and Alembic, which cost several CPU-seconds per worker.
 from __future__ import annotations
 
 import hashlib
-import os
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from billing_jobs.invoicing.documents.model import InvoiceDocument
 from billing_jobs.invoicing.documents.render import RenderError, render_pdf
+from billing_jobs.invoicing.documents.storage import sync_folder, write_document
 from billing_jobs.invoicing.documents.templates import TemplateError
 
 
 @dataclass(frozen=True, slots=True)
 class Task:
-    invoice_id: int
+    """One document to render: `key` is ("invoice" | "credit_note", ledger id)."""
+
+    key: tuple[str, int]
     doc: InvoiceDocument
     lang: str
     path: str
@@ -29,32 +30,9 @@ class Task:
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    invoice_id: int
+    key: tuple[str, int]
     sha256: str | None
     error: str | None = None
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Unique temporary name: two runs racing on the same invoice must not share it.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # The rename is durable only once the directory entry is: before the ledger says "done".
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def render_chunk(tasks: Sequence[Task]) -> list[Rendered]:
@@ -65,14 +43,14 @@ def render_chunk(tasks: Sequence[Task]) -> list[Rendered]:
         try:
             pdf = render_pdf(t.doc, lang=t.lang)
         except (RenderError, TemplateError, ValueError) as exc:
-            out.append(Rendered(t.invoice_id, None, f"invoice {t.invoice_id}: {exc}"))
+            out.append(Rendered(t.key, None, f"{t.key[0].replace('_', ' ')} {t.key[1]}: {exc}"))
             continue
         path = Path(t.path)
-        _write_atomic(path, pdf)
+        write_document(path, pdf)
         folders.add(path.parent)
-        out.append(Rendered(t.invoice_id, hashlib.sha256(pdf).hexdigest()))
+        out.append(Rendered(t.key, hashlib.sha256(pdf).hexdigest()))
     for folder in folders:
-        _fsync_dir(folder)
+        sync_folder(folder)
     return out
 
 

@@ -35,6 +35,11 @@ class Brand:
     footer: str
     logo_svg: str | None
     template_version: int | None
+    footers: tuple[tuple[str, str], ...] = ()  # (language, footer) beside the default
+
+    def footer_for(self, lang: str) -> str:
+        """The footer in `lang` when the brand has one, else its default footer."""
+        return dict(self.footers).get(lang, self.footer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +105,14 @@ def load_brand(name: str | None = None) -> Brand:
         if folder.resolve() not in logo_path.parents or not logo_path.is_file():
             raise TemplateError(f"brand {name!r}: logo {cfg['logo']!r} not found in {folder}")
         logo_svg = logo_path.read_text(encoding="utf-8")
+    footer = pick("footer", base.footer if base else "")
+    footers = dict(base.footers) if base and "footer" not in cfg else {}
+    if isinstance(footer, dict):
+        # `footer: {en: ..., hi: ..., mr: ...}`: one per document language, English default.
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in footer.items()):
+            raise TemplateError(f"brand {name!r}: footer must map languages to text")
+        footers = dict(footer)
+        footer = footers.get("en") or next(iter(footers.values()), "")
     version = cfg.get("template_version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
         raise TemplateError(f"brand {name!r}: template_version must be an integer")
@@ -108,9 +121,10 @@ def load_brand(name: str | None = None) -> Brand:
         display_name=str(pick("display_name", base.display_name if base else name)),
         primary_colour=primary,
         accent_colour=accent,
-        footer=str(pick("footer", base.footer if base else "")),
+        footer=str(footer),
         logo_svg=logo_svg,
         template_version=version,
+        footers=tuple(sorted(footers.items())),
     )
 
 
