@@ -7,14 +7,13 @@ inside the commands that need them so that `paysight --help` is instant.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Annotated, Any
 
 import typer
 
-from orchestration.lib.env import Settings, SettingsError, load_settings
-from orchestration.lib.paths import PROJECT_ROOT
+from orchestration.cli_context import ensure_dagster_home as _ensure_dagster_home
+from orchestration.cli_context import settings_or_exit as _settings
 
 app = typer.Typer(
     name="paysight",
@@ -22,21 +21,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        typer.secho(f"paysight: configuration error\n{exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2) from None
-
-
-def _ensure_dagster_home() -> str:
-    """Runs made by the CLI land in the same instance the UI reads (DAGSTER_HOME)."""
-    home = os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster"))
-    os.makedirs(home, exist_ok=True)
-    return home
 
 
 def _emit(payload: dict[str, Any], as_json: bool, render) -> None:
@@ -177,9 +161,10 @@ def webhooks_serve(
         raise typer.Exit(code=2) from None
 
 
-from orchestration import cli_billing, cli_payments, cli_reports  # noqa: E402  (sub-apps below)
+from orchestration import cli_billing, cli_invoices, cli_payments, cli_reports  # noqa: E402
 
 cli_billing.register(app)
+cli_invoices.register(app)
 cli_payments.register(app)
 cli_reports.register(app)
 

@@ -561,11 +561,8 @@ def billing_run(
 
 
 def register(app: typer.Typer) -> None:
-    from orchestration import cli_invoices
-
     app.add_typer(catalog_app, name="catalog")
     app.add_typer(plans_app, name="plans")
     app.add_typer(customers_app, name="customers")
     app.add_typer(subscriptions_app, name="subscriptions")
-    cli_invoices.register(app)
     app.add_typer(billing_app, name="billing")

@@ -27,7 +27,8 @@ AsOfOption = Annotated[
 
 
 def _report(mart: str, refresh: bool, as_of: str | None, read: Any) -> dict[str, Any]:
-    from orchestration.cli import _ensure_dagster_home, _settings
+    from orchestration.cli_context import ensure_dagster_home as _ensure_dagster_home
+    from orchestration.cli_context import settings_or_exit as _settings
     from orchestration.reports import ReportError, built_at, refresh_marts
 
     settings = _settings()

@@ -21,10 +21,10 @@ from sqlalchemy import (
 
 from billing_jobs.ledger.columns import NAMING, Id, UTCDateTime, fk, metadata, money, pk, ts
 from billing_jobs.ledger.operations_tables import (
+    credit_note_documents,
     document_deliveries,
     document_delivery_attachments,
     document_delivery_files,
-    credit_note_documents,
     invoice_documents,
     ops_alerts,
     payments_collection_state,
@@ -183,7 +183,6 @@ subscription_items = Table(
 )
 
 subscription_events = Table(
-    "subscription_charges",
     "subscription_events",
     metadata,
     pk(),
@@ -290,7 +289,6 @@ credit_notes = Table(
 )
 
 credit_note_lines = Table(
-    "credit_note_documents",
     "credit_note_lines",
     metadata,
     pk(),
@@ -398,6 +396,7 @@ __all__ = [
     "Id",
     "UTCDateTime",
     "coupons",
+    "credit_note_documents",
     "credit_note_lines",
     "credit_notes",
     "customer_balance_transactions",
@@ -426,6 +425,7 @@ __all__ = [
     "prices",
     "products",
     "settings",
+    "subscription_charges",
     "subscription_events",
     "subscription_items",
     "subscriptions",

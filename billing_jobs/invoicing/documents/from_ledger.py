@@ -282,4 +282,3 @@ def _credit_document(
         notes=(note.memo,) if note.memo else (),
         reason=note.reason,
     )
-
