@@ -25,6 +25,10 @@ from orchestration.lib.resources import (
 )
 
 PAYMENTS_TAG = {"paysight/area": "payments"}
+# Ops that charge or settle payments share one Dagster concurrency pool (limit 1 in
+# deploy/dagster.yaml): collection, retries, the janitor and webhook outcomes never overlap
+# inside one instance. The ledger's per-invoice claim still guards any other caller.
+PAYMENTS_POOL = "payments"
 COLLECT_JOB, RETRIES_JOB = "payments_collect_job", "payment_retries_job"
 DUNNING_JOB, JANITOR_JOB = "dunning_job", "payments_janitor_job"
 APPLY_EVENTS_JOB = "apply_gateway_events_job"
@@ -89,7 +93,7 @@ def _output(
     return dg.Output(summary, metadata={**metadata, **(extra or {})})
 
 
-@dg.op(tags={"kind": "payments"})
+@dg.op(pool=PAYMENTS_POOL, tags={"kind": "payments"})
 def payments_collect_op(
     context: dg.OpExecutionContext,
     config: PaymentsRunConfig,
@@ -107,7 +111,7 @@ def payments_collect_op(
     return _output(context, "collected", report.to_dict(), about)
 
 
-@dg.op(tags={"kind": "payments"})
+@dg.op(pool=PAYMENTS_POOL, tags={"kind": "payments"})
 def payment_retries_op(
     context: dg.OpExecutionContext,
     config: PaymentsRunConfig,
@@ -125,7 +129,7 @@ def payment_retries_op(
     return _output(context, "retried", report.to_dict(), about)
 
 
-@dg.op(tags={"kind": "payments"})
+@dg.op(pool=PAYMENTS_POOL, tags={"kind": "payments"})
 def dunning_op(
     context: dg.OpExecutionContext, config: PaymentsRunConfig, ledger: LedgerResource
 ) -> dg.Output[dict]:
@@ -136,7 +140,7 @@ def dunning_op(
     return _output(context, "dunning", run_dunning(engine, now))
 
 
-@dg.op(tags={"kind": "payments"})
+@dg.op(pool=PAYMENTS_POOL, tags={"kind": "payments"})
 def payments_janitor_op(
     context: dg.OpExecutionContext,
     config: PaymentsRunConfig,
@@ -172,7 +176,7 @@ def landed_to_incoming(landed: list[Any]) -> list[IncomingEvent]:
     return out
 
 
-@dg.op(tags={"kind": "payments"})
+@dg.op(pool=PAYMENTS_POOL, tags={"kind": "payments"})
 def apply_gateway_events_op(
     context: dg.OpExecutionContext,
     config: PaymentsRunConfig,
