@@ -22,6 +22,10 @@ AtOption = Annotated[
     typer.Option("--at", help="Instant of the operation (ISO 8601; default: now)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+# Ids are BIGINT in the ledger; quantities and trial days are bounded by the domain.
+MAX_ID = 2**63 - 1
+IdArg = Annotated[int, typer.Argument(min=1, max=MAX_ID)]
+QUANTITY_MAX = 1_000_000
 
 customers_app = typer.Typer(help="Billing customers.", no_args_is_help=True)
 subscriptions_app = typer.Typer(help="Subscription lifecycle.", no_args_is_help=True)
@@ -31,17 +35,16 @@ catalog_app = typer.Typer(help="The product catalog.", no_args_is_help=True)
 
 
 def parse_instant(value: str | None, option: str = "--at") -> datetime:
-    """ISO 8601 -> aware datetime (naive values are taken as UTC); None -> now."""
+    """ISO 8601 with a UTC offset -> aware datetime (`billing_jobs.inputs.instant`: naive times
+    are refused, the range is 2000..2100); None -> now."""
+    from billing_jobs.inputs import InputError, instant
+
     if value is None:
         return datetime.now(UTC)
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not an ISO 8601 timestamp (e.g. 2025-05-01T00:00:00+05:30)",
-            param_hint=option,
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return instant(value, option)
+    except InputError as exc:
+        raise typer.BadParameter(str(exc).removeprefix(f"{option}: "), param_hint=option) from None
 
 
 @contextmanager
@@ -111,9 +114,18 @@ def catalog_load(
     as_json: JsonOption = False,
 ) -> None:
     """Load a catalog YAML into the ledger (a price change becomes a new version)."""
+    from pathlib import Path
+
     from billing_jobs.catalog import DEMO_CATALOG, load_catalog
 
     now = parse_instant(at)
+    if path is not None:
+        try:
+            readable = Path(path).is_file()
+        except OSError:  # a name too long for the file system, say
+            readable = False
+        if not readable:
+            raise typer.BadParameter(f"{path[:200]!r} is not a readable file", param_hint="PATH")
     result = run_domain(lambda e: load_catalog(e, path or DEMO_CATALOG, now=now))
     emit(_plain(result), as_json, "catalog loaded")
 
@@ -154,7 +166,7 @@ def customers_create(
 
 
 @customers_app.command("show")
-def customers_show(customer_id: int, as_json: JsonOption = False) -> None:
+def customers_show(customer_id: IdArg, as_json: JsonOption = False) -> None:
     """Show a customer and their credit balance."""
     from billing_jobs.customers import get_customer
 
@@ -164,11 +176,11 @@ def customers_show(customer_id: int, as_json: JsonOption = False) -> None:
 # -- subscriptions ------------------------------------------------------------------------
 @subscriptions_app.command("create")
 def subscriptions_create(
-    customer_id: Annotated[int, typer.Option("--customer")],
+    customer_id: Annotated[int, typer.Option("--customer", min=1, max=MAX_ID)],
     plan: Annotated[str, typer.Option(help="Plan code from the catalog.")],
-    quantity: Annotated[int, typer.Option(help="Seats.")] = 1,
+    quantity: Annotated[int, typer.Option(min=1, max=QUANTITY_MAX, help="Seats.")] = 1,
     coupon: Annotated[str | None, typer.Option()] = None,
-    trial_days: Annotated[int | None, typer.Option()] = None,
+    trial_days: Annotated[int | None, typer.Option(min=0, max=730)] = None,
     at: AtOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -192,9 +204,9 @@ def subscriptions_create(
 
 @subscriptions_app.command("change")
 def subscriptions_change(
-    subscription_id: int,
+    subscription_id: IdArg,
     plan: Annotated[str | None, typer.Option()] = None,
-    quantity: Annotated[int | None, typer.Option()] = None,
+    quantity: Annotated[int | None, typer.Option(min=1, max=QUANTITY_MAX)] = None,
     when: Annotated[str, typer.Option(help="now (prorated) or period_end.")] = "now",
     at: AtOption = None,
     as_json: JsonOption = False,
@@ -213,7 +225,7 @@ def subscriptions_change(
 
 @subscriptions_app.command("pause")
 def subscriptions_pause(
-    subscription_id: int, at: AtOption = None, as_json: JsonOption = False
+    subscription_id: IdArg, at: AtOption = None, as_json: JsonOption = False
 ) -> None:
     """Pause: no invoices until resumed."""
     from billing_jobs.subscriptions.service import pause_subscription
@@ -224,7 +236,7 @@ def subscriptions_pause(
 
 @subscriptions_app.command("resume")
 def subscriptions_resume(
-    subscription_id: int, at: AtOption = None, as_json: JsonOption = False
+    subscription_id: IdArg, at: AtOption = None, as_json: JsonOption = False
 ) -> None:
     """Resume a paused subscription."""
     from billing_jobs.subscriptions.service import resume_subscription
@@ -235,7 +247,7 @@ def subscriptions_resume(
 
 @subscriptions_app.command("cancel")
 def subscriptions_cancel(
-    subscription_id: int,
+    subscription_id: IdArg,
     at_period_end: Annotated[bool, typer.Option("--at-period-end")] = False,
     at: AtOption = None,
     as_json: JsonOption = False,
@@ -255,7 +267,7 @@ def subscriptions_cancel(
 
 
 @subscriptions_app.command("show")
-def subscriptions_show(subscription_id: int, as_json: JsonOption = False) -> None:
+def subscriptions_show(subscription_id: IdArg, as_json: JsonOption = False) -> None:
     """Show a subscription with its items and history."""
     from billing_jobs.subscriptions.state import get_subscription
 
@@ -264,7 +276,7 @@ def subscriptions_show(subscription_id: int, as_json: JsonOption = False) -> Non
 
 # -- invoices -----------------------------------------------------------------------------
 @invoices_app.command("show")
-def invoices_show(invoice_id: int, as_json: JsonOption = False) -> None:
+def invoices_show(invoice_id: IdArg, as_json: JsonOption = False) -> None:
     """Show an invoice with its lines and tax."""
     from billing_jobs.invoicing.invoices import get_invoice
 
@@ -273,9 +285,11 @@ def invoices_show(invoice_id: int, as_json: JsonOption = False) -> None:
 
 @invoices_app.command("preview")
 def invoices_preview(
-    subscription_id: int,
+    subscription_id: IdArg,
     plan: Annotated[str | None, typer.Option(help="Hypothetical new plan.")] = None,
-    quantity: Annotated[int | None, typer.Option(help="Hypothetical new quantity.")] = None,
+    quantity: Annotated[
+        int | None, typer.Option(min=1, max=QUANTITY_MAX, help="Hypothetical new quantity.")
+    ] = None,
     at: AtOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -292,7 +306,7 @@ def invoices_preview(
 
 
 @invoices_app.command("void")
-def invoices_void(invoice_id: int, at: AtOption = None, as_json: JsonOption = False) -> None:
+def invoices_void(invoice_id: IdArg, at: AtOption = None, as_json: JsonOption = False) -> None:
     """Void an open invoice (its number stays used)."""
     from billing_jobs.invoicing.invoices import void_invoice
 
@@ -347,7 +361,7 @@ def invoices_pdf(
 
 @invoices_app.command("run")
 def invoices_run(
-    limit: Annotated[int | None, typer.Option(min=1)] = None,
+    limit: Annotated[int | None, typer.Option(min=1, max=10_000_000)] = None,
     no_mail: Annotated[bool, typer.Option("--no-mail")] = False,
     as_of: Annotated[str | None, typer.Option("--as-of")] = None,
     as_json: JsonOption = False,
