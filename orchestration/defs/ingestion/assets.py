@@ -1,6 +1,6 @@
 """Ingestion assets: copy gateway data into the warehouse's ``raw`` schema."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import dagster as dg
 
@@ -14,6 +14,7 @@ from ingestion.landing_loads import (
 )
 from ingestion.ledger_copy import copy_ledger_tables
 from ingestion.warehouse import table_count
+from orchestration.lib.env import config_instant
 from orchestration.lib.resources import (
     GatewayResource,
     LandingResource,
@@ -121,10 +122,7 @@ class QualityConfig(dg.Config):
     as_of: str | None = None
 
     def instant(self) -> datetime:
-        if not self.as_of:
-            return datetime.now(UTC)
-        at = datetime.fromisoformat(self.as_of)
-        return at if at.tzinfo else at.replace(tzinfo=UTC)
+        return config_instant(self.as_of)
 
 
 @dg.asset(

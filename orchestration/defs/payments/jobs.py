@@ -15,7 +15,7 @@ from billing_jobs.payments.event_parsing import IncomingEvent
 from billing_jobs.payments.janitor import resolve_unknown
 from billing_jobs.payments.retries import ExponentialPolicy, FixedPolicy, RetryPolicy, SmartPolicy
 from orchestration.defs.payments.smart_policy import smart_policy
-from orchestration.lib.env import get_settings
+from orchestration.lib.env import config_instant, get_settings
 from orchestration.lib.gateways import gateway_from_resource
 from orchestration.lib.resources import (
     GatewayResource,
@@ -53,15 +53,9 @@ class PaymentsRunConfig(dg.Config):
 
 
 def run_time(config: PaymentsRunConfig) -> datetime:
-    if not config.as_of:
-        return datetime.now(UTC)
-    try:
-        at = datetime.fromisoformat(config.as_of)
-    except ValueError:
-        raise dg.Failure(f"as_of is not an ISO instant: {config.as_of!r}") from None
-    if at.tzinfo is None:
-        raise dg.Failure(f"as_of must include a UTC offset, got {config.as_of!r}")
-    return at
+    """The run's instant: `as_of` (ISO 8601 with a UTC offset, `billing_jobs.inputs.instant`)
+    or now."""
+    return config_instant(config.as_of)
 
 
 def policy_of(
