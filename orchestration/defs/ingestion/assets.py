@@ -150,8 +150,10 @@ def raw_webhook_events(
     group_name="ingestion",
     kinds={"python", "duckdb"},
     check_specs=_quality_specs("raw_bank_settlements"),
-    description="Bank settlement files (<landing>/bank/*.csv) parsed exactly into minor units "
-    "(raw.bank_settlements); rejected lines go to raw.quarantine_bank_settlements.",
+    description="Bank settlement files (<landing>/bank/*.csv) streamed and parsed exactly into "
+    "minor units (raw.bank_settlements); rejected lines, and files rejected whole (line 0, with "
+    "their sha256), go to raw.quarantine_bank_settlements. A file is read again when its "
+    "content hash changes, so a corrected file under the same name loads.",
 )
 def raw_bank_settlements(
     context: dg.AssetExecutionContext,
@@ -166,6 +168,7 @@ def raw_bank_settlements(
             "files": report.files,
             "loaded": report.loaded,
             "quarantined": report.quarantined,
+            "rejected_files": ", ".join(report.rejected_files) or "none",
         },
         check_results=_check_results("raw_bank_settlements", report),
     )
