@@ -181,21 +181,17 @@ def _webhook_config(s: Settings, rate_per_s: float | None) -> Any:
     """The receiver's configuration from settings: the enabled sources and their secrets
     (refused, naming the variable, when one is missing), rate limits and client limits."""
     from ingestion.webhooks.config import (
-        RateLimit,
         ReceiverLimits,
         WebhookConfig,
         enabled_secrets,
+        rate_limits,
     )
 
     secrets = enabled_secrets(s.enabled_webhook_sources, s.webhook_secret_values())
-    rate = rate_per_s or s.webhook_rate_per_s
-    limits: dict[str, RateLimit] = {}
-    invalid = None
-    if rate:
-        burst = s.webhook_burst or max(1, int(rate))
-        limits = {src: RateLimit(rate, burst) for src in secrets}
-        junk = s.webhook_invalid_rate_per_s or rate
-        invalid = RateLimit(junk, max(1, int(junk)))
+    limits, invalid = rate_limits(
+        list(secrets), rate_per_s or s.webhook_rate_per_s, s.webhook_burst,
+        s.webhook_invalid_rate_per_s,
+    )  # fmt: skip
     receiver = ReceiverLimits(
         header_timeout_s=s.webhook_header_timeout_s,
         body_timeout_s=s.webhook_body_timeout_s,

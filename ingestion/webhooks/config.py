@@ -171,19 +171,27 @@ def limits_from_env(env: Mapping[str, str]) -> ReceiverLimits:
     )
 
 
+def rate_limits(
+    sources: Sequence[str], rate: float | None, burst: int | None, invalid_rate: float | None
+) -> tuple[dict[str, RateLimit], RateLimit | None]:
+    """Per-source limits for signed requests (burst default: one second's worth), and the
+    bucket for unsigned or invalid ones (default: the same rate). No rate: no limits."""
+    if not rate:
+        return {}, None
+    burst = burst or max(1, int(rate))
+    invalid = invalid_rate or rate
+    return {s: RateLimit(rate, burst) for s in sources}, RateLimit(invalid, max(1, int(invalid)))
+
+
 def rate_limits_from_env(
     env: Mapping[str, str], sources: Sequence[str]
 ) -> tuple[dict[str, RateLimit], RateLimit | None]:
-    """Per-source limits for signed requests, and the bucket for unsigned or invalid ones
-    (default: the same rate; `PAYSIGHT_WEBHOOK_INVALID_RATE_PER_S` sets its own)."""
-    rate = _number(env, "PAYSIGHT_WEBHOOK_RATE_PER_S", 0.0)
-    if not rate:
-        return {}, None
-    burst = int(_number(env, "PAYSIGHT_WEBHOOK_BURST", max(1, int(rate)), int))
-    invalid = _number(env, "PAYSIGHT_WEBHOOK_INVALID_RATE_PER_S", rate)
-    return (
-        {s: RateLimit(rate, burst) for s in sources},
-        RateLimit(invalid, max(1, int(invalid))),
+    """`rate_limits` from PAYSIGHT_WEBHOOK_RATE_PER_S, _BURST and _INVALID_RATE_PER_S."""
+    return rate_limits(
+        sources,
+        _number(env, "PAYSIGHT_WEBHOOK_RATE_PER_S", 0.0),
+        int(_number(env, "PAYSIGHT_WEBHOOK_BURST", 0, int)),
+        _number(env, "PAYSIGHT_WEBHOOK_INVALID_RATE_PER_S", 0.0),
     )
 
 
