@@ -2,7 +2,9 @@
 
 Columns (header names case-insensitive): settlement_id, utr, payment_id, gross, fee, tax, net,
 settled_at, currency. Amounts are major units ("1234.50", parsed exactly with Decimal) unless the
-header says `*_minor`. A bad line becomes a reject with its line number; good lines still load.
+header says `*_minor`. Files are streamed line by line (no size limit; a line is at most
+`MAX_LINE_BYTES`). A bad line becomes a reject with its line number; every good line, the next
+one included, still loads.
 """
 
 from __future__ import annotations
@@ -10,15 +12,17 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import BinaryIO
 
 from billing_jobs.money import MoneyError, exponent, normalize_currency
 
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
-MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_LINE_BYTES = 64 * 1024  # a settlement line is a few hundred bytes; files have no size limit
 MAX_FIELD_CHARS = 256
 
 REQUIRED = ("settlement_id", "utr", "payment_id", "gross", "fee", "tax", "net", "settled_at")
@@ -83,20 +87,41 @@ class _LineError(ValueError):
     pass
 
 
-def _read_text(source: str | Path | bytes, max_bytes: int) -> str:
+def _open(source: str | Path | bytes) -> BinaryIO:
     if isinstance(source, bytes | bytearray):
-        data = bytes(source)
-    else:
-        path = Path(source)
-        if path.stat().st_size > max_bytes:
-            raise BankFileError(f"{path}: larger than {max_bytes} bytes")
-        data = path.read_bytes()
-    if len(data) > max_bytes:
-        raise BankFileError(f"settlement file larger than {max_bytes} bytes")
+        return io.BytesIO(bytes(source))
+    return Path(source).open("rb")
+
+
+def _physical_lines(stream: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes without the line break) for each line, read in bounded pieces; a
+    line longer than `max_line_bytes` comes as None (skipped to its end, never held whole)."""
+    number = 0
+    while True:
+        piece = stream.readline(max_line_bytes + 1)
+        if not piece:
+            return
+        number += 1
+        if len(piece) > max_line_bytes and not piece.endswith(b"\n"):
+            while piece and not piece.endswith(b"\n"):
+                piece = stream.readline(max_line_bytes + 1)
+            yield number, None
+            continue
+        yield number, piece.rstrip(b"\r\n")
+
+
+def _cells(line: bytes) -> list[str]:
+    """One physical line as CSV fields. A settlement field never spans lines (ids, amounts,
+    dates), so a quote left open is this line's error and never swallows the next one."""
     try:
-        return data.decode("utf-8-sig")  # strips a BOM that Excel likes to add
+        text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BankFileError(f"settlement file is not UTF-8 (byte {exc.start})") from exc
+        raise _LineError(f"line is not UTF-8 (byte {exc.start + 1})") from None
+    try:
+        return next(csv.reader([text], strict=True))
+    except csv.Error as exc:
+        reason = "a quoted field is not closed on this line" if "end of data" in str(exc) else exc
+        raise _LineError(f"unparseable CSV: {reason}") from None
 
 
 def _header(raw: list[str]) -> tuple[dict[str, int], set[str]]:
@@ -220,69 +245,82 @@ def _parse_line(
     )
 
 
-def parse_bank_settlement_csv(
+def iter_bank_settlement_csv(
     source: str | Path | bytes,
     *,
     default_currency: str | None = "INR",
     default_tz: timezone = IST,
-    max_bytes: int = MAX_FILE_BYTES,
+    max_line_bytes: int = MAX_LINE_BYTES,
     keep_duplicates: bool = False,
     check_net: bool = True,
-) -> tuple[list[BankSettlementRow], list[Reject]]:
-    """Parse a settlement CSV (path or bytes); return (rows, rejects) in file order.
+) -> Iterator[BankSettlementRow | Reject]:
+    """Stream a settlement CSV (path or bytes): each line becomes a row or a `Reject`, in file
+    order, holding only one line in memory (plus the keys seen, for duplicates).
 
-    Duplicates of an already loaded (settlement_id, payment_id) are rejected and name the line
-    they repeat; the first occurrence stays loaded. With ``keep_duplicates`` an exact repeat is
-    kept (a double credit is money that moved, for reconciliation to flag); a conflicting
-    repeat (different amounts) is still rejected. Without ``check_net`` a line whose net is not
-    gross - fee - tax is kept as written (a short payment, for reconciliation to flag).
-    Out-of-order dates are fine.
+    A line that cannot be read (not UTF-8, an unclosed quote, too long, wrong field count)
+    rejects only itself. Raises `BankFileError` only for the file as a whole: no header, a
+    header that is not UTF-8 or lacks columns. Duplicates of an already loaded
+    (settlement_id, payment_id) are rejected and name the line they repeat; the first stays.
+    With ``keep_duplicates`` an exact repeat is kept (a double credit is money that moved, for
+    reconciliation to flag); a conflicting repeat (different amounts) is still rejected.
+    Without ``check_net`` a line whose net is not gross - fee - tax is kept as written (a short
+    payment, for reconciliation to flag). Out-of-order dates are fine.
     """
-    reader = csv.reader(io.StringIO(_read_text(source, max_bytes), newline=""))
-    rows: list[BankSettlementRow] = []
-    rejects: list[Reject] = []
     seen: dict[tuple[str, str], BankSettlementRow] = {}
     cols: dict[str, int] | None = None
     minor: set[str] = set()
-    previous_end = 0
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            start = previous_end + 1
-            previous_end = reader.line_num
-            if cols is None:
-                raise BankFileError(f"header line unreadable: {exc}") from exc
-            rejects.append(Reject(start, f"unparseable CSV: {exc}", ""))
-            continue
-        start, previous_end = previous_end + 1, reader.line_num
-        if not cells or all(not c.strip() for c in cells):
-            continue
-        if cols is None:
-            cols, minor = _header(cells)
-            continue
-        raw = ",".join(cells)[:200]
-        try:
-            row = _parse_line(cells, cols, minor, start, default_currency, default_tz, check_net)
-        except _LineError as exc:
-            rejects.append(Reject(start, str(exc), raw))
-            continue
-        key = (row.settlement_id, row.payment_id)
-        first = seen.get(key)
-        if first is not None:
-            same = (first.gross_minor, first.net_minor) == (row.gross_minor, row.net_minor)
-            what = "duplicate of" if same else "conflicts with"
-            if same and keep_duplicates:
-                rows.append(row)
+    with _open(source) as stream:
+        for number, line in _physical_lines(stream, max_line_bytes):
+            if cols is None and number == 1 and line is not None:
+                line = line.removeprefix(b"\xef\xbb\xbf")  # the BOM Excel likes to add
+            if line is None:
+                if cols is None:
+                    raise BankFileError(f"header line is longer than {max_line_bytes} bytes")
+                yield Reject(number, f"line is longer than {max_line_bytes} bytes", "")
                 continue
-            rejects.append(
-                Reject(start, f"{what} line {first.line_number} for {key[0]}/{key[1]}", raw)
-            )
-            continue
-        seen[key] = row
-        rows.append(row)
+            if not line.strip():
+                continue
+            try:
+                cells = _cells(line)
+            except _LineError as exc:
+                if cols is None:
+                    raise BankFileError(f"header line unreadable: {exc}") from None
+                yield Reject(number, str(exc), line[:200].decode("utf-8", "replace"))
+                continue
+            if all(not c.strip() for c in cells):
+                continue
+            if cols is None:
+                cols, minor = _header(cells)
+                continue
+            raw = ",".join(cells)[:200]
+            try:
+                row = _parse_line(cells, cols, minor, number, default_currency, default_tz,
+                                  check_net)  # fmt: skip
+            except _LineError as exc:
+                yield Reject(number, str(exc), raw)
+                continue
+            key = (row.settlement_id, row.payment_id)
+            first = seen.get(key)
+            if first is not None:
+                same = (first.gross_minor, first.net_minor) == (row.gross_minor, row.net_minor)
+                if not (same and keep_duplicates):
+                    what = "duplicate of" if same else "conflicts with"
+                    yield Reject(number, f"{what} line {first.line_number} for {key[0]}/{key[1]}",
+                                 raw)  # fmt: skip
+                    continue
+            else:
+                seen[key] = row
+            yield row
     if cols is None:
         raise BankFileError("settlement file has no header line")
+
+
+def parse_bank_settlement_csv(
+    source: str | Path | bytes, **options: object
+) -> tuple[list[BankSettlementRow], list[Reject]]:
+    """`iter_bank_settlement_csv` collected: (rows, rejects) in file order."""
+    rows: list[BankSettlementRow] = []
+    rejects: list[Reject] = []
+    for item in iter_bank_settlement_csv(source, **options):  # type: ignore[arg-type]
+        (rejects if isinstance(item, Reject) else rows).append(item)  # type: ignore[arg-type]
     return rows, rejects

@@ -7,6 +7,8 @@ the next load read only what is new. Re-running a load never duplicates a row.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -15,7 +17,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from ingestion.bank_files import BankFileError, parse_bank_settlement_csv
+from ingestion.bank_files import (
+    BankFileError,
+    BankSettlementRow,
+    Reject,
+    iter_bank_settlement_csv,
+)
 from ingestion.quality import (
     BANK_SETTLEMENTS,
     REASON_COLUMN,
@@ -35,6 +42,7 @@ class LoadReport:
     checks: list[CheckResult] = field(default_factory=list)
     cursor: object = None
     files: int = 0
+    rejected_files: list[str] = field(default_factory=list)
 
 
 def get_cursor(con: duckdb.DuckDBPyConnection, name: str) -> object:
@@ -127,51 +135,143 @@ def load_webhook_events(
     return report
 
 
-def load_bank_settlements(
-    bank_dir: Path, con: duckdb.DuckDBPyConnection, as_of: datetime
-) -> LoadReport:
-    """Load every new bank settlement CSV under ``bank_dir`` (files already loaded are skipped)."""
-    report = LoadReport("bank_settlements")
-    ensure_raw_landing_tables(con)
-    done: list[str] = list(get_cursor(con, "bank_settlements") or [])
-    files = (
-        sorted(p for p in bank_dir.glob("*.csv") if p.name not in done) if bank_dir.is_dir() else []
-    )
-    rows: list[dict] = []
-    rejects: list[dict] = []
-    for path in files:
-        try:
-            # Money that moved is kept for reconciliation: double credits and short payments.
-            parsed, rejected = parse_bank_settlement_csv(
-                path, keep_duplicates=True, check_net=False
-            )
-        except BankFileError as exc:
-            rejects.append(
-                {"file": path.name, "line_number": 0, REASON_COLUMN: str(exc), "raw": ""}
-            )
-            continue
-        rows += [{**r.as_dict(), "file": path.name} for r in parsed]
-        rejects += [
-            {"file": path.name, "line_number": r.line_number, REASON_COLUMN: r.reason, "raw": r.raw}
-            for r in rejected
-        ]
-    report.files = len(files)
+BANK_CHUNK_ROWS = 50_000  # rows validated and written at once: memory stays flat on big files
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _bank_files_seen(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, object]]:
+    """The bank cursor: file name -> {sha256, status (loaded | rejected), reason}. Cursors of
+    older releases were a list of names with no hash or status: a name with rows in
+    ``raw.bank_settlements`` counts as loaded; one without was rejected whole and is retried."""
+    raw = get_cursor(con, "bank_settlements")
+    if isinstance(raw, dict):
+        return raw
+    names = list(raw or [])
+    if not names:
+        return {}
+    with_rows = {
+        r[0]
+        for r in con.execute(
+            "select distinct file from raw.bank_settlements where file in "
+            f"({', '.join('?' for _ in names)})",
+            names,
+        ).fetchall()
+    }
+    return {n: {"sha256": None, "status": "loaded"} for n in names if n in with_rows}
+
+
+def _bank_rejects(path: Path, sha: str, rejects: list[Reject]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"file": path.name, "sha256": sha, "line_number": r.line_number,
+          REASON_COLUMN: r.reason, "raw": r.raw} for r in rejects]
+    )  # fmt: skip
+
+
+def _load_bank_chunk(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    sha: str,
+    rows: list[BankSettlementRow],
+    rejects: list[Reject],
+    as_of: datetime,
+    report: LoadReport,
+) -> None:
     if rows:
-        df = pd.DataFrame(rows)
+        df = pd.DataFrame([{**r.as_dict(), "file": path.name} for r in rows])
         df["settled_at"] = pd.to_datetime(df["settled_at"], utc=True)
         result = validate_table(df, BANK_LINES, as_of=as_of)
-        report.checks = result.checks
+        report.checks = _merge_checks(report.checks, result.checks)
         valid = result.valid_df.copy()
         if not valid.empty:
             # One row per file line: a payment credited twice is a real event that
             # reconciliation must see (status duplicate), so it is not collapsed here.
             valid["bank_row_id"] = valid["file"] + ":" + valid["line_number"].astype(str)
             valid["settled_at"] = valid["settled_at"].dt.tz_convert("UTC").dt.tz_localize(None)
-            report.loaded = upsert_dataframe(
+            report.loaded += upsert_dataframe(
                 con, "raw", "bank_settlements", valid, key="bank_row_id"
             )
-        report.quarantined += _quarantine(con, "bank_settlements", result.quarantined_df, as_of)
+        bad = result.quarantined_df.assign(sha256=sha)
+        report.quarantined += _quarantine(con, "bank_settlements", bad, as_of)
     if rejects:
-        report.quarantined += _quarantine(con, "bank_settlements", pd.DataFrame(rejects), as_of)
-    set_cursor(con, "bank_settlements", done + [p.name for p in files])
+        bad = _bank_rejects(path, sha, rejects)
+        report.quarantined += _quarantine(con, "bank_settlements", bad, as_of)
+
+
+def _merge_checks(old: list[CheckResult], new: list[CheckResult]) -> list[CheckResult]:
+    """Checks over several chunks of one load: a check fails if it failed on any chunk."""
+    if not old:
+        return list(new)
+    by_name = {c.check: c for c in old}
+    for check in new:
+        prior = by_name.get(check.check)
+        if prior is None:
+            by_name[check.check] = check
+        else:
+            by_name[check.check] = replace(
+                prior,
+                success=prior.success and check.success,
+                unexpected_count=prior.unexpected_count + check.unexpected_count,
+            )
+    return list(by_name.values())
+
+
+def load_bank_settlement_file(
+    path: Path, con: duckdb.DuckDBPyConnection, as_of: datetime, report: LoadReport, sha: str
+) -> dict[str, object]:
+    """Load one settlement file in chunks; returns its cursor entry. A file rejected whole is
+    recorded as rejected with its reason and hash (and quarantined as line 0), and what an
+    earlier version of it loaded stays; a file that parses replaces its earlier version."""
+    # Money that moved is kept for reconciliation: double credits and short payments.
+    items = iter_bank_settlement_csv(path, keep_duplicates=True, check_net=False)
+    try:
+        first = next(items, None)  # the header: whole-file errors surface here, before a write
+    except BankFileError as exc:
+        bad = _bank_rejects(path, sha, [Reject(0, str(exc), "")])
+        report.quarantined += _quarantine(con, "bank_settlements", bad, as_of)
+        report.rejected_files.append(path.name)
+        return {"sha256": sha, "status": "rejected", "reason": str(exc)}
+    con.execute("delete from raw.bank_settlements where file = ?", [path.name])
+    before = (report.loaded, report.quarantined)
+    rows: list[BankSettlementRow] = []
+    rejects: list[Reject] = []
+    for item in itertools.chain([first] if first is not None else [], items):
+        (rejects if isinstance(item, Reject) else rows).append(item)  # type: ignore[arg-type]
+        if len(rows) + len(rejects) >= BANK_CHUNK_ROWS:
+            _load_bank_chunk(con, path, sha, rows, rejects, as_of, report)
+            rows, rejects = [], []
+    _load_bank_chunk(con, path, sha, rows, rejects, as_of, report)
+    return {
+        "sha256": sha,
+        "status": "loaded",
+        "lines": report.loaded - before[0],
+        "quarantined": report.quarantined - before[1],
+    }
+
+
+def load_bank_settlements(
+    bank_dir: Path, con: duckdb.DuckDBPyConnection, as_of: datetime
+) -> LoadReport:
+    """Load every new bank settlement CSV under ``bank_dir``: a file is skipped only when the
+    same content (sha256) was handled before, so a corrected file under the name of a rejected
+    one is loaded. Each file is streamed in chunks (memory stays flat on large files)."""
+    report = LoadReport("bank_settlements")
+    ensure_raw_landing_tables(con)
+    seen = _bank_files_seen(con)
+    paths = sorted(bank_dir.glob("*.csv")) if bank_dir.is_dir() else []
+    for path in paths:
+        sha = _sha256(path)
+        prior = seen.get(path.name)
+        if prior is not None and prior.get("sha256") in (sha, None):
+            continue
+        seen[path.name] = load_bank_settlement_file(path, con, as_of, report, sha)
+        report.files += 1
+        set_cursor(con, "bank_settlements", seen)  # per file: a crash repeats at most one
+    report.cursor = seen
     return report

@@ -15,17 +15,16 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,}$")
 
 
 def parse_instant(value: str | None, option: str = "--at") -> datetime:
-    """ISO 8601 -> aware datetime (naive values are taken as UTC); None -> now."""
+    """ISO 8601 with a UTC offset -> aware datetime (`billing_jobs.inputs.instant`, the one rule
+    for instants: naive times are refused, the range is 2000..2100); None -> now."""
+    from billing_jobs.inputs import InputError, instant
+
     if value is None:
         return datetime.now(UTC)
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not an ISO 8601 timestamp (e.g. 2025-05-01T00:00:00+05:30)",
-            param_hint=option,
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return instant(value, option)
+    except InputError as exc:
+        raise typer.BadParameter(str(exc).removeprefix(f"{option}: "), param_hint=option) from None
 
 
 def parse_text(value: str | None, option: str, *, max_length: int = 200) -> str | None:

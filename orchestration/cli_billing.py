@@ -38,6 +38,10 @@ JsonOption = Annotated[
     bool, typer.Option("--json", help="Machine-readable output (money in minor units).")
 ]
 LimitOption = Annotated[int, typer.Option("--limit", help="At most this many rows.")]
+# Ids are BIGINT in the ledger; quantities and trial days are bounded by the domain.
+MAX_ID = 2**63 - 1
+IdArg = Annotated[int, typer.Argument(min=1, max=MAX_ID)]
+QUANTITY_MAX = 1_000_000
 
 customers_app = typer.Typer(help="Billing customers.", no_args_is_help=True)
 subscriptions_app = typer.Typer(help="Subscription lifecycle.", no_args_is_help=True)
@@ -91,9 +95,18 @@ def catalog_load(
     as_json: JsonOption = False,
 ) -> None:
     """Load a catalog YAML into the ledger (a price change becomes a new version)."""
+    from pathlib import Path
+
     from billing_jobs.catalog import DEMO_CATALOG, load_catalog
 
     now = parse_instant(at)
+    if path is not None:
+        try:
+            readable = Path(path).is_file()
+        except OSError:  # a name too long for the file system, say
+            readable = False
+        if not readable:
+            raise typer.BadParameter(f"{path[:200]!r} is not a readable file", param_hint="PATH")
     result = run_domain(lambda e: load_catalog(e, path or DEMO_CATALOG, now=now)).to_dict()
 
     def render(r: dict[str, Any]) -> None:
@@ -259,7 +272,7 @@ def customers_update(
 
 
 @customers_app.command("show")
-def customers_show(customer_id: int, as_json: JsonOption = False) -> None:
+def customers_show(customer_id: IdArg, as_json: JsonOption = False) -> None:
     """Show a customer, their address and credit balance."""
     from billing_jobs.customers import get_customer
 
@@ -361,11 +374,11 @@ def _last_invoice_id(engine: Any) -> int:
 
 @subscriptions_app.command("create")
 def subscriptions_create(
-    customer_id: Annotated[int, typer.Option("--customer")],
+    customer_id: Annotated[int, typer.Option("--customer", min=1, max=MAX_ID)],
     plan: Annotated[str, typer.Option(help="Plan code from the catalog.")],
-    quantity: Annotated[int, typer.Option(help="Seats.")] = 1,
+    quantity: Annotated[int, typer.Option(min=1, max=QUANTITY_MAX, help="Seats.")] = 1,
     coupon: Annotated[str | None, typer.Option()] = None,
-    trial_days: Annotated[int | None, typer.Option()] = None,
+    trial_days: Annotated[int | None, typer.Option(min=0, max=730)] = None,
     at: AtOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -392,9 +405,9 @@ def _change_result(out: dict[str, Any]) -> dict[str, Any]:
 
 @subscriptions_app.command("change")
 def subscriptions_change(
-    subscription_id: int,
+    subscription_id: IdArg,
     plan: Annotated[str | None, typer.Option()] = None,
-    quantity: Annotated[int | None, typer.Option()] = None,
+    quantity: Annotated[int | None, typer.Option(min=1, max=QUANTITY_MAX)] = None,
     when: Annotated[str, typer.Option(help="now (prorated) or period_end.")] = "now",
     at: AtOption = None,
     as_json: JsonOption = False,
@@ -413,7 +426,7 @@ def subscriptions_change(
 
 @subscriptions_app.command("pause")
 def subscriptions_pause(
-    subscription_id: int, at: AtOption = None, as_json: JsonOption = False
+    subscription_id: IdArg, at: AtOption = None, as_json: JsonOption = False
 ) -> None:
     """Pause: no invoices until resumed; unused paid time is credited."""
     from billing_jobs.subscriptions.service import pause_subscription
@@ -425,7 +438,7 @@ def subscriptions_pause(
 
 @subscriptions_app.command("resume")
 def subscriptions_resume(
-    subscription_id: int, at: AtOption = None, as_json: JsonOption = False
+    subscription_id: IdArg, at: AtOption = None, as_json: JsonOption = False
 ) -> None:
     """Resume a paused subscription: a new billing cycle starts (and is invoiced) now."""
     from billing_jobs.subscriptions.service import resume_subscription
@@ -442,7 +455,7 @@ def subscriptions_resume(
 
 @subscriptions_app.command("cancel")
 def subscriptions_cancel(
-    subscription_id: int,
+    subscription_id: IdArg,
     at_period_end: Annotated[bool, typer.Option("--at-period-end")] = False,
     at: AtOption = None,
     as_json: JsonOption = False,
@@ -458,7 +471,7 @@ def subscriptions_cancel(
 
 
 @subscriptions_app.command("show")
-def subscriptions_show(subscription_id: int, as_json: JsonOption = False) -> None:
+def subscriptions_show(subscription_id: IdArg, as_json: JsonOption = False) -> None:
     """A subscription: items, what each item was charged for the period and whether its
     unused time was credited, its invoices, credit notes and history."""
     from billing_jobs.invoicing.credit_notes import list_credit_notes

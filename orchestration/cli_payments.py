@@ -10,7 +10,15 @@ from typing import Annotated, Any
 
 import typer
 
-from orchestration.cli_billing import AtOption, JsonOption, emit, ledger, parse_instant
+from orchestration.cli_billing import (
+    MAX_ID,
+    AtOption,
+    IdArg,
+    JsonOption,
+    emit,
+    ledger,
+    parse_instant,
+)
 
 methods_app = typer.Typer(help="Customers' payment methods (gateway tokens).", no_args_is_help=True)
 payments_app = typer.Typer(help="Charging invoices.", no_args_is_help=True)
@@ -52,18 +60,23 @@ def _gateway(name: str | None, at: datetime) -> Any:
 
 @methods_app.command("add")
 def methods_add(
-    customer_id: int,
+    customer_id: IdArg,
     kind: Annotated[str, typer.Option(help="card, upi, netbanking, wallet, upi_mandate, ...")],
     token: Annotated[str, typer.Option(help="The gateway token (never a card number).")],
     last4: Annotated[str | None, typer.Option(help="Card: last four digits.")] = None,
-    exp_month: Annotated[int | None, typer.Option(help="Card: expiry month.")] = None,
-    exp_year: Annotated[int | None, typer.Option(help="Card: expiry year.")] = None,
+    exp_month: Annotated[
+        int | None, typer.Option(min=1, max=12, help="Card: expiry month.")
+    ] = None,
+    exp_year: Annotated[
+        int | None, typer.Option(min=2000, max=2099, help="Card: expiry year.")
+    ] = None,
     brand: Annotated[str | None, typer.Option(help="Card brand (visa, rupay...).")] = None,
     vpa: Annotated[str | None, typer.Option(help="UPI: the VPA, name@handle.")] = None,
     bank: Annotated[str | None, typer.Option(help="Net banking: bank code.")] = None,
     wallet: Annotated[str | None, typer.Option(help="Wallet name.")] = None,
     max_amount_minor: Annotated[
-        int | None, typer.Option(help="Mandate: registered ceiling in minor units.")
+        int | None,
+        typer.Option(min=1, max=MAX_ID, help="Mandate: registered ceiling in minor units."),
     ] = None,
     default: Annotated[
         bool | None, typer.Option("--default/--no-default", help="Make it the default.")
@@ -94,7 +107,7 @@ def methods_add(
 
 
 @methods_app.command("list")
-def methods_list(customer_id: int, as_json: JsonOption = False) -> None:
+def methods_list(customer_id: IdArg, as_json: JsonOption = False) -> None:
     """A customer's current payment methods."""
     from billing_jobs.payments.payment_methods import list_payment_methods
 
@@ -111,8 +124,8 @@ def methods_list(customer_id: int, as_json: JsonOption = False) -> None:
 
 @methods_app.command("remove")
 def methods_remove(
-    customer_id: int,
-    method_id: int,
+    customer_id: IdArg,
+    method_id: IdArg,
     gateway: GatewayOption = None,
     at: AtOption = None,
     as_json: JsonOption = False,
@@ -130,7 +143,7 @@ def methods_remove(
 
 @methods_app.command("set-default")
 def methods_set_default(
-    customer_id: int, method_id: int, at: AtOption = None, as_json: JsonOption = False
+    customer_id: IdArg, method_id: IdArg, at: AtOption = None, as_json: JsonOption = False
 ) -> None:
     """Make a payment method the default (failing invoices are retried on it)."""
     from billing_jobs.payments.payment_methods import set_default_payment_method
@@ -147,7 +160,9 @@ def refunds_create(
     invoice_or_payment: Annotated[
         str, typer.Argument(help="An invoice id or a gateway payment id.")
     ],
-    amount_minor: Annotated[int, typer.Option(help="Refund amount in minor units (paise).")],
+    amount_minor: Annotated[
+        int, typer.Option(min=1, max=MAX_ID, help="Refund amount in minor units (paise).")
+    ],
     memo: Annotated[str | None, typer.Option(help="Reason shown on the credit note.")] = None,
     gateway: GatewayOption = None,
     at: AtOption = None,

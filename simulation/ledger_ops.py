@@ -42,7 +42,8 @@ class RowOps:
 
     def __init__(self, conn: Connection, gateway: Gateway, gateway_name: str, set_time: SetTime):
         self.conn, self.gw, self.set_time = conn, gateway, set_time
-        self.store = LedgerAttemptStore(conn, gateway_name)
+        # The world keeps the retry schedule itself (saved with save_collection_states).
+        self.store = LedgerAttemptStore(conn, gateway_name, keeps_own_schedule=True)
 
     def collect(
         self, items: Sequence[tuple[InvoiceCharge, datetime]]

@@ -345,6 +345,10 @@ def read_catalog_file(path: str | Path) -> CatalogSpec:
         raise CatalogError(f"{path}: {exc}") from exc
     except yaml.YAMLError as exc:
         raise CatalogError(f"{path}: not valid YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read the catalog: {exc.strerror}") from None
     try:
         return parse_catalog(doc)
     except CatalogError as exc:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from billing_jobs.errors import ValidationError
+from billing_jobs.inputs import MAX_QUANTITY
 
 
 class PricingModel(StrEnum):
@@ -35,6 +36,8 @@ def amount_for_quantity(
     """Amount in minor units for `quantity` under the pricing model."""
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
         raise ValidationError(f"quantity must be a positive integer, got {quantity!r}")
+    if quantity > MAX_QUANTITY:
+        raise ValidationError(f"quantity {quantity} is above the limit of {MAX_QUANTITY}")
     model = PricingModel(model)
     if model is PricingModel.PER_UNIT:
         if unit_minor is None:

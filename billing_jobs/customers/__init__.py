@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from billing_jobs import inputs
 from billing_jobs.errors import NotFoundError, ValidationError
 from billing_jobs.ledger import schema as s
 from billing_jobs.ledger.serialize import row_dict
@@ -37,8 +38,17 @@ def customer_fields(
     GSTIN checksum, tax status rules); raises ValidationError. Shared by `create_customer`
     and the batched `create_customers`."""
     now = require_aware(now, "now")
-    if not isinstance(name, str) or not name.strip():
-        raise ValidationError("customer name must not be empty")
+    name = inputs.name(name)
+    email = inputs.email(email) if email else None
+    c = s.customers.c
+    address_line, city, postal_code = (
+        inputs.text(v, f, max_len=col.type.length, allow_empty=True)
+        for v, f, col in ((address_line, "address_line", c.address_line), (city, "city", c.city),
+                          (postal_code, "postal_code", c.postal_code))
+    )  # fmt: skip
+    locale = inputs.text(locale, "locale", max_len=c.locale.type.length)
+    if external_ref is not None:
+        external_ref = inputs.text(external_ref, "external_ref", max_len=c.external_ref.type.length)
     try:
         status = TaxStatus(tax_status)
     except ValueError as exc:
@@ -51,7 +61,9 @@ def customer_fields(
         raise ValidationError(str(exc)) from exc
     state_code = validate_state_code(state_code)
     if gstin:
-        gstin = validate_gstin(gstin)
+        gstin = validate_gstin(gstin)  # the checksum first: its message is the most useful
+        if status is not TaxStatus.EXPORT:
+            gstin = inputs.gstin(gstin, state_code)
     if status is TaxStatus.EXPORT:
         if gstin:
             raise ValidationError("an export customer (outside India) cannot have a GSTIN")
@@ -62,7 +74,7 @@ def customer_fields(
     if status is TaxStatus.SEZ and not gstin:
         raise ValidationError("an SEZ customer must have a GSTIN")
     return {
-        "name": name.strip(),
+        "name": name,
         "email": email,
         "state_code": state_code,
         "gstin": gstin or None,

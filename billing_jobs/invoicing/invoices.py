@@ -24,7 +24,9 @@ INVOICE_TRANSITIONS = {
 }
 
 
-def _locked_invoice(conn: Connection, invoice_id: int) -> Any:
+def lock_invoice(conn: Connection, invoice_id: int) -> Any:
+    """The invoice row, locked for the rest of the transaction (FOR UPDATE on PostgreSQL; on
+    SQLite BEGIN IMMEDIATE already holds the write lock)."""
     q = select(s.invoices).where(s.invoices.c.id == invoice_id).with_for_update()
     row = conn.execute(q).first()
     if row is None:
@@ -44,7 +46,7 @@ def finalize_invoice(target: Target, invoice_id: int, *, at: datetime) -> dict[s
     financial year (in this transaction, so the series stays gapless)."""
     at = require_aware(at, "at")
     with write_conn(target) as conn:
-        inv = _locked_invoice(conn, invoice_id)
+        inv = lock_invoice(conn, invoice_id)
         _check(inv, "open")
         fy = financial_year(inv.issued_at)
         prefix = conn.execute(
@@ -88,7 +90,7 @@ def mark_invoice_paid(
     """Record full payment of an open (or uncollectible) invoice."""
     at = require_aware(at, "at")
     with write_conn(target) as conn:
-        inv = _locked_invoice(conn, invoice_id)
+        inv = lock_invoice(conn, invoice_id)
         _check(inv, "paid")
         amount = inv.amount_due_minor if amount_minor is None else amount_minor
         if amount != inv.amount_due_minor - inv.amount_paid_minor:
@@ -109,7 +111,7 @@ def void_invoice(target: Target, invoice_id: int, *, at: datetime) -> dict[str, 
     credit that the invoice consumed is given back."""
     at = require_aware(at, "at")
     with write_conn(target) as conn:
-        inv = _locked_invoice(conn, invoice_id)
+        inv = lock_invoice(conn, invoice_id)
         _check(inv, "void")
         if inv.amount_paid_minor:
             raise InvalidTransitionError(
@@ -140,7 +142,7 @@ def mark_uncollectible(target: Target, invoice_id: int, *, at: datetime) -> dict
     """open -> uncollectible (a bad debt; it may still be paid or voided later)."""
     require_aware(at, "at")
     with write_conn(target) as conn:
-        inv = _locked_invoice(conn, invoice_id)
+        inv = lock_invoice(conn, invoice_id)
         _check(inv, "uncollectible")
         conn.execute(
             update(s.invoices).where(s.invoices.c.id == invoice_id).values(status="uncollectible")

@@ -55,6 +55,13 @@ payments_collection_state = Table(
     Column("dunning_json", Text),  # the DunningState once a payment failed
     Column("closed", Integer, nullable=False, default=0),  # paid, canceled or written off
     Column("updated_at", UTCDateTime(), nullable=False),
+    # The charge in flight: the attempt recorded before the gateway call, cleared in the
+    # transaction that finalizes it. Set only while that attempt is unresolved (0005).
+    Column("claim_attempt_id", Integer),
+    Column("claimed_at", UTCDateTime()),
+    # The method whose hard (or customer-action) decline is never retried automatically.
+    Column("declined_token", String(128)),
+    Column("declined_code", String(64)),
 )
 
 payments_dunning_notifications = Table(
@@ -103,6 +110,22 @@ payments_gateway_events = Table(
     Column("tries", Integer, nullable=False, default=1),
     Column("first_seen_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+payments_quarantined_events = Table(
+    # Gateway events that stayed unmatched past the bounded number of tries (0005): kept with
+    # the reason for an operator to replay (`paysight webhooks replay`) or discard.
+    "payments_quarantined_events",
+    metadata,
+    Column("gateway", String(32), primary_key=True),
+    Column("event_id", String(255), primary_key=True),
+    Column("event_type", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("gateway_payment_id", String(128)),
+    Column("body", Text),
+    Column("tries", Integer, nullable=False),
+    Column("first_seen_at", UTCDateTime(), nullable=False),
+    Column("quarantined_at", UTCDateTime(), nullable=False),
 )
 
 payments_disputes = Table(

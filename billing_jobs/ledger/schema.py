@@ -34,6 +34,7 @@ from billing_jobs.ledger.operations_tables import (
     payments_gateway_events,
     payments_landing_cursors,
     payments_method_details,
+    payments_quarantined_events,
     payments_refunds,
 )
 
@@ -420,6 +421,7 @@ __all__ = [
     "payments_gateway_events",
     "payments_landing_cursors",
     "payments_method_details",
+    "payments_quarantined_events",
     "payments_refunds",
     "plans",
     "prices",

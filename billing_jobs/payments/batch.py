@@ -26,13 +26,13 @@ from billing_jobs.ledger.rawsql import (
 )
 from billing_jobs.payments.attempt_store import outcome_values
 from billing_jobs.payments.charging import (
-    NOT_CHARGED,
     AlreadyPaid,
     Attempt,
     AttemptInFlight,
     AttemptStatus,
     CollectionError,
     InvoiceCharge,
+    gateway_truth,
 )
 from billing_jobs.payments.dunning import DunningState
 from billing_jobs.payments.gateway import (
@@ -314,22 +314,9 @@ def resolve_unknown_many(
     `among`: the caller knows every unresolved attempt is one of these ids."""
     todo: list[tuple[Attempt, PaymentResult, datetime]] = []
     for attempt in store.list_unknown(stale_before=now - stale_after, among=among):
-        try:
-            if attempt.gateway_payment_id:
-                result: PaymentResult | None = gateway.fetch_payment(attempt.gateway_payment_id)
-            else:
-                result = gateway.find_payment(attempt.idempotency_key)
-        except GatewayTimeout:
-            continue
-        if result is None:
-            if attempt.status is AttemptStatus.PENDING or attempt.updated_at <= now - stale_after:
-                result = PaymentResult(PaymentStatus.FAILED, None, attempt.amount_minor,
-                                       attempt.currency, decline_code=NOT_CHARGED)  # fmt: skip
-            else:
-                continue
-        if result.status is PaymentStatus.PENDING and attempt.status is AttemptStatus.PROCESSING:
-            continue
-        todo.append((attempt, result, now))
+        result = gateway_truth(gateway, attempt, now, stale_after)
+        if result is not None:
+            todo.append((attempt, result, now))
     return store.finalize_many(todo)
 
 

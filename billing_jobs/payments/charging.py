@@ -1,19 +1,16 @@
 """Charging an invoice safely: record the attempt before the gateway call, finalize after, and
 resolve unknown outcomes by asking the gateway — never by charging again.
 
-Written against two small protocols (`AttemptStore`, the `Gateway` port) so the ledger can supply
-its own store; `SqliteAttemptStore` is a complete implementation with its own table.
+Written against two small protocols (`AttemptStore`, the `Gateway` port); the ledger's store is
+`attempt_store.LedgerAttemptStore` (and `batch.BatchAttemptStore` for bulk callers).
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
-from pathlib import Path
 from typing import Protocol
 
 from billing_jobs.payments.gateway import (
@@ -22,7 +19,6 @@ from billing_jobs.payments.gateway import (
     GatewayTimeout,
     PaymentResult,
     PaymentStatus,
-    idempotency_key_for,
 )
 from billing_jobs.payments.retries import RetryContext
 
@@ -50,6 +46,15 @@ class AttemptInFlight(CollectionError):
 
 class AlreadyPaid(CollectionError):
     pass
+
+
+class NotCollectible(CollectionError):
+    """The invoice is not open (draft, void or written off): nothing may be charged."""
+
+
+class RetryNotDue(CollectionError):
+    """The pre-charge check refused: the last attempt was declined and no retry is due (a hard
+    decline on this method is never retried; a soft one waits for its scheduled time)."""
 
 
 @dataclass(frozen=True)
@@ -113,12 +118,27 @@ _STATUS_FROM_RESULT = {
 }
 
 
+Finish = Callable[["Attempt", PaymentResult], "Attempt"]
+
+
 def collect_invoice(
-    store: AttemptStore, gateway: Gateway, invoice: InvoiceCharge, now: datetime
+    store: AttemptStore,
+    gateway: Gateway,
+    invoice: InvoiceCharge,
+    now: datetime,
+    finish: Finish | None = None,
 ) -> Attempt:
-    """Make one charge attempt for `invoice`. Raises `AlreadyPaid` / `AttemptInFlight` instead of
-    charging when that could double-charge; a timeout returns the attempt as UNKNOWN."""
+    """Make one charge attempt for `invoice`. Raises `AlreadyPaid` / `AttemptInFlight` (or the
+    store's pre-charge refusals) instead of charging when that could double-charge; a timeout
+    returns the attempt as UNKNOWN. `finish(attempt, result)` writes the outcome (default: the
+    store's `finalize`); the ledger's collection finalizes the attempt and updates the invoice
+    there, in one transaction."""
     attempt = store.record_pending(invoice, now)  # durable BEFORE the gateway hears of it
+    if finish is None:
+
+        def finish(a: Attempt, result: PaymentResult) -> Attempt:
+            return store.finalize(a.attempt_id, result, now)
+
     metadata = {
         **invoice.metadata,
         "invoice_id": invoice.invoice_id,
@@ -145,8 +165,8 @@ def collect_invoice(
             invoice.currency,
             decline_code=e.code or "gateway_error",
         )
-        return store.finalize(attempt.attempt_id, rejected, now)
-    return store.finalize(attempt.attempt_id, result, now)
+        return finish(attempt, rejected)
+    return finish(attempt, result)
 
 
 def apply_gateway_outcome(
@@ -164,37 +184,48 @@ def apply_gateway_outcome(
     return store.finalize(attempt.attempt_id, result, now)
 
 
+def gateway_truth(
+    gateway: Gateway, attempt: Attempt, now: datetime, stale_after: timedelta
+) -> PaymentResult | None:
+    """What the gateway says became of an unresolved attempt, or None to ask again later (no
+    answer, still processing, or a timed-out request too recent to judge). An attempt the
+    gateway never saw is a failure without a charge (`NOT_CHARGED`). Never charges."""
+    try:
+        if attempt.gateway_payment_id:
+            result: PaymentResult | None = gateway.fetch_payment(attempt.gateway_payment_id)
+        else:
+            result = gateway.find_payment(attempt.idempotency_key)
+    except GatewayTimeout:
+        return None  # still in the dark; try again next run
+    if result is None:
+        if attempt.status is AttemptStatus.PENDING or attempt.updated_at <= now - stale_after:
+            # The gateway never saw the request: the attempt failed without charging.
+            return PaymentResult(
+                PaymentStatus.FAILED,
+                None,
+                attempt.amount_minor,
+                attempt.currency,
+                decline_code=NOT_CHARGED,
+            )
+        return None
+    if result.status is PaymentStatus.PENDING and attempt.status is AttemptStatus.PROCESSING:
+        return None
+    return result
+
+
 def resolve_unknown_attempts(
     store: AttemptStore,
     gateway: Gateway,
     now: datetime,
     stale_after: timedelta = timedelta(minutes=15),
 ) -> list[Attempt]:
-    """The janitor: ask the gateway what happened to every unresolved attempt. Never charges."""
+    """Ask the gateway what happened to every unresolved attempt and finalize the attempts (the
+    ledger's janitor, `janitor.resolve_unknown`, also settles their invoices). Never charges."""
     resolved: list[Attempt] = []
     for attempt in store.list_unknown(stale_before=now - stale_after):
-        try:
-            if attempt.gateway_payment_id:
-                result: PaymentResult | None = gateway.fetch_payment(attempt.gateway_payment_id)
-            else:
-                result = gateway.find_payment(attempt.idempotency_key)
-        except GatewayTimeout:
-            continue  # still in the dark; try again next run
-        if result is None:
-            if attempt.status is AttemptStatus.PENDING or attempt.updated_at <= now - stale_after:
-                # The gateway never saw the request: the attempt failed without charging.
-                result = PaymentResult(
-                    PaymentStatus.FAILED,
-                    None,
-                    attempt.amount_minor,
-                    attempt.currency,
-                    decline_code=NOT_CHARGED,
-                )
-            else:
-                continue
-        if result.status is PaymentStatus.PENDING and attempt.status is AttemptStatus.PROCESSING:
-            continue
-        resolved.append(store.finalize(attempt.attempt_id, result, now))
+        result = gateway_truth(gateway, attempt, now, stale_after)
+        if result is not None:
+            resolved.append(store.finalize(attempt.attempt_id, result, now))
     return resolved
 
 
@@ -229,164 +260,3 @@ def retry_context(
         mandate=mandate,
         features=dict(features or {}),
     )
-
-
-SCHEMA = """
-create table if not exists collection_attempts (
-  attempt_id text primary key,
-  invoice_id text not null,
-  attempt_number integer not null,
-  idempotency_key text not null unique,
-  status text not null,
-  amount_minor integer not null,
-  currency text not null,
-  gateway_payment_id text,
-  decline_code text,
-  created_at text not null,
-  updated_at text not null,
-  unique (invoice_id, attempt_number)
-);
--- The database itself forbids two successes or two unresolved attempts for one invoice.
-create unique index if not exists collection_attempts_one_success
-  on collection_attempts(invoice_id) where status = 'succeeded';
-create unique index if not exists collection_attempts_one_open
-  on collection_attempts(invoice_id) where status in ('pending', 'processing', 'unknown');
-"""
-
-
-class SqliteAttemptStore:
-    """`AttemptStore` on SQLite (stdlib), in its own table; safe across processes and crashes."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
-        self.conn.row_factory = sqlite3.Row
-        if str(path) != ":memory:":
-            self.conn.execute("pragma journal_mode=wal")
-        self.conn.execute("pragma synchronous=full")
-        self.conn.executescript(SCHEMA)
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("begin immediate")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("rollback")
-            raise
-        self.conn.execute("commit")
-
-    @staticmethod
-    def _attempt(r: sqlite3.Row) -> Attempt:
-        return Attempt(
-            attempt_id=r["attempt_id"],
-            invoice_id=r["invoice_id"],
-            attempt_number=r["attempt_number"],
-            idempotency_key=r["idempotency_key"],
-            status=AttemptStatus(r["status"]),
-            amount_minor=r["amount_minor"],
-            currency=r["currency"],
-            created_at=datetime.fromisoformat(r["created_at"]),
-            updated_at=datetime.fromisoformat(r["updated_at"]),
-            gateway_payment_id=r["gateway_payment_id"],
-            decline_code=r["decline_code"],
-        )
-
-    def _get(self, c: sqlite3.Connection, attempt_id: str) -> Attempt:
-        row = c.execute(
-            "select * from collection_attempts where attempt_id=?", (attempt_id,)
-        ).fetchone()
-        if row is None:
-            raise CollectionError(f"no such attempt {attempt_id!r}")
-        return self._attempt(row)
-
-    def record_pending(self, invoice: InvoiceCharge, now: datetime) -> Attempt:
-        stamp = _iso(now)
-        with self._tx() as c:
-            rows = c.execute(
-                "select status from collection_attempts where invoice_id=?", (invoice.invoice_id,)
-            ).fetchall()
-            statuses = {r["status"] for r in rows}
-            if AttemptStatus.SUCCEEDED in statuses:
-                raise AlreadyPaid(f"invoice {invoice.invoice_id} is already paid")
-            if statuses & UNRESOLVED:
-                raise AttemptInFlight(
-                    f"invoice {invoice.invoice_id} has an unresolved attempt; run the janitor first"
-                )
-            number = len(rows) + 1
-            key = idempotency_key_for(invoice.invoice_id, number)
-            c.execute(
-                "insert into collection_attempts values (?,?,?,?,?,?,?,null,null,?,?)",
-                (key, invoice.invoice_id, number, key, AttemptStatus.PENDING.value,
-                 invoice.amount_minor, invoice.currency, stamp, stamp),
-            )  # fmt: skip
-            return self._get(c, key)
-
-    def finalize(self, attempt_id: str, result: PaymentResult, now: datetime) -> Attempt:
-        status = _STATUS_FROM_RESULT[result.status]
-        with self._tx() as c:
-            current = self._get(c, attempt_id)
-            if current.status not in UNRESOLVED:
-                return current  # final states never change (duplicate/late outcomes)
-            c.execute(
-                "update collection_attempts set status=?, gateway_payment_id=coalesce(?, gateway_payment_id),"
-                " decline_code=?, updated_at=? where attempt_id=?",
-                (
-                    status.value,
-                    result.gateway_payment_id,
-                    result.decline_code,
-                    _iso(now),
-                    attempt_id,
-                ),
-            )
-            return self._get(c, attempt_id)
-
-    def mark_unknown(self, attempt_id: str, now: datetime) -> Attempt:
-        with self._tx() as c:
-            current = self._get(c, attempt_id)
-            if current.status is not AttemptStatus.PENDING:
-                return current
-            c.execute(
-                "update collection_attempts set status='unknown', updated_at=? where attempt_id=?",
-                (_iso(now), attempt_id),
-            )
-            return self._get(c, attempt_id)
-
-    def list_unknown(self, stale_before: datetime) -> list[Attempt]:
-        rows = self.conn.execute(
-            "select * from collection_attempts where status in ('unknown','processing')"
-            " or (status='pending' and updated_at<=?) order by created_at, attempt_id",
-            (_iso(stale_before),),
-        ).fetchall()
-        return [self._attempt(r) for r in rows]
-
-    def has_success(self, invoice_id: str) -> bool:
-        row = self.conn.execute(
-            "select 1 from collection_attempts where invoice_id=? and status='succeeded'",
-            (invoice_id,),
-        ).fetchone()
-        return row is not None
-
-    def get_by_key(self, idempotency_key: str) -> Attempt | None:
-        row = self.conn.execute(
-            "select * from collection_attempts where idempotency_key=?", (idempotency_key,)
-        ).fetchone()
-        return self._attempt(row) if row else None
-
-    def attempts(self, invoice_id: str | None = None) -> list[Attempt]:
-        sql = "select * from collection_attempts"
-        rows = (
-            self.conn.execute(sql + " where invoice_id=? order by attempt_number", (invoice_id,))
-            if invoice_id
-            else self.conn.execute(sql + " order by invoice_id, attempt_number")
-        ).fetchall()
-        return [self._attempt(r) for r in rows]
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-def _iso(dt: datetime) -> str:
-    if dt.tzinfo is None:
-        raise CollectionError("times must be timezone-aware")
-    # Fixed-width UTC strings sort correctly in SQL comparisons.
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")

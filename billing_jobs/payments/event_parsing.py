@@ -21,6 +21,7 @@ class EventStatus(StrEnum):
     UNMATCHED = "unmatched"  # the payment is not (yet) in the ledger: retried on later runs
     INVALID = "invalid"  # malformed payload: kept with the reason, never retried
     REJECTED = "rejected"  # contradicts the ledger (refund above capture, success after failure)
+    QUARANTINED = "quarantined"  # unmatched past its tries: in payments_quarantined_events
 
 
 STRIPE_SHAPED = frozenset({"stripe", "simulated"})  # Razorpay's own shape is not applied yet

@@ -1,12 +1,13 @@
 """Applying gateway events (webhooks, Stripe event shape) to the ledger: late payment outcomes,
 refunds and payments_disputes. Idempotent by (gateway, event id), safe out of order; events for payments
-the ledger does not know yet are kept as `unmatched` and retried on every later run.
+the ledger does not know yet are kept as `unmatched` and retried on later runs, with growing
+gaps, until `event_quarantine` moves them out of the queue.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,15 +24,13 @@ from sqlalchemy import (
 from billing_jobs.errors import BillingError, NotFoundError, ValidationError
 from billing_jobs.ledger import schema as s
 from billing_jobs.ledger.schema import (
-    payments_disputes,
     payments_gateway_events,
     payments_landing_cursors,
 )
 from billing_jobs.payments.attempt_store import LedgerAttemptStore
 from billing_jobs.payments.charging import UNRESOLVED, Attempt, AttemptStatus, CollectionError
+from billing_jobs.payments.disputes import apply_dispute
 from billing_jobs.payments.event_parsing import (
-    DISPUTE_CLOSED,
-    DISPUTE_STATUSES,
     DISPUTE_TYPES,
     PAYMENT_TYPES,
     REFUND_TYPES,
@@ -45,12 +44,18 @@ from billing_jobs.payments.event_parsing import (
     payment_id_of,
     text_field,
 )
+from billing_jobs.payments.event_quarantine import (
+    UNMATCHED_MAX_TRIES,
+    quarantine,
+    release,
+    retry_due,
+)
 from billing_jobs.payments.gateway import IDEMPOTENCY_METADATA_KEY, PaymentResult, PaymentStatus
-from billing_jobs.payments.janitor import apply_attempt_outcome
 from billing_jobs.payments.method_rules import PaymentMethodError
+from billing_jobs.payments.outcomes import finish_attempt, settle_success
 from billing_jobs.payments.refunds import record_gateway_refund
 from billing_jobs.payments.retries import RetryPolicy
-from billing_jobs.payments.state import PaymentsError
+from billing_jobs.payments.state import CollectionReport, PaymentsError
 
 
 @dataclass
@@ -66,6 +71,7 @@ class ApplyReport:
     invalid: int = 0
     rejected: int = 0
     rematched: int = 0  # unmatched events (earlier or in this run) settled by this run
+    quarantined: int = 0  # unmatched past their tries, moved to quarantine by this run
     paid: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -127,6 +133,11 @@ def _apply_payment(
             f"{attempt.amount_minor} {attempt.currency} in the ledger",
             pid,
         )
+    result = PaymentResult(
+        status, pid, attempt.amount_minor, attempt.currency,
+        decline_code=None if status is PaymentStatus.SUCCEEDED else decline,
+        idempotency_key=attempt.idempotency_key,
+    )  # fmt: skip
     if attempt.status not in UNRESOLVED:
         if attempt.status is AttemptStatus.SUCCEEDED and status is not PaymentStatus.SUCCEEDED:
             return _Outcome(
@@ -135,9 +146,32 @@ def _apply_payment(
                 pid,
                 noteworthy=True,
             )
-        if attempt.status is not AttemptStatus.SUCCEEDED and status is PaymentStatus.SUCCEEDED:
-            # Money was captured for an attempt the ledger closed as failed (e.g. a timeout the
-            # janitor judged not charged): a person must decide, never an automatic re-pay.
+        if attempt.status is AttemptStatus.SUCCEEDED:
+            # The attempt is final, but its invoice may still be open (left so by a crash of
+            # an older version): the gateway's success marks it paid.
+            outcome = CollectionReport()
+            settle_success(engine, ev.source, int(attempt.invoice_id), now, outcome)
+            if outcome.paid:
+                report.paid.extend(outcome.paid)
+                return _Outcome(
+                    EventStatus.APPLIED, f"invoice {attempt.invoice_id} marked paid", pid
+                )
+            return _Outcome(EventStatus.IGNORED, "attempt already succeeded", pid)
+        if status is PaymentStatus.SUCCEEDED:
+            # Money was captured for an attempt the ledger closed as failed. A failure we only
+            # guessed (the gateway had no record of a timed-out request) yields to the gateway
+            # when no later attempt was made; anything else is for a person, never a re-pay.
+            outcome = CollectionReport()
+            final = finish_attempt(engine, ev.source, attempt.attempt_id, result, now, outcome,
+                                   policy, at=at)  # fmt: skip
+            if final.status is AttemptStatus.SUCCEEDED:
+                report.paid.extend(outcome.paid)
+                return _Outcome(
+                    EventStatus.APPLIED,
+                    f"attempt {final.attempt_id} of invoice {final.invoice_id} is succeeded "
+                    "(the gateway had captured it)",
+                    pid,
+                )
             return _Outcome(
                 EventStatus.REJECTED,
                 f"gateway reports payment {pid} succeeded but attempt {attempt.attempt_id} of "
@@ -147,14 +181,9 @@ def _apply_payment(
         return _Outcome(EventStatus.IGNORED, f"attempt already {attempt.status.value}", pid)
     if status is PaymentStatus.PENDING and attempt.status is AttemptStatus.PROCESSING:
         return _Outcome(EventStatus.IGNORED, "still processing", pid)
-    store = LedgerAttemptStore(engine, ev.source)
-    result = PaymentResult(
-        status, pid, attempt.amount_minor, attempt.currency,
-        decline_code=None if status is PaymentStatus.SUCCEEDED else decline,
-        idempotency_key=attempt.idempotency_key,
-    )  # fmt: skip
-    final = store.finalize(attempt.attempt_id, result, at)
-    outcome = apply_attempt_outcome(engine, ev.source, final, now, policy)
+    outcome = CollectionReport()
+    final = finish_attempt(engine, ev.source, attempt.attempt_id, result, now, outcome, policy,
+                           at=at)  # fmt: skip
     report.paid.extend(outcome.paid)
     detail = f"attempt {final.attempt_id} of invoice {final.invoice_id} is {final.status.value}"
     if outcome.retries_scheduled:
@@ -214,64 +243,6 @@ def _apply_refunds(
     return _Outcome(EventStatus.IGNORED, "; ".join(notes) or "refund(s) already recorded", pid)
 
 
-def _apply_dispute(
-    engine: Engine, ev: IncomingEvent, obj: Mapping[str, Any], at: datetime, now: datetime
-) -> _Outcome:
-    did = str(text_field(obj, "id"))
-    pid = payment_id_of(obj)
-    status = obj.get("status") or DISPUTE_TYPES[ev.event_type]
-    if status not in DISPUTE_STATUSES:
-        raise MalformedEvent(f"dispute status {status!r} is not one of {sorted(DISPUTE_STATUSES)}")
-    attempt = _find_attempt(engine, ev.source, pid, None)
-    if attempt is None or attempt.status is not AttemptStatus.SUCCEEDED:
-        return _Outcome(EventStatus.UNMATCHED, f"no captured payment {pid} for dispute {did}", pid)
-    amount = minor_field(obj, "amount", required=False)
-    amount = attempt.amount_minor if amount is None else amount
-    reason = obj.get("reason") if isinstance(obj.get("reason"), str) else None
-    closed = status in DISPUTE_CLOSED
-    # Inquiries (warning_*) move no money; a won dispute gives it back.
-    withdrawn = 0 if status == "won" or str(status).startswith("warning_") else amount
-    d = payments_disputes
-    with engine.begin() as conn:
-        row = conn.execute(
-            select(d).where(d.c.gateway == ev.source, d.c.gateway_dispute_id == did)
-        ).first()
-        values = {"status": status, "funds_withdrawn_minor": withdrawn, "last_event_at": at,
-                  "updated_at": now, "closed_at": at if closed else None}  # fmt: skip
-        if row is None:
-            conn.execute(
-                insert(d),
-                {"gateway": ev.source, "gateway_dispute_id": did, "gateway_payment_id": pid,
-                 "invoice_id": int(attempt.invoice_id), "amount_minor": amount,
-                 "currency": attempt.currency, "reason": reason, "opened_at": at, **values},
-            )  # fmt: skip
-            return _Outcome(EventStatus.APPLIED, f"dispute {did} recorded as {status}", pid)
-        if row.status in DISPUTE_CLOSED and not closed:
-            if at < row.opened_at:  # the opening arrived after the close: keep its date
-                conn.execute(
-                    update(d)
-                    .where(d.c.gateway == ev.source, d.c.gateway_dispute_id == did)
-                    .values(opened_at=at)
-                )
-            return _Outcome(
-                EventStatus.IGNORED,
-                f"dispute {did} is already {row.status}; {status} is older",
-                pid,
-            )
-        if at < row.last_event_at or row.status == status:
-            return _Outcome(EventStatus.IGNORED, f"dispute {did} already {row.status}", pid)
-        if row.opened_at > at:
-            values["opened_at"] = at
-        if reason and not row.reason:
-            values["reason"] = reason
-        conn.execute(
-            update(d)
-            .where(d.c.gateway == ev.source, d.c.gateway_dispute_id == did)
-            .values(**values)
-        )
-    return _Outcome(EventStatus.APPLIED, f"dispute {did}: {row.status} -> {status}", pid)
-
-
 def _apply_one(
     engine: Engine, ev: IncomingEvent, now: datetime, policy: RetryPolicy | None, r: ApplyReport
 ) -> tuple[_Outcome, datetime | None]:
@@ -286,7 +257,10 @@ def _apply_one(
         if ev.event_type in REFUND_TYPES:
             return _apply_refunds(engine, ev, obj, at), at
         if ev.event_type in DISPUTE_TYPES:
-            return _apply_dispute(engine, ev, obj, at, now), at
+            status, detail = apply_dispute(
+                engine, ev, obj, at, now, lambda pid: _find_attempt(engine, ev.source, pid, None)
+            )
+            return _Outcome(status, detail, payment_id_of(obj)), at
         return _Outcome(EventStatus.SKIPPED, f"event type {ev.event_type} is not applied"), at
     except MalformedEvent as e:
         return _Outcome(EventStatus.INVALID, str(e)), None
@@ -336,13 +310,16 @@ def apply_gateway_events(
     events: Iterable[IncomingEvent],
     now: datetime,
     policy: RetryPolicy | None = None,
+    max_tries: int = UNMATCHED_MAX_TRIES,
 ) -> ApplyReport:
-    """Apply `events` in order, each at most once, then retry every event still unmatched
-    (a refund or dispute that arrived before the payment it is about)."""
+    """Apply `events` in order, each at most once, then retry the events still unmatched (a
+    refund or dispute that arrived before the payment it is about): those of this run at once,
+    older ones when their retry is due; one unmatched after `max_tries` tries is quarantined."""
     if now.tzinfo is None:
         raise PaymentsError("times must be timezone-aware")
     report = ApplyReport()
     g = payments_gateway_events
+    fresh: set[tuple[str, str]] = set()
     for ev in events:
         report.seen += 1
         with engine.connect() as conn:
@@ -354,10 +331,12 @@ def apply_gateway_events(
             continue
         out, at = _apply_one(engine, ev, now, policy, report)
         _record(engine, ev, out, at, now)
-        if out.status is not EventStatus.UNMATCHED:
+        if out.status is EventStatus.UNMATCHED:
+            fresh.add((ev.source, ev.event_id))
+        else:
             report.count(out.status)
         _note(report, ev, out)
-    _retry_unmatched(engine, now, policy, report)
+    _retry_unmatched(engine, now, policy, report, fresh, max_tries)
     with engine.connect() as conn:
         report.unmatched = conn.execute(
             select(func.count()).where(g.c.status == EventStatus.UNMATCHED.value)
@@ -366,16 +345,27 @@ def apply_gateway_events(
 
 
 def _retry_unmatched(
-    engine: Engine, now: datetime, policy: RetryPolicy | None, report: ApplyReport
+    engine: Engine,
+    now: datetime,
+    policy: RetryPolicy | None,
+    report: ApplyReport,
+    fresh: set[tuple[str, str]],
+    max_tries: int,
 ) -> None:
     g = payments_gateway_events
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(g)
+        waiting = conn.execute(
+            select(g.c.gateway, g.c.event_id, g.c.tries, g.c.updated_at)
             .where(g.c.status == EventStatus.UNMATCHED.value)
             .order_by(g.c.event_created_at, g.c.first_seen_at, g.c.event_id)
         ).all()
-    for row in rows:
+    for w in waiting:
+        if (w.gateway, w.event_id) not in fresh and not retry_due(w.tries, w.updated_at, now):
+            continue
+        with engine.connect() as conn:
+            row = conn.execute(
+                select(g).where(g.c.gateway == w.gateway, g.c.event_id == w.event_id)
+            ).one()
         ev = IncomingEvent(row.gateway, row.event_id, row.event_type, row.body or "", now)
         out, at = _apply_one(engine, ev, now, policy, report)
         _record(engine, ev, out, at, now)
@@ -383,6 +373,41 @@ def _retry_unmatched(
             report.rematched += 1
             report.count(out.status)
             _note(report, ev, out)
+        elif row.tries + 1 >= max_tries:
+            with engine.begin() as conn:
+                kept = conn.execute(
+                    select(g).where(g.c.gateway == w.gateway, g.c.event_id == w.event_id)
+                ).one()
+                quarantine(conn, kept, f"unmatched after {kept.tries} tries: {out.detail}", now)
+            report.quarantined += 1
+            report.notes.append(
+                f"{ev.source} event {ev.event_id} ({ev.event_type}) quarantined after "
+                f"{row.tries + 1} tries: {out.detail}"
+            )
+
+
+def replay_quarantined(
+    engine: Engine,
+    now: datetime,
+    event_ids: Sequence[str] | None = None,
+    policy: RetryPolicy | None = None,
+) -> ApplyReport:
+    """Apply quarantined events again (all, or these ids), e.g. once the missing payment was
+    recorded. Each goes back to the queue with a fresh try budget, then is applied at once; one
+    still unmatched waits and is quarantined again after its tries."""
+    if now.tzinfo is None:
+        raise PaymentsError("times must be timezone-aware")
+    report = ApplyReport()
+    released = release(engine, now, event_ids)
+    report.seen = len(released)
+    _retry_unmatched(engine, now, policy, report, {(e.source, e.event_id) for e in released},
+                     UNMATCHED_MAX_TRIES)  # fmt: skip
+    g = payments_gateway_events
+    with engine.connect() as conn:
+        report.unmatched = conn.execute(
+            select(func.count()).where(g.c.status == EventStatus.UNMATCHED.value)
+        ).scalar_one()
+    return report
 
 
 def unmatched_events(engine: Engine) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from sqlalchemy import insert, update
 from billing_jobs.catalog.snapshot import CatalogSnapshot, load_snapshot
 from billing_jobs.customers import customer_row
 from billing_jobs.errors import InvalidTransitionError, ValidationError
+from billing_jobs.inputs import MAX_TRIAL_DAYS
 from billing_jobs.ledger import schema as s
 from billing_jobs.ledger.idempotency import run_idempotent
 from billing_jobs.ledger.session import Target, write_conn
@@ -48,8 +49,14 @@ def create_subscription(
     and invoiced at `start` when invoice_now). Validation happens before any write."""
     start = require_aware(start, "start")
     positive_quantity(quantity, "quantity")
-    if trial_days is not None and (not isinstance(trial_days, int) or trial_days < 0):
-        raise ValidationError(f"trial_days must be a non-negative integer, got {trial_days!r}")
+    if trial_days is not None and (
+        isinstance(trial_days, bool)
+        or not isinstance(trial_days, int)
+        or not 0 <= trial_days <= MAX_TRIAL_DAYS
+    ):
+        raise ValidationError(
+            f"trial_days must be an integer in 0..{MAX_TRIAL_DAYS}, got {trial_days!r}"
+        )
     request = {
         "customer_id": customer_id,
         "plan": plan,

@@ -11,6 +11,7 @@ from sqlalchemy import Boolean, Connection, select
 
 from billing_jobs.catalog.snapshot import CatalogSnapshot, PlanInfo
 from billing_jobs.errors import NotFoundError, ValidationError
+from billing_jobs.inputs import MAX_QUANTITY
 from billing_jobs.ledger import schema as s
 from billing_jobs.ledger.rawsql import from_db, is_sqlite, ph, sql_insert, sql_rows, to_db
 from billing_jobs.ledger.schema import UTCDateTime
@@ -25,6 +26,8 @@ STATE_COLS = [c for c in SubState.__dataclass_fields__ if c != "items"]
 def positive_quantity(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValidationError(f"{what} must be a positive integer, got {value!r}")
+    if value > MAX_QUANTITY:
+        raise ValidationError(f"{what} {value} is above the limit of {MAX_QUANTITY}")
     return value
 
 
@@ -155,8 +158,10 @@ def resolve_items(
     items = [(base_id, base_q)]
     by_code = {catalog.plan(p).code: (p, q) for p, q in extras}
     for code, qty in (addons or {}).items():
-        if isinstance(qty, bool) or not isinstance(qty, int) or qty < 0:
-            raise ValidationError(f"add-on {code!r} quantity must be >= 0, got {qty!r}")
+        if isinstance(qty, bool) or not isinstance(qty, int) or not 0 <= qty <= MAX_QUANTITY:
+            raise ValidationError(
+                f"add-on {code!r} quantity must be in 0..{MAX_QUANTITY}, got {qty!r}"
+            )
         if qty == 0:
             by_code.pop(code, None)
             continue

@@ -6,6 +6,7 @@ Payouts, Disputes and Events. `STRIPE_API_BASE` points the SDK at another server
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ from billing_jobs.payments.gateway import (
     Refund,
 )
 from ingestion.gateways.cursor import page_since, parse_cursor
+from ingestion.webhooks.signatures import verify_stripe
+
+WEBHOOK_TOLERANCE_S = 300
 
 _PI_STATUS = {
     "succeeded": PaymentStatus.SUCCEEDED,
@@ -99,6 +103,15 @@ class StripeGateway:
         )
         self.client = stripe.StripeClient(config.api_key, **kwargs)
         self.config = config
+
+    def verify_webhook(self, body: bytes, header: str | None, now: datetime) -> dict[str, Any]:
+        """The event in a webhook request from Stripe, after checking its `Stripe-Signature`
+        against `STRIPE_WEBHOOK_SECRET` (the receiver's verifier; raises `SignatureError`)."""
+        if not self.config.webhook_secret:
+            raise GatewayError("STRIPE_WEBHOOK_SECRET is not set; cannot verify Stripe webhooks")
+        verify_stripe(header, body, [self.config.webhook_secret], now=now.timestamp(),
+                      tolerance_s=WEBHOOK_TOLERANCE_S)  # fmt: skip
+        return json.loads(body)
 
     # -- error translation -------------------------------------------------------------------
     def _call(self, fn: Callable[[], Any]) -> Any:

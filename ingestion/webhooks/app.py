@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ingestion.webhooks.config import WebhookConfig
+from ingestion.webhooks.config import ReceiverLimits, WebhookConfig
 from ingestion.webhooks.journal import (
     Journal,
     LandingZoneError,
@@ -67,7 +67,8 @@ class _Disconnected(Exception):
 class _State:
     lander: Lander | None = None  # in-process (one receiver process)
     client: LanderClient | None = None  # or a worker forwarding to the supervisor's lander
-    buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    buckets: dict[str, TokenBucket] = field(default_factory=dict)  # signed requests
+    invalid_buckets: dict[str, TokenBucket] = field(default_factory=dict)  # unsigned, bad
     startup_error: str | None = None
 
 
@@ -85,17 +86,35 @@ _ACCEPTED = _json_bytes({"status": "accepted"})
 _DUPLICATE = _json_bytes({"status": "duplicate"})
 
 
-def _parse_payload(body: bytes) -> dict[str, object]:
+def _depth(value: object, limit: int) -> int:
+    """Nesting depth of parsed JSON, counted without recursion; stops past `limit`."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def _parse_payload(body: bytes, max_depth: int) -> dict[str, object]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RequestRejected(400, "body is not valid UTF-8") from exc
     try:
         payload = json.loads(text)
+    except RecursionError:
+        raise RequestRejected(400, f"body is nested deeper than {max_depth} levels") from None
     except ValueError as exc:
         raise RequestRejected(400, "body is not valid JSON") from exc
     if not isinstance(payload, dict):
         raise RequestRejected(400, "body must be a JSON object")
+    if _depth(payload, max_depth) > max_depth:
+        raise RequestRejected(400, f"body is nested deeper than {max_depth} levels")
     return payload
 
 
@@ -134,6 +153,11 @@ class WebhookApp:
         self.state = _State()
         for source, limit in config.rate_limits.items():
             self.state.buckets[source] = TokenBucket(limit, config.clock)
+        if config.invalid_rate_limit is not None:
+            for source in config.secrets:
+                self.state.invalid_buckets[source] = TokenBucket(
+                    config.invalid_rate_limit, config.clock
+                )
         self._starlette = Starlette(
             routes=[Route("/healthz", self._healthz, methods=["GET"])], lifespan=self._lifespan
         )
@@ -196,13 +220,23 @@ class WebhookApp:
                 raise RequestRejected(405, "method not allowed; use POST")
             if source not in self.config.secrets:
                 raise RequestRejected(404, "unknown or disabled webhook source")
+            headers = dict(scope["headers"])
+            body = await self._read_body(headers, receive)
+            # Rate limits after the signature: junk spends its own bucket, never the budget
+            # of events that are really from the gateway.
+            try:
+                self._verify(source, headers, body)
+            except (SignatureError, RequestRejected):
+                invalid = self.state.invalid_buckets.get(source)
+                if invalid is not None and not invalid.allow():
+                    raise RequestRejected(
+                        429, "rate limited (unsigned or invalid requests)"
+                    ) from None
+                raise
             bucket = self.state.buckets.get(source)
             if bucket is not None and not bucket.allow():
                 raise RequestRejected(429, "rate limited")
-            headers = dict(scope["headers"])
-            body = await self._read_body(headers, receive)
-            self._verify(source, headers, body)
-            payload = _parse_payload(body)
+            payload = _parse_payload(body, self.config.limits.max_json_depth)
             event_id, event_type = _identify(source, headers, payload)
             status = await self._land(source, event_id, event_type, body)
             code = 200
@@ -313,19 +347,21 @@ async def _flush_logs_periodically(handler: logging.Handler, every_s: float) -> 
         handler.flush()
 
 
-def uvicorn_config(app: Any, host: str, port: int) -> Any:
+def uvicorn_config(app: Any, host: str, port: int, limits: ReceiverLimits | None = None) -> Any:
     """The uvicorn settings of the receiver: uvloop, httptools with one socket write per
-    response (`ingestion.webhooks.transport`), no access log, no proxy-header middleware."""
+    response and the client limits (`ingestion.webhooks.transport`), no access log, no
+    proxy-header middleware."""
     import uvicorn
 
-    from ingestion.webhooks.transport import CoalescingHttpToolsProtocol
+    from ingestion.webhooks.transport import guarded_protocol
 
+    limits = limits or ReceiverLimits()
     return uvicorn.Config(
         app,
         host=host,
         port=port,
         loop="uvloop",
-        http=CoalescingHttpToolsProtocol,
+        http=guarded_protocol(limits),
         lifespan="on",
         # uvicorn's own dictConfig would close the handlers set up by `buffered_logging`.
         log_config=None,
@@ -334,7 +370,7 @@ def uvicorn_config(app: Any, host: str, port: int) -> Any:
         proxy_headers=False,  # nothing here reads client addresses; skip that middleware
         server_header=False,
         backlog=4096,
-        timeout_keep_alive=30,
+        timeout_keep_alive=limits.keep_alive_s,  # type: ignore[arg-type]
     )
 
 
@@ -370,20 +406,3 @@ def with_log_flusher(app: WebhookApp, buffered: logging.Handler) -> Any:
             await app(scope, receive, send)
 
     return wrapped
-
-
-def serve(
-    host: str, port: int, config: WebhookConfig, log_level: str = "info", workers: int = 1
-) -> None:
-    """Run the receiver under uvicorn (`uvicorn_config`): one process, or with `workers` > 1
-    a lander process plus that many HTTP workers on the port (`ingestion.webhooks.workers`)."""
-    if workers > 1:
-        from ingestion.webhooks.workers import serve_workers
-
-        serve_workers(host, port, config, workers, log_level)
-        return
-    import uvicorn
-
-    buffered = buffered_logging(log_level)
-    app = with_log_flusher(create_app(config), buffered)
-    uvicorn.Server(uvicorn_config(app, host, port)).run()

@@ -36,11 +36,13 @@ PR_SET_PDEATHSIG = 1
 
 def per_worker(config: WebhookConfig, workers: int) -> WebhookConfig:
     """Each worker enforces its share of the per-source rate limits."""
-    limits = {
-        source: RateLimit(limit.rate_per_s / workers, max(1, limit.burst // workers))
-        for source, limit in config.rate_limits.items()
-    }
-    return dataclasses.replace(config, rate_limits=limits)
+
+    def share(limit: RateLimit) -> RateLimit:
+        return RateLimit(limit.rate_per_s / workers, max(1, limit.burst // workers))
+
+    limits = {source: share(limit) for source, limit in config.rate_limits.items()}
+    invalid = share(config.invalid_rate_limit) if config.invalid_rate_limit else None
+    return dataclasses.replace(config, rate_limits=limits, invalid_rate_limit=invalid)
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -68,7 +70,9 @@ def _worker_main(
     _die_with_parent(parent)
     buffered = buffered_logging(log_level)
     app = create_app(per_worker(config, workers), lander_address(config.landing_dir))
-    server = uvicorn.Server(uvicorn_config(with_log_flusher(app, buffered), host, port))
+    server = uvicorn.Server(
+        uvicorn_config(with_log_flusher(app, buffered), host, port, config.limits)
+    )
     server.run(sockets=[_reuseport_socket(host, port)])
 
 

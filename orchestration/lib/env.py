@@ -8,6 +8,8 @@ fails at start-up with a :class:`SettingsError` that names the setting.
 from __future__ import annotations
 
 import os
+import secrets
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -62,9 +64,21 @@ class Settings(BaseSettings):
     razorpay_key_id: str | None = Field(default=None, alias="RAZORPAY_KEY_ID")
     razorpay_key_secret: SecretStr | None = Field(default=None, alias="RAZORPAY_KEY_SECRET")
     razorpay_webhook_secret: SecretStr | None = Field(default=None, alias="RAZORPAY_WEBHOOK_SECRET")
-    simulated_webhook_secret: SecretStr = SecretStr("whsec_simulated_local")
+    # No default: `paysight demo` / `simulate` generate one per installation (see
+    # `ensure_simulated_webhook_secret`); production sets it or leaves the source disabled.
+    simulated_webhook_secret: SecretStr | None = None
+    # Webhook sources the receiver serves (default: the active gateways); each needs its secret.
+    webhook_sources: Annotated[list[str] | None, NoDecode] = None
+    webhook_rate_per_s: float | None = Field(default=None, gt=0)
+    webhook_burst: int | None = Field(default=None, ge=1)
+    webhook_invalid_rate_per_s: float | None = Field(default=None, gt=0)
+    webhook_header_timeout_s: float = Field(default=5.0, gt=0, le=600)
+    webhook_body_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    webhook_keep_alive_s: float = Field(default=5.0, gt=0, le=600)
+    webhook_max_connections: int = Field(default=1000, ge=1, le=1_000_000)
+    webhook_max_json_depth: int = Field(default=64, ge=2, le=512)
 
-    @field_validator("gateways", mode="before")
+    @field_validator("gateways", "webhook_sources", mode="before")
     @classmethod
     def _split_gateways(cls, value: object) -> object:
         if isinstance(value, str):
@@ -79,6 +93,14 @@ class Settings(BaseSettings):
         unknown = [g for g in value if g not in KNOWN_GATEWAYS]
         if unknown:
             raise ValueError(f"unknown gateway(s) {unknown}; choose from {list(KNOWN_GATEWAYS)}")
+        return value
+
+    @field_validator("webhook_sources")
+    @classmethod
+    def _known_sources(cls, value: list[str] | None) -> list[str] | None:
+        unknown = [g for g in value or [] if g not in KNOWN_GATEWAYS]
+        if unknown:
+            raise ValueError(f"unknown webhook source(s) {unknown}; choose {list(KNOWN_GATEWAYS)}")
         return value
 
     @field_validator("default_currency")
@@ -142,6 +164,30 @@ class Settings(BaseSettings):
     def documents_dir(self) -> Path:
         return Path(self.documents_url or "")
 
+    @property
+    def enabled_webhook_sources(self) -> list[str]:
+        """The sources the receiver serves: PAYSIGHT_WEBHOOK_SOURCES, or the active gateways
+        (the default, `simulated`, is the demo installation)."""
+        return list(self.webhook_sources if self.webhook_sources is not None else self.gateways)
+
+    @property
+    def simulated_secret_path(self) -> Path:
+        return self.data_dir / "secrets" / "simulated_webhook_secret"
+
+    def webhook_secret_values(self) -> dict[str, str | None]:
+        """Each source's configured secret (a `new,old` list during rotation), or None. The
+        simulated source falls back to this installation's generated secret, if there is one."""
+        simulated = self.simulated_webhook_secret
+        raw_simulated = simulated.get_secret_value() if simulated else None
+        if not raw_simulated and self.simulated_secret_path.is_file():
+            raw_simulated = self.simulated_secret_path.read_text().strip()
+        stripe, razorpay = self.stripe_webhook_secret, self.razorpay_webhook_secret
+        return {
+            "stripe": stripe.get_secret_value() if stripe else None,
+            "razorpay": razorpay.get_secret_value() if razorpay else None,
+            "simulated": raw_simulated or None,
+        }
+
     def ensure_dirs(self) -> None:
         """Create the embedded store directories; fail with the setting's name if impossible."""
         checks: list[tuple[str, Path]] = [("data_dir", self.data_dir)]
@@ -191,6 +237,41 @@ def load_settings(*, ensure_dirs: bool = True, **overrides: object) -> Settings:
     if ensure_dirs:
         settings.ensure_dirs()
     return settings
+
+
+def ensure_simulated_webhook_secret(settings: Settings) -> str:
+    """This installation's secret for the simulated webhook source: PAYSIGHT_SIMULATED_WEBHOOK_
+    SECRET when set, else generated once into `<data_dir>/secrets/simulated_webhook_secret`
+    (mode 0600). Only the demo and simulation commands call this; nothing ships a default."""
+    given = settings.simulated_webhook_secret
+    if given is not None and given.get_secret_value().strip():
+        return given.get_secret_value().strip()
+    path = settings.simulated_secret_path
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    value = "whsec_" + secrets.token_hex(24)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    return value
+
+
+def config_instant(value: str | None, field: str = "as_of") -> datetime:
+    """A job or check's `as_of` config value as an instant (the one rule,
+    `billing_jobs.inputs.instant`: ISO 8601 with a UTC offset, naive refused), or now when
+    unset. A bad value fails the run with the reason."""
+    import dagster as dg
+
+    from billing_jobs.inputs import InputError, instant
+
+    if not value:
+        return datetime.now(UTC)
+    try:
+        return instant(value, field)
+    except InputError as exc:
+        raise dg.Failure(str(exc)) from None
 
 
 @lru_cache(maxsize=1)

@@ -26,6 +26,7 @@ def build_gateway(
     razorpay_key_id: str | None = None,
     razorpay_key_secret: str | None = None,
     clock: Callable[[], datetime] | None = None,
+    simulated_webhook_secret: str | None = None,
 ) -> Gateway:
     """One adapter by name. `clock` is the simulated gateway's "now" (jobs pass their as-of
     time so a back-dated run charges at that time); real gateways keep their own clocks."""
@@ -35,8 +36,9 @@ def build_gateway(
         path = simulated_state_path(data_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
         return SimulatedGateway(
-            SIMULATED_SEED, 1, state=path, clock=clock or (lambda: datetime.now(UTC))
-        )
+            SIMULATED_SEED, 1, state=path, clock=clock or (lambda: datetime.now(UTC)),
+            webhook_secret=simulated_webhook_secret,
+        )  # fmt: skip
     if name == "stripe":
         from ingestion.gateways.stripe import StripeConfig, StripeGateway
 
@@ -93,4 +95,5 @@ def gateway_from_settings(
             st.razorpay_key_secret.get_secret_value() if st.razorpay_key_secret else None
         ),
         clock=clock,
+        simulated_webhook_secret=st.webhook_secret_values()["simulated"],
     )

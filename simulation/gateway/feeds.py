@@ -20,7 +20,7 @@ from billing_jobs.payments.gateway import (
     Refund,
 )
 from ingestion.gateways.cursor import page_since
-from ingestion.gateways.signing import stripe_signature
+from ingestion.webhooks.signatures import sign_stripe
 from simulation.gateway.store import SimStore, _dt, _ts
 
 
@@ -104,7 +104,7 @@ class SimulatedFeeds:
         ).encode()  # fmt: skip
         headers = {
             "Content-Type": "application/json",
-            "Stripe-Signature": stripe_signature(body, self.webhook_secret, at),
+            "Stripe-Signature": sign_stripe(self.webhook_secret, body, at.timestamp()),
         }
         return WebhookDelivery(r["id"], headers, body)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import sqlite3
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -110,12 +111,14 @@ class SimulatedPort(SimulatedFeeds):
     def _init_port(
         self,
         state: str | Path = ":memory:",
-        webhook_secret: str = "whsec_simulated",
+        webhook_secret: str | None = None,
         clock: Callable[[], datetime] | None = None,
         timeouts: TimeoutInjector | None = None,
     ) -> None:
         self.store = SimStore(state)
-        self.webhook_secret = webhook_secret
+        # No shipped default: a secret of this instance's own unless one is given (the
+        # installation's, `paysight simulate`), so nothing public can sign its deliveries.
+        self.webhook_secret = webhook_secret or "whsec_" + secrets.token_hex(24)
         self.clock = clock
         self.timeouts = timeouts
         # (transaction serial, earliest time anything is due): lets `_advance` skip its

@@ -86,7 +86,7 @@ class SimulatedGateway(SimulatedPort):
         currency: str = "INR",
         *,
         state: str | Path = ":memory:",
-        webhook_secret: str = "whsec_simulated",
+        webhook_secret: str | None = None,
         clock: Callable[[], datetime] | None = None,
         timeouts: TimeoutInjector | None = None,
     ) -> None:

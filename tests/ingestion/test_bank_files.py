@@ -139,20 +139,21 @@ def test_huge_fields_nul_bytes_and_multiline_quotes():
     assert [r.payment_id for r in rows] == ["pay_2", "pay_6"]
     assert [r.line_number for r in rows] == [3, 8]
     reasons = {r.line_number: r.reason for r in rejects}
-    assert "field larger than field limit" in reasons[2]
+    assert "longer than 65536 bytes" in reasons[2]  # never held whole in memory
     assert "longer than 256" in reasons[4]
     assert "NUL" in reasons[5]
-    assert "characters outside" in reasons[6]
+    assert "not closed on this line" in reasons[6]  # a field never spans lines
+    assert "expected 9 fields" in reasons[7]
     assert all(len(r.raw) <= 200 for r in rejects)
 
 
 def test_file_level_errors():
     with pytest.raises(BankFileError, match="not UTF-8"):
-        parse_bank_settlement_csv(HEADER.encode() + b"setl_1,\xff\xfe,pay\n")
+        parse_bank_settlement_csv(b"settlement_id,\xff\xfe,pay\n")  # the header
     with pytest.raises(BankFileError, match="no header"):
         parse_bank_settlement_csv(b"\n\n")
-    with pytest.raises(BankFileError, match="larger than"):
-        parse_bank_settlement_csv(_csv("a" * 100), max_bytes=50)
+    with pytest.raises(BankFileError, match="header line is longer"):
+        parse_bank_settlement_csv(_csv("a" * 100), max_line_bytes=50)
     with pytest.raises(BankFileError, match="appears twice"):
         parse_bank_settlement_csv(b"utr,utr,settlement_id\n")
 
@@ -177,3 +178,58 @@ def test_major_unit_amounts_round_trip_exactly(gross, fee):
     rows, rejects = parse_bank_settlement_csv(_csv(line))
     assert rejects == []
     assert (rows[0].gross_minor, rows[0].fee_minor, rows[0].net_minor) == (gross, fee, gross - fee)
+
+
+def test_an_unterminated_quote_rejects_only_its_line():
+    rows, rejects = parse_bank_settlement_csv(
+        _csv(
+            'setl_1,"UTR1,pay_1,1.00,0,0,1.00,2026-09-21,INR',  # the quote is never closed
+            "setl_2,UTR2,pay_2,2.00,0,0,2.00,2026-09-21,INR",
+            'setl_3,UTR3,pay_3,3.00,0,0,3.00,2026-09-21,"INR',
+            "setl_4,UTR4,pay_4,4.00,0,0,4.00,2026-09-21,INR",
+        )
+    )
+    assert [(r.payment_id, r.line_number) for r in rows] == [("pay_2", 3), ("pay_4", 5)]
+    assert [(r.line_number, "not closed" in r.reason) for r in rejects] == [(2, True), (4, True)]
+
+
+def test_a_line_that_is_not_utf8_rejects_only_itself():
+    data = _csv("setl_1,UTR1,pay_1,1.00,0,0,1.00,2026-09-21,INR")
+    data += b"setl_2,UTR\xff\xfe2,pay_2,2.00,0,0,2.00,2026-09-21,INR\n"
+    data += b"setl_3,UTR3,pay_3,3.00,0,0,3.00,2026-09-21,INR\n"
+    rows, rejects = parse_bank_settlement_csv(data)
+    assert [r.payment_id for r in rows] == ["pay_1", "pay_3"]
+    assert [(r.line_number, r.reason) for r in rejects] == [(3, "line is not UTF-8 (byte 11)")]
+
+
+@pytest.mark.slow
+def test_a_file_far_larger_than_memory_needs_is_streamed(tmp_path):
+    """70 MB (past the old 64 MB whole-file limit, which lost every row of such a file):
+    every line is parsed and the parser holds about one line at a time."""
+    import tracemalloc
+
+    from ingestion.bank_files import iter_bank_settlement_csv
+
+    memo = "m" * 250  # wide lines (exports carry many columns): few rows, so the test is quick
+    header = HEADER.rstrip("\n") + "".join(f",memo{i}" for i in range(200)) + "\n"
+    line = ",0.00,0,0,0.00,2026-09-21,INR" + f",{memo}" * 200 + "\n"
+    path = tmp_path / "big.csv"
+    with path.open("w") as f:
+        f.write(header)
+        n = 0
+        while f.tell() < 70 * 1024 * 1024:
+            f.write(f"setl_{n // 1000},UTR{n},pay_{n}{line}")
+            n += 1
+    tracemalloc.start()
+    try:
+        counted = rejected = 0
+        for item in iter_bank_settlement_csv(path):
+            if hasattr(item, "reason"):
+                rejected += 1
+            else:
+                counted += 1
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (counted, rejected) == (n, 0)
+    assert peak < 4 * 1024 * 1024, peak  # a line or so, never the file

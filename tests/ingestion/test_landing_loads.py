@@ -144,3 +144,91 @@ def test_a_short_payment_is_kept_for_reconciliation(tmp_path):
     assert (report.loaded, report.quarantined) == (1, 0)
     row = con.execute("select gross_minor, net_minor from raw.bank_settlements").fetchall()[0]
     assert row == (117882, 115525)
+
+
+def _cursor(con) -> dict:
+    return json.loads(
+        con.execute("select value from raw._cursors where name = 'bank_settlements'").fetchone()[0]
+    )
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        b"settlement_id,utr,payment_id\n" + b"setl_1,UTR1,pay_1\n",  # missing columns
+        b"settlement_id,\xff\xfe,payment_id\n",  # a header that is not UTF-8
+        b"\n\n",  # no header at all
+    ],
+)
+def test_a_rejected_bank_file_is_recorded_and_its_correction_loads(tmp_path, broken):
+    bank = tmp_path / "bank"
+    bank.mkdir()
+    path = bank / "2025-05-02.csv"
+    path.write_bytes(broken)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    now = datetime(2025, 5, 3, tzinfo=UTC)
+    report = load_bank_settlements(bank, con, now)
+    assert report.rejected_files == ["2025-05-02.csv"] and report.loaded == 0
+    entry = _cursor(con)["2025-05-02.csv"]
+    assert entry["status"] == "rejected" and entry["reason"] and len(entry["sha256"]) == 64
+    quarantined = con.execute(
+        "select sha256, line_number from raw.quarantine_bank_settlements"
+    ).fetchall()
+    assert quarantined == [(entry["sha256"], "0")]
+    assert load_bank_settlements(bank, con, now).files == 0  # the same bytes: not retried
+    path.write_text(
+        HEADER
+        + "setl_1,UTR1,pay_1,10.00,0.20,0.04,9.76,2025-05-02,INR\n"
+        + "setl_1,UTR1,pay_2,5.00,0,0,5.00,2025-05-02,INR\n"
+    )
+    fixed = load_bank_settlements(bank, con, now)
+    assert (fixed.files, fixed.loaded, fixed.rejected_files) == (1, 2, [])
+    assert _cursor(con)["2025-05-02.csv"]["status"] == "loaded"
+    assert con.execute("select count(*) from raw.bank_settlements").fetchone()[0] == 2
+    assert load_bank_settlements(bank, con, now).files == 0
+
+
+def test_a_new_version_of_a_loaded_file_replaces_it(tmp_path):
+    bank = tmp_path / "bank"
+    bank.mkdir()
+    path = bank / "2025-05-02.csv"
+    path.write_text(HEADER + "setl_1,UTR1,pay_1,10.00,0,0,10.00,2025-05-02,INR\n"
+                    + "setl_1,UTR1,pay_2,5.00,0,0,5.00,2025-05-02,INR\n")  # fmt: skip
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    now = datetime(2025, 5, 3, tzinfo=UTC)
+    assert load_bank_settlements(bank, con, now).loaded == 2
+    path.write_text(HEADER + "setl_1,UTR1,pay_1,10.00,0,0,10.00,2025-05-02,INR\n")
+    assert load_bank_settlements(bank, con, now).loaded == 1
+    assert con.execute("select payment_id from raw.bank_settlements").fetchall() == [("pay_1",)]
+
+
+def test_an_unterminated_quote_in_a_loaded_file_keeps_the_next_line(tmp_path):
+    bank = tmp_path / "bank"
+    bank.mkdir()
+    (bank / "q.csv").write_text(
+        HEADER
+        + 'setl_1,"UTR1,pay_1,10.00,0,0,10.00,2025-05-02,INR\n'
+        + "setl_1,UTR1,pay_2,5.00,0,0,5.00,2025-05-02,INR\n"
+    )
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    report = load_bank_settlements(bank, con, datetime(2025, 5, 3, tzinfo=UTC))
+    assert (report.loaded, report.quarantined) == (1, 1)
+    assert con.execute("select payment_id from raw.bank_settlements").fetchall() == [("pay_2",)]
+
+
+def test_cursors_of_older_releases_retry_files_that_loaded_nothing(tmp_path):
+    """The old cursor was a list of names, rejected files included: those with no rows are
+    tried again, those with rows stay loaded."""
+    bank = tmp_path / "bank"
+    bank.mkdir()
+    good = HEADER + "setl_1,UTR1,pay_1,10.00,0,0,10.00,2025-05-02,INR\n"
+    (bank / "a.csv").write_text(good)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    now = datetime(2025, 5, 3, tzinfo=UTC)
+    assert load_bank_settlements(bank, con, now).loaded == 1
+    con.execute("update raw._cursors set value = ? where name = 'bank_settlements'",
+                [json.dumps(["a.csv", "b.csv"])])  # fmt: skip
+    (bank / "b.csv").write_text(good.replace("pay_1", "pay_b"))  # was rejected, now fixed
+    report = load_bank_settlements(bank, con, now)
+    assert (report.files, report.loaded) == (1, 1)
+    assert set(_cursor(con)) == {"a.csv", "b.csv"}

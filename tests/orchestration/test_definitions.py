@@ -90,3 +90,19 @@ def test_dagster_definitions_validate():
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_payments_jobs_share_one_concurrency_pool(defs):
+    """Collection, retries, dunning, the janitor and webhook outcomes never run at once in one
+    instance (the ledger's per-invoice claim guards every other caller)."""
+    import yaml
+
+    for name in ("payments_collect_job", "payment_retries_job", "dunning_job",
+                 "payments_janitor_job", "apply_gateway_events_job"):  # fmt: skip
+        job = defs.resolve_job_def(name)
+        assert job.tags.get("paysight/area") == "payments", name
+        assert {node.definition.pool for node in job.graph.node_dict.values()} == {"payments"}
+    instance = yaml.safe_load((PROJECT_ROOT / "deploy" / "dagster.yaml").read_text())
+    limits = instance["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert {"key": "paysight/area", "value": "payments", "limit": 1} in limits
+    assert instance["concurrency"]["pools"]["default_limit"] == 1

@@ -6,7 +6,7 @@ import dagster as dg
 
 from billing_jobs.ledger import upgrade_ledger
 from billing_jobs.subscriptions.billing_run import run_billing
-from orchestration.lib.env import get_settings
+from orchestration.lib.env import config_instant, get_settings
 from orchestration.lib.resources import LedgerResource
 
 BILLING_CONCURRENCY_TAG = {"paysight/billing": "run"}
@@ -41,9 +41,7 @@ def billing_run_op(
 ) -> dg.Output[dict]:
     """Run `billing_jobs.run_billing` for the partition's day; idempotent on re-run."""
     if config.as_of:
-        as_of = datetime.fromisoformat(config.as_of)
-        if as_of.tzinfo is None:
-            raise dg.Failure(f"as_of must include a UTC offset, got {config.as_of!r}")
+        as_of = config_instant(config.as_of)
     else:
         as_of = billing_as_of(context.partition_key, get_settings().timezone)
     engine = ledger.engine()

@@ -1,6 +1,6 @@
 """Ingestion assets: copy gateway data into the warehouse's ``raw`` schema."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import dagster as dg
 
@@ -14,6 +14,7 @@ from ingestion.landing_loads import (
 )
 from ingestion.ledger_copy import copy_ledger_tables
 from ingestion.warehouse import table_count
+from orchestration.lib.env import config_instant
 from orchestration.lib.resources import (
     GatewayResource,
     LandingResource,
@@ -121,10 +122,7 @@ class QualityConfig(dg.Config):
     as_of: str | None = None
 
     def instant(self) -> datetime:
-        if not self.as_of:
-            return datetime.now(UTC)
-        at = datetime.fromisoformat(self.as_of)
-        return at if at.tzinfo else at.replace(tzinfo=UTC)
+        return config_instant(self.as_of)
 
 
 @dg.asset(
@@ -152,8 +150,10 @@ def raw_webhook_events(
     group_name="ingestion",
     kinds={"python", "duckdb"},
     check_specs=_quality_specs("raw_bank_settlements"),
-    description="Bank settlement files (<landing>/bank/*.csv) parsed exactly into minor units "
-    "(raw.bank_settlements); rejected lines go to raw.quarantine_bank_settlements.",
+    description="Bank settlement files (<landing>/bank/*.csv) streamed and parsed exactly into "
+    "minor units (raw.bank_settlements); rejected lines, and files rejected whole (line 0, with "
+    "their sha256), go to raw.quarantine_bank_settlements. A file is read again when its "
+    "content hash changes, so a corrected file under the same name loads.",
 )
 def raw_bank_settlements(
     context: dg.AssetExecutionContext,
@@ -168,6 +168,7 @@ def raw_bank_settlements(
             "files": report.files,
             "loaded": report.loaded,
             "quarantined": report.quarantined,
+            "rejected_files": ", ".join(report.rejected_files) or "none",
         },
         check_results=_check_results("raw_bank_settlements", report),
     )

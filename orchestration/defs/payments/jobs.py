@@ -15,7 +15,7 @@ from billing_jobs.payments.event_parsing import IncomingEvent
 from billing_jobs.payments.janitor import resolve_unknown
 from billing_jobs.payments.retries import ExponentialPolicy, FixedPolicy, RetryPolicy, SmartPolicy
 from orchestration.defs.payments.smart_policy import smart_policy
-from orchestration.lib.env import get_settings
+from orchestration.lib.env import config_instant, get_settings
 from orchestration.lib.gateways import gateway_from_resource
 from orchestration.lib.resources import (
     GatewayResource,
@@ -25,6 +25,10 @@ from orchestration.lib.resources import (
 )
 
 PAYMENTS_TAG = {"paysight/area": "payments"}
+# Ops that charge or settle payments share one Dagster concurrency pool (limit 1 in
+# deploy/dagster.yaml): collection, retries, the janitor and webhook outcomes never overlap
+# inside one instance. The ledger's per-invoice claim still guards any other caller.
+PAYMENTS_POOL = "payments"
 COLLECT_JOB, RETRIES_JOB = "payments_collect_job", "payment_retries_job"
 DUNNING_JOB, JANITOR_JOB = "dunning_job", "payments_janitor_job"
 APPLY_EVENTS_JOB = "apply_gateway_events_job"
@@ -49,15 +53,9 @@ class PaymentsRunConfig(dg.Config):
 
 
 def run_time(config: PaymentsRunConfig) -> datetime:
-    if not config.as_of:
-        return datetime.now(UTC)
-    try:
-        at = datetime.fromisoformat(config.as_of)
-    except ValueError:
-        raise dg.Failure(f"as_of is not an ISO instant: {config.as_of!r}") from None
-    if at.tzinfo is None:
-        raise dg.Failure(f"as_of must include a UTC offset, got {config.as_of!r}")
-    return at
+    """The run's instant: `as_of` (ISO 8601 with a UTC offset, `billing_jobs.inputs.instant`)
+    or now."""
+    return config_instant(config.as_of)
 
 
 def policy_of(
@@ -89,7 +87,7 @@ def _output(
     return dg.Output(summary, metadata={**metadata, **(extra or {})})
 
 
-@dg.op(tags={"kind": "payments"})
+@dg.op(pool=PAYMENTS_POOL, tags={"kind": "payments"})
 def payments_collect_op(
     context: dg.OpExecutionContext,
     config: PaymentsRunConfig,
@@ -107,7 +105,7 @@ def payments_collect_op(
     return _output(context, "collected", report.to_dict(), about)
 
 
-@dg.op(tags={"kind": "payments"})
+@dg.op(pool=PAYMENTS_POOL, tags={"kind": "payments"})
 def payment_retries_op(
     context: dg.OpExecutionContext,
     config: PaymentsRunConfig,
@@ -125,7 +123,7 @@ def payment_retries_op(
     return _output(context, "retried", report.to_dict(), about)
 
 
-@dg.op(tags={"kind": "payments"})
+@dg.op(pool=PAYMENTS_POOL, tags={"kind": "payments"})
 def dunning_op(
     context: dg.OpExecutionContext, config: PaymentsRunConfig, ledger: LedgerResource
 ) -> dg.Output[dict]:
@@ -136,7 +134,7 @@ def dunning_op(
     return _output(context, "dunning", run_dunning(engine, now))
 
 
-@dg.op(tags={"kind": "payments"})
+@dg.op(pool=PAYMENTS_POOL, tags={"kind": "payments"})
 def payments_janitor_op(
     context: dg.OpExecutionContext,
     config: PaymentsRunConfig,
@@ -172,7 +170,7 @@ def landed_to_incoming(landed: list[Any]) -> list[IncomingEvent]:
     return out
 
 
-@dg.op(tags={"kind": "payments"})
+@dg.op(pool=PAYMENTS_POOL, tags={"kind": "payments"})
 def apply_gateway_events_op(
     context: dg.OpExecutionContext,
     config: PaymentsRunConfig,

@@ -74,7 +74,7 @@ def _revision_tables(revision: str):
 def test_head_creates_every_operations_table(blank_url: str) -> None:
     engine = upgrade_ledger(blank_url)
     assert set(inspect(engine).get_table_names()) >= TABLES | OPS_TABLES
-    assert _version(engine) == "0004"
+    assert _version(engine) == "0005"
     idx = {i["name"] for i in inspect(engine).get_indexes("document_deliveries")}
     assert "ix_document_deliveries_due" in idx
     engine.dispose()
@@ -100,7 +100,7 @@ def test_ledger_whose_tables_were_created_on_first_use_keeps_its_rows(blank_url:
         conn.execute(insert(invoice_documents), row)
         conn.execute(insert(ops_alerts), alert)
     upgrade_ledger(engine)
-    assert _version(engine) == "0004"
+    assert _version(engine) == "0005"
     with engine.connect() as conn:
         assert conn.execute(select(invoice_documents.c.number)).scalars().all() == [row["number"]]
         assert conn.execute(select(ops_alerts.c.run_id)).scalars().all() == ["r1"]
@@ -124,4 +124,35 @@ def test_downgrade_and_upgrade_again(blank_url: str) -> None:
     other = make_engine(url)
     assert set(inspect(other).get_table_names()) >= TABLES | OPS_TABLES
     other.dispose()
+    engine.dispose()
+
+
+def test_0005_claims_invoices_with_an_unresolved_attempt(blank_url: str) -> None:
+    """A ledger from before 0005 with an attempt still pending: after the upgrade its invoice
+    is claimed by it, so no collector charges the invoice again until the janitor resolves it."""
+    from billing_jobs.catalog import DEMO_CATALOG, load_catalog
+    from billing_jobs.customers import create_customer
+    from billing_jobs.ledger import schema as s
+    from billing_jobs.subscriptions.service import create_subscription
+
+    at = datetime(2025, 5, 1, tzinfo=UTC)
+    engine = upgrade_ledger(blank_url, revision="0004")
+    load_catalog(engine, DEMO_CATALOG, now=at)
+    cid = create_customer(engine, name="Acme", state_code="29", currency="INR", now=at)["id"]
+    create_subscription(engine, customer_id=cid, plan="scale-monthly", start=at)
+    with engine.begin() as conn:
+        inv = conn.execute(select(s.invoices.c.id)).scalar_one()
+        conn.execute(
+            insert(s.payment_attempts),
+            {"invoice_id": inv, "attempt_number": 1, "idempotency_key": "k1", "status": "pending",
+             "gateway": "simulated", "amount_minor": 100, "currency": "INR", "created_at": at},
+        )  # fmt: skip
+    upgrade_ledger(engine)
+    assert _version(engine) == "0005"
+    cs = s.payments_collection_state
+    with engine.connect() as conn:
+        state = conn.execute(select(cs).where(cs.c.invoice_id == inv)).one()
+        attempt_id = conn.execute(select(s.payment_attempts.c.id)).scalar_one()
+    assert state.claim_attempt_id == attempt_id and state.claimed_at == at
+    assert state.closed == 0 and state.next_retry_at is None
     engine.dispose()

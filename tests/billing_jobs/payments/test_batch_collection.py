@@ -94,7 +94,7 @@ def test_batched_collection_writes_what_per_invoice_collection_writes(tmp_path):
     many, gw2, clock2, charges2 = _world(tmp_path / "many", _flaky)
     assert charges == charges2
     times = [T0 + timedelta(minutes=7 * i) for i in range(len(charges))]
-    store = LedgerAttemptStore(one, "simulated")
+    store = LedgerAttemptStore(one, "simulated", keeps_own_schedule=True)  # as the batch path
     rounds = [times, [t + timedelta(days=3) for t in times]]
     for ts in rounds:  # first charges, then retries of whatever failed
         for c, t in zip(charges, ts, strict=True):

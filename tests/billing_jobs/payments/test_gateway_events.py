@@ -378,3 +378,74 @@ def test_contradicting_outcomes_are_rejected_not_applied(ledger, pending):
     assert (report.applied, report.rejected) == (1, 1)
     assert any("investigate" in n for n in report.notes)
     assert _invoice(ledger, inv.id).status == "open"
+
+
+def test_success_for_a_captured_payment_whose_invoice_is_open_marks_it_paid(ledger, captured):
+    """A crash of an older version left the attempt succeeded and the invoice open: the
+    gateway's payment_intent.succeeded marks it paid instead of being ignored."""
+    inv, attempt = captured
+    with ledger.begin() as conn:  # the half-done state separate transactions could leave
+        conn.execute(
+            s.invoices.update()
+            .where(s.invoices.c.id == inv.id)
+            .values(status="open", amount_paid_minor=0, paid_at=None)
+        )
+    at = T0 + timedelta(minutes=5)
+    ev = _event("evt_paid", "payment_intent.succeeded", _pi(attempt, "succeeded"), at)
+    report = ge.apply_gateway_events(ledger, [ev], at)
+    assert report.applied == 1 and report.paid == [inv.id]
+    assert _invoice(ledger, inv.id).status == "paid"
+    again = _event("evt_paid_2", "payment_intent.succeeded", _pi(attempt, "succeeded"), at)
+    assert ge.apply_gateway_events(ledger, [again], at).ignored == 1  # paid once
+
+
+def _ghost(eid: str, at: datetime):
+    ghost = {"id": f"pi_{eid}", "object": "payment_intent", "amount": 100, "currency": "inr",
+             "status": "succeeded", "metadata": {}}  # fmt: skip
+    return _event(eid, "payment_intent.succeeded", ghost, at)
+
+
+def test_unmatched_events_are_retried_with_growing_gaps_then_quarantined(ledger, pending):
+    from billing_jobs.payments.event_quarantine import UNMATCHED_MAX_TRIES, quarantined_events
+
+    ge.apply_gateway_events(ledger, [_ghost("evt_forged", T0)], T0)
+    t, runs = T0, 0
+    while not quarantined_events(ledger):
+        runs += 1
+        assert runs < 400, "an unmatched event was never quarantined"
+        t += timedelta(minutes=15)
+        ge.apply_gateway_events(ledger, [], t)
+    (q,) = quarantined_events(ledger)
+    assert q["event_id"] == "evt_forged" and q["tries"] == UNMATCHED_MAX_TRIES
+    assert "unmatched after" in q["reason"] and "pi_evt_forged" in q["reason"]
+    assert timedelta(hours=24) < t - T0 < timedelta(days=3)  # bounded, not minutes
+    assert ge.unmatched_events(ledger) == []
+    assert _statuses(ledger)["evt_forged"] == "quarantined"
+    # a redelivery is still a duplicate; nothing re-enters the queue
+    assert ge.apply_gateway_events(ledger, [_ghost("evt_forged", t)], t).duplicates == 1
+    assert ge.apply_gateway_events(ledger, [], t + timedelta(days=9)).unmatched == 0
+
+
+def test_quarantined_events_can_be_replayed_or_discarded(ledger, pending):
+    from billing_jobs.payments.event_quarantine import discard, quarantined_events
+
+    _, attempt = pending
+    at = T0 + timedelta(hours=1)
+    ok = _event("evt_late", "payment_intent.succeeded", _pi(attempt, "succeeded"), at)
+    # Quarantined with a tiny budget, as if its payment had been missing for days.
+    with ledger.begin() as conn:
+        conn.execute(s.payment_attempts.update().values(gateway_payment_id="pi_elsewhere",
+                                                        idempotency_key="k_elsewhere"))  # fmt: skip
+    report = ge.apply_gateway_events(ledger, [ok, _ghost("evt_junk", at)], at, max_tries=1)
+    assert report.quarantined == 2 and len(quarantined_events(ledger)) == 2
+    with ledger.begin() as conn:  # the operator fixes what was missing
+        conn.execute(
+            s.payment_attempts.update().values(
+                gateway_payment_id=attempt.gateway_payment_id,
+                idempotency_key=attempt.idempotency_key,
+            )
+        )
+    replayed = ge.replay_quarantined(ledger, at + timedelta(hours=1), ["evt_late"])
+    assert replayed.applied == 1 and replayed.paid == [pending[0].id]
+    assert [q["event_id"] for q in quarantined_events(ledger)] == ["evt_junk"]
+    assert discard(ledger, ["evt_junk"]) == 1 and quarantined_events(ledger) == []

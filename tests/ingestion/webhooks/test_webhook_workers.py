@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -32,6 +33,9 @@ from tests.ingestion.webhooks.webhook_helpers import (
 )
 
 STRIPE = "/webhooks/stripe"
+# Generated per run: no secret of the repository ever configures a receiver.
+E2E_SECRET = "whsec_" + secrets.token_hex(16)
+LOG_SECRET = "whsec_" + secrets.token_hex(16)
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -172,7 +176,7 @@ def _free_port() -> int:
 
 def test_serve_with_two_workers_end_to_end_and_sigkill_takes_workers_down(tmp_path):
     port, landing = _free_port(), tmp_path / "landing"
-    env = {**os.environ, "STRIPE_WEBHOOK_SECRET": "whsec_e2e", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "STRIPE_WEBHOOK_SECRET": E2E_SECRET, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "ingestion.webhooks", "--landing", str(landing)]
     proc = subprocess.Popen(
         [*cmd, "--port", str(port), "--workers", "2"],
@@ -198,7 +202,7 @@ def test_serve_with_two_workers_end_to_end_and_sigkill_takes_workers_down(tmp_pa
         for event_id in ["evt_e1", "evt_e2", "evt_e1", "evt_e3", "evt_e2"] * 2:
             body = json.dumps({"id": event_id, "type": "charge.succeeded"}).encode()
             t = int(time.time())
-            sig = {"Stripe-Signature": f"t={t},v1={stripe_signature('whsec_e2e', t, body)}"}
+            sig = {"Stripe-Signature": f"t={t},v1={stripe_signature(E2E_SECRET, t, body)}"}
             # A new connection each time, so the kernel spreads them over both workers.
             resp = httpx.post(f"http://127.0.0.1:{port}{STRIPE}", content=body, headers=sig)
             statuses.append(resp.json()["status"])
@@ -225,7 +229,7 @@ def test_serve_with_two_workers_end_to_end_and_sigkill_takes_workers_down(tmp_pa
 
 def test_serve_single_process_writes_json_request_logs(tmp_path):
     port = _free_port()
-    env = {**os.environ, "STRIPE_WEBHOOK_SECRET": "whsec_log", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "STRIPE_WEBHOOK_SECRET": LOG_SECRET, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "ingestion.webhooks", "--landing", str(tmp_path / "landing")]
     proc = subprocess.Popen(
         [*cmd, "--port", str(port)], env=env, cwd=tmp_path, stderr=subprocess.PIPE
@@ -242,7 +246,7 @@ def test_serve_single_process_writes_json_request_logs(tmp_path):
                 time.sleep(0.2)
         body = json.dumps({"id": "evt_log1", "type": "charge.succeeded"}).encode()
         t = int(time.time())
-        sig = {"Stripe-Signature": f"t={t},v1={stripe_signature('whsec_log', t, body)}"}
+        sig = {"Stripe-Signature": f"t={t},v1={stripe_signature(LOG_SECRET, t, body)}"}
         assert httpx.post(f"http://127.0.0.1:{port}{STRIPE}", content=body, headers=sig).json() == {
             "status": "accepted"
         }
@@ -254,7 +258,7 @@ def test_serve_single_process_writes_json_request_logs(tmp_path):
     lines = [json.loads(x) for x in proc.stderr.read().decode().splitlines() if x.startswith("{")]
     hooks = [x for x in lines if x.get("msg") == "webhook"]
     assert [(x["event_id"], x["http_status"]) for x in hooks] == [("evt_log1", 200), ("", 400)]
-    assert "whsec_log" not in json.dumps(lines)
+    assert LOG_SECRET not in json.dumps(lines)
 
 
 def test_lander_refuses_frames_whose_ids_would_become_odd_paths(landing):
@@ -277,3 +281,17 @@ def test_lander_refuses_frames_whose_ids_would_become_odd_paths(landing):
     finally:
         lander.stop()
     assert [p.name for p in (landing / "webhooks" / "stripe").iterdir()] == ["2026-09-21"]
+
+
+def test_the_app_does_not_import_its_workers_or_server():
+    """No import circle: `workers` and `server` build on `app`, never the other way round."""
+    import ast
+
+    tree = ast.parse((ROOT / "ingestion" / "webhooks" / "app.py").read_text())
+    imported = {
+        n.module if isinstance(n, ast.ImportFrom) else a.name
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Import | ast.ImportFrom)
+        for a in n.names
+    }
+    assert not {"ingestion.webhooks.workers", "ingestion.webhooks.server"} & imported
