@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow.exceptions import MlflowException
@@ -129,6 +129,7 @@ class Published:
     promoted: bool
     reason: str
     model_uri: str
+    images: dict[str, bytes] = field(default_factory=dict)  # name -> PNG, e.g. ROC/PR curves
 
 
 def png_array(png: bytes):

@@ -416,8 +416,10 @@ def local_model_path(name: str, alias: str = CHAMPION, artifacts_root: str | Non
     except MlflowException as exc:
         raise RegistryError(f"registered model {name!r} has no {alias} alias yet") from exc
     source = version.source
-    if source.startswith("models:/") and version.model_id:
-        source = client.get_logged_model(version.model_id).artifact_location
+    if source.startswith("models:/"):
+        # MLflow 3 registers logged models: the version's source names the model id.
+        model_id = getattr(version, "model_id", None) or source.removeprefix("models:/")
+        source = client.get_logged_model(model_id.split("/")[0]).artifact_location
     path = Path(_file_path(source))
     if path.exists() or artifacts_root is None:
         return str(path)

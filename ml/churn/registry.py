@@ -91,4 +91,4 @@ def publish(model: ChurnModel, panel_frame: pd.DataFrame, holdout_fraction: floa
         baseline=("logistic_regression", model.metrics["logistic_regression_roc_auc"]),
         description=DESCRIPTION,
     )
-    return Published(version, decision.promoted, decision.reason, uri)
+    return Published(version, decision.promoted, decision.reason, uri, {"roc_pr": png})

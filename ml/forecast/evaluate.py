@@ -97,14 +97,34 @@ def backtest(series: pd.Series, freq: Frequency, candidates: list[str], folds: F
     return Backtest(table, stacked, relative, failures, folds)
 
 
-def summarize(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean sMAPE/MASE per candidate and a rank-sum; the first row is the chosen model."""
+# A single candidate replaces the combination only when its backtest sMAPE and MASE are
+# both this much lower: short backtests pick noisily, and across the M competitions the
+# combination is the better bet unless the evidence against it is clear.
+SWITCH_MARGIN = 0.10
+
+
+def summarize(table: pd.DataFrame, default: str = "combination") -> pd.DataFrame:
+    """Mean sMAPE/MASE per candidate and a rank-sum; the first row is the chosen model: the
+    ``default`` (the combination) unless the best-ranked candidate beats it by
+    ``SWITCH_MARGIN`` on both measures, or the best-ranked when there is no default."""
     summary = table.groupby("candidate", as_index=False)[["smape", "mase", "mae"]].mean()
     # MASE is NaN on a constant history; rank it last rather than dropping the candidate.
     summary["rank"] = summary["smape"].rank(method="min") + summary["mase"].rank(
         method="min", na_option="bottom"
     )
-    return summary.sort_values(["rank", "mase", "smape"]).reset_index(drop=True)
+    summary = summary.sort_values(["rank", "mase", "smape"]).reset_index(drop=True)
+    if default not in set(summary["candidate"]):
+        return summary
+    best = summary.iloc[0]
+    base = summary[summary["candidate"] == default].iloc[0]
+    clearly = (
+        best["smape"] < (1 - SWITCH_MARGIN) * base["smape"]
+        and best["mase"] < (1 - SWITCH_MARGIN) * base["mase"]
+    )
+    if clearly:
+        return summary
+    order = [default] + [c for c in summary["candidate"] if c != default]
+    return summary.set_index("candidate").loc[order].reset_index()
 
 
 def _quantile_bounds(errors: np.ndarray, interval: float) -> tuple[float, float]:

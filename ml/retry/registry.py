@@ -77,4 +77,4 @@ def publish(model: RetryModel, outcomes: pd.DataFrame, holdout_fraction: float) 
         baseline=("decline_code_rate", model.metrics["decline_code_rate_roc_auc"]),
         description=DESCRIPTION,
     )
-    return Published(version, decision.promoted, decision.reason, uri)
+    return Published(version, decision.promoted, decision.reason, uri, {"roc_pr": png})

@@ -68,6 +68,7 @@ def published_metadata(
         "promotion_reason": published.reason,
         **finite_metrics(metrics),
         "comparison": md_table(table),
+        **{name: md_image(png, name) for name, png in published.images.items()},
     }
 
 
