@@ -31,6 +31,9 @@ class ForecastConfig(dg.Config):
     # Backtested candidates; seasonal naive is always included as the baseline.
     candidates: list[str] = list(DEFAULT_CANDIDATES)  # noqa: RUF012 (pydantic copies)
 
+    def horizons(self) -> tuple[int, int]:
+        return self.horizon_days, self.horizon_months
+
 
 class TrainingConfig(dg.Config):
     """Share of the latest data held out (by time) to judge the model and its baselines."""
@@ -65,15 +68,11 @@ def revenue_forecast(
 ) -> dg.MaterializeResult:
     daily = revenue.daily_history(read_sql(warehouse, revenue.DAILY_REVENUE_SQL, [config.currency]))
     mrr = read_sql(warehouse, revenue.MRR_SQL, [config.currency])
-    # One BLAS/OpenMP thread: model fits here are small and oversubscription costs 10-25x.
-    with threadpool_limits(1):
-        try:
-            result = revenue.fit_revenue(
-                daily, mrr, config.horizon_days, config.horizon_months, config.candidates,
-                config.currency,
-            )  # fmt: skip
-        except ForecastInputError as exc:
-            raise dg.Failure(str(exc)) from exc
+    try:  # one BLAS/OpenMP thread: the fits are small and oversubscription costs 10-25x
+        with threadpool_limits(1):
+            result = revenue.fit_revenue(daily, mrr, *config.horizons(), config.candidates, config.currency)  # fmt: skip
+    except ForecastInputError as exc:
+        raise dg.Failure(str(exc)) from exc
     for name, reason in result.skipped.items():
         context.log.warning(f"{name}: not forecast: {reason}")
     with mlflow.run(context, "revenue_forecast") as run:
