@@ -101,12 +101,23 @@ def backtest(series: pd.Series, freq: Frequency, candidates: list[str], folds: F
 # both this much lower: short backtests pick noisily, and across the M competitions the
 # combination is the better bet unless the evidence against it is clear.
 SWITCH_MARGIN = 0.10
+# With this many seasonal cycles of history (a year of daily data has 52 weekly ones; no
+# M3 monthly series has 20 years), the folds are long enough to trust the backtest ranking
+# and the best-ranked candidate is chosen outright (the combination is one of them).
+SELECT_SEASONS = 20
 
 
-def summarize(table: pd.DataFrame, default: str = "combination") -> pd.DataFrame:
+def default_for(length: int, season: int) -> str | None:
+    """The model the backtest must clearly beat: the combination on short histories (fewer
+    than ``SELECT_SEASONS`` seasons), none on long ones."""
+    return "combination" if length < SELECT_SEASONS * max(season, 1) else None
+
+
+def summarize(table: pd.DataFrame, default: str | None = "combination") -> pd.DataFrame:
     """Mean sMAPE/MASE per candidate and a rank-sum; the first row is the chosen model: the
     ``default`` (the combination) unless the best-ranked candidate beats it by
-    ``SWITCH_MARGIN`` on both measures, or the best-ranked when there is no default."""
+    ``SWITCH_MARGIN`` on both measures, or the best-ranked when ``default`` is ``None`` or
+    was not backtested."""
     summary = table.groupby("candidate", as_index=False)[["smape", "mase", "mae"]].mean()
     # MASE is NaN on a constant history; rank it last rather than dropping the candidate.
     summary["rank"] = summary["smape"].rank(method="min") + summary["mase"].rank(

@@ -14,6 +14,7 @@ from ml.forecast.evaluate import (
     apply_bounds,
     backtest,
     cross_fold_coverage,
+    default_for,
     plan_folds,
     step_bounds,
     summarize,
@@ -61,6 +62,9 @@ def fit_forecast(
 ) -> ForecastResult:
     """Backtest the candidates, pick the best by sMAPE and MASE, forecast ``horizon`` periods.
 
+    On histories shorter than ``SELECT_SEASONS`` seasons the combination is kept unless a
+    single candidate beats it clearly (``SWITCH_MARGIN``); on longer ones the best-ranked wins.
+
     ``df`` has ``ds`` (dates, daily or monthly) and ``y``. ``season`` overrides the seasonal
     period (7 daily, 12 monthly). Fold windows are ``holdout`` periods long (default: the
     horizon, at most 28 days), shortened and overlapped for short histories. The interval
@@ -89,7 +93,7 @@ def fit_forecast(
     bt = backtest(series, freq, names, plan)
     if bt.table.empty:
         raise ForecastInputError(f"every candidate failed: {bt.failures}")
-    summary = summarize(bt.table)
+    summary = summarize(bt.table, default_for(len(series), freq.season))
     best = str(summary.iloc[0]["candidate"])
     point = forecast_with(best, series, horizon, freq)
     bounds = step_bounds(bt.errors[best], horizon, interval)

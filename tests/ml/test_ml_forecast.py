@@ -15,7 +15,7 @@ from ml.forecast import (
     seasonal_naive,
     smape,
 )
-from ml.forecast.evaluate import Folds, plan_folds
+from ml.forecast.evaluate import SWITCH_MARGIN, Folds, default_for, plan_folds, summarize
 from ml.synthetic import daily_revenue, monthly_revenue
 
 FAST = ("seasonal_naive", "ets", "theta")
@@ -97,6 +97,28 @@ def test_arima_and_combination_on_m3_series_and_interval_coverage() -> None:
         assert 0.0 <= result.metrics["interval_coverage"] <= 1.0
     assert 0.6 <= np.mean(np.concatenate(inside)) <= 0.97
     assert np.mean(errors) < np.mean(naive)  # on data nobody here wrote
+
+
+def test_combination_is_kept_on_short_histories_unless_clearly_beaten() -> None:
+    def table(best_smape: float, best_mase: float) -> pd.DataFrame:
+        rows = [("combination", 10.0, 1.0), ("theta", best_smape, best_mase)]
+        return pd.DataFrame(
+            [
+                {"candidate": c, "fold": f, "smape": s, "mase": m, "mae": m}
+                for c, s, m in rows
+                for f in range(3)
+            ]
+        )
+
+    slightly = table(9.5, 0.95)  # better, but by less than the margin
+    assert summarize(slightly, "combination").iloc[0]["candidate"] == "combination"
+    assert summarize(slightly, None).iloc[0]["candidate"] == "theta"
+    clearly = table(10.0 * (1 - SWITCH_MARGIN) - 0.1, 1.0 * (1 - SWITCH_MARGIN) - 0.01)
+    assert summarize(clearly, "combination").iloc[0]["candidate"] == "theta"
+    # Short monthly histories (M3: at most 144 months) keep the default; a year of daily
+    # data (52 weekly seasons) is long enough to trust the ranking.
+    assert default_for(144, MONTHLY.season) == "combination"
+    assert default_for(365, 7) is None
 
 
 def test_duplicates_and_gaps_are_regularized() -> None:
