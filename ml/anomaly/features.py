@@ -252,7 +252,7 @@ def transaction_features(
     local = tx["created_at"].dt.tz_convert(LOCAL_TZ)
     hour = local.dt.hour.to_numpy() + local.dt.minute.to_numpy() / 60.0
     feats["hour"] = hour
-    feats["night"] = ((hour >= 0) & (hour < 6)).astype(float)
+    feats["night"] = ((hour >= 0) & (hour < 5)).astype(float)  # before 05:00, as on main
     feats["weekend"] = (local.dt.dayofweek.to_numpy() >= 5).astype(float)
     if "plan_amount" in tx.columns:
         plan = tx["plan_amount"].to_numpy()
