@@ -268,7 +268,7 @@ class WorldServer(http.server.ThreadingHTTPServer):
         page = [copy.deepcopy(o) for o in objs[:limit]]
         expand = {v for k, v in query.items() if k.startswith("expand[")}
         by_id = {o["id"]: o for k in ("charges", "balance_transactions")
-                 for o in self.world.objects[k]}  # fmt: skip
+                 for o in self.world.objects.get(k, [])}  # fmt: skip
         for o in page:
             if "data.latest_charge" in expand and o.get("latest_charge") in by_id:
                 o["latest_charge"] = copy.deepcopy(by_id[o["latest_charge"]])
