@@ -37,6 +37,7 @@ from billing_jobs.payments.gateway import (
     Unsupported,
 )
 from ingestion.landing_loads import get_cursor, set_cursor
+from ingestion.normalizers.common import NormalizationError, scrub
 from ingestion.normalizers.raw_rows import RAW_CHARGE_COLUMNS, RAW_LISTINGS
 from ingestion.warehouse import upsert_dataframe
 
@@ -173,6 +174,7 @@ def sync_gateway(gateway: Gateway, name: str, con: duckdb.DuckDBPyConnection) ->
 
     From an `ObjectListing` gateway, payments, customers and events are the whole objects,
     normalized; counts then include `customers` and `events` (rows landed in raw tables).
+    `events_applied` counts the payment status changes taken from events.
     """
     ensure_raw_gateway_tables(con)
     cursors: dict[str, str | None] = dict(get_cursor(con, f"gateway:{name}") or {})
@@ -182,7 +184,11 @@ def sync_gateway(gateway: Gateway, name: str, con: duckdb.DuckDBPyConnection) ->
         total, landed = 0, []
         try:
             for items, cursor in _pages(fetch, cursors.get(kind)):
-                rows = [to_row(i) for i in items]
+                rows = _rows_or_quarantine(con, name, kind, items, to_row)
+                counts["quarantined"] = counts.get("quarantined", 0) + len(items) - len(rows)
+                if not rows:
+                    cursors[kind] = cursor
+                    continue
                 df = _frame(rows, list(columns) if columns else None)
                 df = df.drop_duplicates(subset=[key], keep="last")
                 total += upsert_dataframe(con, "raw", table, df, key=key)
@@ -216,17 +222,47 @@ def sync_gateway(gateway: Gateway, name: str, con: duckdb.DuckDBPyConnection) ->
     copy("payouts", gateway.list_payouts, lambda p: _payout_row(p, name),
          "gateway_settlements", "id")  # fmt: skip
     if event_rows is not None:
-        _apply_statuses(con, name, _status_rows(
-            (e["id"], e["type"], e["object_id"], e["created_at"]) for e in event_rows
-        ))  # fmt: skip
+        counts["events_applied"] = _apply_statuses(
+            con,
+            name,
+            _status_rows((e["id"], e["type"], e["object_id"], e["created_at"]) for e in event_rows),
+        )
     elif not whole:
         try:
-            counts["events"] = _apply_events(gateway, name, con, cursors)
+            counts["events_applied"] = _apply_events(gateway, name, con, cursors)
         except Unsupported:
-            counts["events"] = 0  # events arrive only as webhooks for this gateway
+            counts["events_applied"] = 0  # events arrive only as webhooks for this gateway
     _apply_fees(con, name)
     set_cursor(con, f"gateway:{name}", cursors)
     return counts
+
+
+QUARANTINE_DDL = (
+    "create table if not exists raw.quarantine_gateway_objects (gateway varchar, "
+    "kind varchar, object_id varchar, field varchar, reason varchar, raw_json varchar)"
+)
+
+
+def _rows_or_quarantine(con, name: str, kind: str, items: list, to_row) -> list[dict]:  # type: ignore[no-untyped-def]
+    """Normalized rows; an object that cannot be normalized goes to
+    raw.quarantine_gateway_objects with the field and the reason, and the rest still land
+    (one bad object must not stop a gateway's ingestion for good)."""
+    rows, bad = [], []
+    for item in items:
+        try:
+            rows.append(to_row(item))
+        except NormalizationError as exc:
+            body = (
+                json.dumps(scrub(item), sort_keys=True, default=str)
+                if isinstance(item, dict)
+                else repr(item)
+            )
+            bad.append((name, kind, str(exc.object_id or ""), exc.field, str(exc), body))
+    if bad:
+        log.warning("gateway %s: %d %s quarantined, first: %s", name, len(bad), kind, bad[0][4])
+        con.execute(QUARANTINE_DDL)
+        con.executemany("insert into raw.quarantine_gateway_objects values (?, ?, ?, ?, ?, ?)", bad)
+    return rows
 
 
 def _listing(gateway: ObjectListing, kind: str) -> Callable[[str | None, int], Page[dict]]:

@@ -270,10 +270,10 @@ class WorldServer(http.server.ThreadingHTTPServer):
         by_id = {o["id"]: o for k in ("charges", "balance_transactions")
                  for o in self.world.objects.get(k, [])}  # fmt: skip
         for o in page:
-            if "data.latest_charge" in expand and o.get("latest_charge") in by_id:
+            if "data.latest_charge" in expand and str(o.get("latest_charge")) in by_id:
                 o["latest_charge"] = copy.deepcopy(by_id[o["latest_charge"]])
                 bt = o["latest_charge"].get("balance_transaction")
-                if "data.latest_charge.balance_transaction" in expand and bt in by_id:
+                if "data.latest_charge.balance_transaction" in expand and str(bt) in by_id:
                     o["latest_charge"]["balance_transaction"] = copy.deepcopy(by_id[bt])
         return 200, {"object": "list", "data": page, "has_more": len(objs) > limit,
                      "url": "/" + "/".join(parts)}  # fmt: skip
