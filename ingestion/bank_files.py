@@ -191,7 +191,10 @@ def _timestamp(value: str, default_tz: timezone) -> datetime:
         raise _LineError(f"settled_at {value[:40]!r} is not an ISO-8601 date/time") from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=default_tz)  # bank files state local (IST) times
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01 IST is before year 1 in UTC
+        raise _LineError(f"settled_at {value[:40]!r} is out of range") from exc
 
 
 def _parse_line(

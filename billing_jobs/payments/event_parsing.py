@@ -62,6 +62,9 @@ DISPUTE_STATUSES = DISPUTE_CLOSED | {
 }
 
 
+MAX_EPOCH = 253_402_300_800  # 10000-01-01: later epoch seconds are not a datetime
+
+
 class MalformedEvent(ValidationError):
     """The event payload is not a usable Stripe-shaped event; the message says which field."""
 
@@ -97,7 +100,7 @@ def parse_event(ev: IncomingEvent) -> tuple[dict[str, Any], Mapping[str, Any], d
     created = payload.get("created")
     if created is None:
         at = ev.received_at
-    elif isinstance(created, int) and not isinstance(created, bool) and created > 0:
+    elif isinstance(created, int) and not isinstance(created, bool) and 0 < created < MAX_EPOCH:
         at = datetime.fromtimestamp(created, UTC)
     else:
         raise MalformedEvent(f"created must be epoch seconds, got {created!r}")

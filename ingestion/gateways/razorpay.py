@@ -3,6 +3,9 @@
 Recurring charges go through an order (its `receipt` is our idempotency key, so a retried request
 finds the existing order instead of charging again) and `payments/create/recurring` on a saved
 token (card, UPI AutoPay, e-NACH). Settlements and the settlement recon report are read too.
+Ingestion reads payments and customers whole (`list_objects`). Network retries are
+ingestion.gateways.retry's, on the SDK's `requests` session (the SDK's own would resend a
+timed-out POST, ignore Retry-After and 5xx, and print to stdout).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +40,7 @@ from billing_jobs.payments.gateway import (
     Unsupported,
 )
 from ingestion.gateways.cursor import page_since, parse_cursor
+from ingestion.gateways.retry import RetryPolicy, retrying_session
 
 # Razorpay payment states -> port states. `authorized` is money held but not yet captured.
 _STATUS = {
@@ -56,6 +60,7 @@ class RazorpayConfig:
     base_url: str | None = None
     webhook_secret: str | None = None
     timeout_seconds: float = 30.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RazorpayConfig:
@@ -122,7 +127,11 @@ class RazorpayGateway:
 
     def __init__(self, config: RazorpayConfig) -> None:
         opts = {"base_url": config.base_url} if config.base_url else {}
-        self.client = razorpay.Client(auth=(config.key_id, config.key_secret), **opts)
+        self.client = razorpay.Client(
+            session=retrying_session(config.retry),
+            auth=(config.key_id, config.key_secret),
+            **opts,
+        )
         self.config = config
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -323,6 +332,17 @@ class RazorpayGateway:
 
     def list_payments(self, cursor: str | None = None, limit: int = 100) -> Page[PaymentResult]:
         return self._page(self.client.payment.all, cursor, limit, payment_result)
+
+    def list_objects(self, kind: str, cursor: str | None = None, limit: int = 100) -> Page[dict]:
+        """Razorpay entities as the API returns them, for ingestion's normalizers: `payments`
+        (method, card network/issuer/country, bank, wallet, VPA, fee and GST, error reason)
+        and `customers`."""
+        listings = {"payments": self.client.payment.all, "customers": self.client.customer.all}
+        if kind not in listings:
+            raise Unsupported(
+                f"razorpay: no object listing {kind!r}; expected one of {sorted(listings)}"
+            )
+        return self._page(listings[kind], cursor, limit, dict)
 
     def list_refunds(self, cursor: str | None = None, limit: int = 100) -> Page[Refund]:
         return self._page(self.client.refund.all, cursor, limit, self._refund)

@@ -2,6 +2,9 @@
 
 PaymentIntents confirmed off-session, PaymentMethods by token, Refunds, BalanceTransactions,
 Payouts, Disputes and Events. `STRIPE_API_BASE` points the SDK at another server (localstripe).
+Ingestion reads the objects whole (`list_objects`): payment intents with their latest charge
+and its balance transaction expanded, customers and the events listing. Network retries are
+ingestion.gateways.retry's (backoff with jitter, `Retry-After`, writes only when safe).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,10 +35,12 @@ from billing_jobs.payments.gateway import (
     Refund,
 )
 from ingestion.gateways.cursor import page_since, parse_cursor
+from ingestion.gateways.retry import RetryPolicy, retrying_session
 from ingestion.webhooks.signatures import verify_stripe
 
 WEBHOOK_TOLERANCE_S = 300
 
+PAYMENT_EXPAND = ("data.latest_charge", "data.latest_charge.balance_transaction")
 _PI_STATUS = {
     "succeeded": PaymentStatus.SUCCEEDED,
     "processing": PaymentStatus.PENDING,
@@ -52,8 +57,8 @@ class StripeConfig:
     api_key: str
     api_base: str | None = None
     webhook_secret: str | None = None
-    max_network_retries: int = 2
     timeout_seconds: float = 30.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StripeConfig:
@@ -95,11 +100,13 @@ class StripeGateway:
     name = "stripe"
 
     def __init__(self, config: StripeConfig) -> None:
-        kwargs: dict[str, Any] = {"max_network_retries": config.max_network_retries}
+        # The SDK's own retries would resend a timed-out POST and ignore Retry-After; the
+        # session's retry (ingestion.gateways.retry) does neither, so the SDK's are off.
+        kwargs: dict[str, Any] = {"max_network_retries": 0}
         if config.api_base:
             kwargs["base_addresses"] = {"api": config.api_base}
-        kwargs["http_client"] = stripe.HTTPXClient(
-            timeout=config.timeout_seconds, allow_sync_methods=True
+        kwargs["http_client"] = stripe.RequestsClient(
+            timeout=config.timeout_seconds, session=retrying_session(config.retry)
         )
         self.client = stripe.StripeClient(config.api_key, **kwargs)
         self.config = config
@@ -307,9 +314,16 @@ class StripeGateway:
 
     # -- listings since a cursor --------------------------------------------------------------
     def _all(
-        self, list_fn: Callable[..., Any], *, created_filter: bool, since: int = 0
+        self,
+        list_fn: Callable[..., Any],
+        *,
+        created_filter: bool,
+        since: int = 0,
+        expand: tuple[str, ...] = (),
     ) -> list[Any]:
         params: dict[str, Any] = {"limit": 100}
+        if expand:
+            params["expand"] = list(expand)
         if created_filter and since:
             params["created"] = {"gte": since}
         try:
@@ -333,9 +347,10 @@ class StripeGateway:
         cursor: str | None,
         limit: int,
         convert: Callable[[Any], Any],
+        expand: tuple[str, ...] = (),
     ) -> Page:
         since, _ = parse_cursor(cursor)
-        objs = self._all(list_fn, created_filter=True, since=since)
+        objs = self._all(list_fn, created_filter=True, since=since, expand=expand)
         items, nxt = page_since(
             objs, cursor, limit, lambda o: int(o.get("created") or 0), lambda o: o["id"]
         )
@@ -343,6 +358,25 @@ class StripeGateway:
 
     def list_payments(self, cursor: str | None = None, limit: int = 100) -> Page[PaymentResult]:
         return self._page(self.client.v1.payment_intents.list, cursor, limit, self._result)
+
+    def list_objects(self, kind: str, cursor: str | None = None, limit: int = 100) -> Page[dict]:
+        """Stripe objects as the API returns them (dicts), for ingestion's normalizers.
+
+        `payments` are PaymentIntents with `latest_charge` and its `balance_transaction`
+        expanded: the charge holds the method, customer, issuer, card brand and country and
+        the decline; the balance transaction the fee and GST on it.
+        """
+        listings = {
+            "payments": (self.client.v1.payment_intents.list, PAYMENT_EXPAND),
+            "customers": (self.client.v1.customers.list, ()),
+            "events": (self.client.v1.events.list, ()),
+        }
+        if kind not in listings:
+            raise GatewayError(
+                f"stripe: no object listing {kind!r}; expected one of {sorted(listings)}"
+            )
+        list_fn, expand = listings[kind]
+        return self._page(list_fn, cursor, limit, dict, expand=expand)
 
     def list_refunds(self, cursor: str | None = None, limit: int = 100) -> Page[Refund]:
         return self._page(self.client.v1.refunds.list, cursor, limit, self._refund)

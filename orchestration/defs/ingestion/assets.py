@@ -28,6 +28,8 @@ GATEWAY_TABLES = (
     "gateway_disputes",
     "gateway_balance_transactions",
     "gateway_settlements",
+    "gateway_customers",
+    "gateway_events",
 )
 
 
@@ -46,7 +48,7 @@ GATEWAY_TABLES = (
 def raw_gateway_objects(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, gateway: GatewayResource
 ):
-    """Incremental copy of payments, refunds, disputes, fees and payouts from each gateway."""
+    """Incremental copy of payments, refunds, disputes, fees, payouts, customers and events."""
     totals: dict[str, int] = {}
     with warehouse.connect() as con:
         ensure_raw_gateway_tables(con)
@@ -62,6 +64,8 @@ def raw_gateway_objects(
         "gateway_disputes": totals.get("disputes", 0),
         "gateway_balance_transactions": totals.get("balance_transactions", 0),
         "gateway_settlements": totals.get("payouts", 0),
+        "gateway_customers": totals.get("customers", 0),
+        "gateway_events": totals.get("events", 0),
     }
     for table in GATEWAY_TABLES:
         yield dg.MaterializeResult(
@@ -69,7 +73,7 @@ def raw_gateway_objects(
             metadata={
                 "rows_copied": copied[table],
                 "rows_in_table": rows[table],
-                "events_applied": totals.get("events", 0),
+                "events_applied": totals.get("events_applied", 0),
             },
         )
 

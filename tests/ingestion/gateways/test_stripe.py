@@ -21,6 +21,7 @@ from billing_jobs.payments.gateway import (
     NotFound,
     PaymentStatus,
 )
+from ingestion.gateways.retry import RetryPolicy
 from ingestion.gateways.stripe import StripeConfig, StripeGateway
 from ingestion.webhooks.signatures import SignatureError
 
@@ -109,7 +110,10 @@ def test_unknown_objects_and_bad_cursor(gw):
 def test_unreachable_server_is_an_unknown_outcome():
     dead = StripeGateway(
         StripeConfig(
-            api_key="sk_x", api_base="http://127.0.0.1:9", max_network_retries=0, timeout_seconds=1
+            api_key="sk_x",
+            api_base="http://127.0.0.1:9",
+            timeout_seconds=1,
+            retry=RetryPolicy(attempts=1, backoff=0.01, jitter=0),
         )
     )
     with pytest.raises(GatewayTimeout):

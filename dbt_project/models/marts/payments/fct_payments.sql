@@ -4,7 +4,8 @@
 with simulated as (
 
     select
-        gateway, gateway_payment_id, invoice_id, customer_id, method, issuer, status,
+        gateway, gateway_payment_id, invoice_id, customer_id, method, issuer, card_brand,
+        card_country, status,
         amount_minor, currency, fee_minor, fee_tax_minor, decline_code, attempt_number,
         created_at, settled_at, settlement_id
     from {{ ref('stg_simulated__charges') }}
@@ -14,7 +15,8 @@ with simulated as (
 real_gateways as (
 
     select
-        gateway, gateway_payment_id, invoice_id, customer_id, method, issuer, status,
+        gateway, gateway_payment_id, invoice_id, customer_id, method, issuer, card_brand,
+        card_country, status,
         amount_minor, currency, fee_minor, fee_tax_minor, decline_code, attempt_number,
         created_at, settled_at, settlement_id
     from {{ ref('stg_gateway__charges') }}
@@ -39,6 +41,8 @@ final as (
         customer_id,
         method,
         issuer,
+        card_brand,
+        card_country,
         status,
         amount_minor,
         currency,

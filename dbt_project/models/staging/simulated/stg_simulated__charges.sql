@@ -15,6 +15,8 @@ final as (
         customer_id,
         method,
         issuer,
+        card_brand,
+        card_country,
         status,
         cast(amount_minor as bigint) as amount_minor,
         upper(currency) as currency,
