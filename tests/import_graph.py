@@ -30,6 +30,7 @@ BILLING_LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"money", "errors", "periods", "__init__"}),
     frozenset({"ledger"}),
     frozenset({"tax"}),
+    frozenset({"inputs"}),  # validators of outside input: the schema's limits, GSTIN rules
     frozenset({"catalog", "customers"}),
     frozenset({"invoicing"}),
     frozenset({"subscriptions"}),

@@ -139,46 +139,7 @@ def _apply_payment(
         idempotency_key=attempt.idempotency_key,
     )  # fmt: skip
     if attempt.status not in UNRESOLVED:
-        if attempt.status is AttemptStatus.SUCCEEDED and status is not PaymentStatus.SUCCEEDED:
-            return _Outcome(
-                EventStatus.IGNORED,
-                f"{ev.event_type} after success of invoice {attempt.invoice_id}: ignored",
-                pid,
-                noteworthy=True,
-            )
-        if attempt.status is AttemptStatus.SUCCEEDED:
-            # The attempt is final, but its invoice may still be open (left so by a crash of
-            # an older version): the gateway's success marks it paid.
-            outcome = CollectionReport()
-            settle_success(engine, ev.source, int(attempt.invoice_id), now, outcome)
-            if outcome.paid:
-                report.paid.extend(outcome.paid)
-                return _Outcome(
-                    EventStatus.APPLIED, f"invoice {attempt.invoice_id} marked paid", pid
-                )
-            return _Outcome(EventStatus.IGNORED, "attempt already succeeded", pid)
-        if status is PaymentStatus.SUCCEEDED:
-            # Money was captured for an attempt the ledger closed as failed. A failure we only
-            # guessed (the gateway had no record of a timed-out request) yields to the gateway
-            # when no later attempt was made; anything else is for a person, never a re-pay.
-            outcome = CollectionReport()
-            final = finish_attempt(engine, ev.source, attempt.attempt_id, result, now, outcome,
-                                   policy, at=at)  # fmt: skip
-            if final.status is AttemptStatus.SUCCEEDED:
-                report.paid.extend(outcome.paid)
-                return _Outcome(
-                    EventStatus.APPLIED,
-                    f"attempt {final.attempt_id} of invoice {final.invoice_id} is succeeded "
-                    "(the gateway had captured it)",
-                    pid,
-                )
-            return _Outcome(
-                EventStatus.REJECTED,
-                f"gateway reports payment {pid} succeeded but attempt {attempt.attempt_id} of "
-                f"invoice {attempt.invoice_id} is {attempt.status.value}: investigate",
-                pid,
-            )
-        return _Outcome(EventStatus.IGNORED, f"attempt already {attempt.status.value}", pid)
+        return _apply_to_resolved(engine, ev, attempt, status, result, pid, at, now, policy, report)
     if status is PaymentStatus.PENDING and attempt.status is AttemptStatus.PROCESSING:
         return _Outcome(EventStatus.IGNORED, "still processing", pid)
     outcome = CollectionReport()
@@ -189,6 +150,59 @@ def _apply_payment(
     if outcome.retries_scheduled:
         detail += f"; retry at {next(iter(outcome.retries_scheduled.values()))}"
     return _Outcome(EventStatus.APPLIED, detail, pid)
+
+
+def _apply_to_resolved(
+    engine: Engine,
+    ev: IncomingEvent,
+    attempt: Any,
+    status: PaymentStatus,
+    result: PaymentResult,
+    pid: str,
+    at: datetime,
+    now: datetime,
+    policy: RetryPolicy | None,
+    report: ApplyReport,
+) -> _Outcome:
+    """A payment event for an attempt the ledger has already resolved."""
+    if attempt.status is AttemptStatus.SUCCEEDED and status is not PaymentStatus.SUCCEEDED:
+        return _Outcome(
+            EventStatus.IGNORED,
+            f"{ev.event_type} after success of invoice {attempt.invoice_id}: ignored",
+            pid,
+            noteworthy=True,
+        )
+    if attempt.status is AttemptStatus.SUCCEEDED:
+        # The attempt is final, but its invoice may still be open (left so by a crash of
+        # an older version): the gateway's success marks it paid.
+        outcome = CollectionReport()
+        settle_success(engine, ev.source, int(attempt.invoice_id), now, outcome)
+        if outcome.paid:
+            report.paid.extend(outcome.paid)
+            return _Outcome(EventStatus.APPLIED, f"invoice {attempt.invoice_id} marked paid", pid)
+        return _Outcome(EventStatus.IGNORED, "attempt already succeeded", pid)
+    if status is PaymentStatus.SUCCEEDED:
+        # Money was captured for an attempt the ledger closed as failed. A failure we only
+        # guessed (the gateway had no record of a timed-out request) yields to the gateway
+        # when no later attempt was made; anything else is for a person, never a re-pay.
+        outcome = CollectionReport()
+        final = finish_attempt(engine, ev.source, attempt.attempt_id, result, now, outcome,
+                               policy, at=at)  # fmt: skip
+        if final.status is AttemptStatus.SUCCEEDED:
+            report.paid.extend(outcome.paid)
+            return _Outcome(
+                EventStatus.APPLIED,
+                f"attempt {final.attempt_id} of invoice {final.invoice_id} is succeeded "
+                "(the gateway had captured it)",
+                pid,
+            )
+        return _Outcome(
+            EventStatus.REJECTED,
+            f"gateway reports payment {pid} succeeded but attempt {attempt.attempt_id} of "
+            f"invoice {attempt.invoice_id} is {attempt.status.value}: investigate",
+            pid,
+        )
+    return _Outcome(EventStatus.IGNORED, f"attempt already {attempt.status.value}", pid)
 
 
 def _refund_objects(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
