@@ -1,7 +1,6 @@
-"""MLflow pyfunc wrappers for models that carry more than an estimator (feature specs,
-reference values for explanations, robust statistics), so ``mlflow.pyfunc.load_model``
-scores a DataFrame in any process (the ``ml`` package travels with the model as code) and
-``unwrap_python_model()`` gives back the full object. Outputs carry the id column."""
+"""MLflow pyfunc wrappers for models that carry more than an estimator (feature lists,
+medians for explanations, robust statistics), so ``mlflow.pyfunc.load_model`` scores a
+DataFrame in any process and ``unwrap_python_model()`` gives back the full object."""
 
 from __future__ import annotations
 
@@ -15,27 +14,22 @@ from ml.churn import ChurnModel
 
 
 class ChurnPyfunc(mlflow.pyfunc.PythonModel):
-    """``predict`` returns ``customer_id`` (when given) and ``churn_probability`` per row."""
+    """``predict`` returns the churn probability per row of a customer-feature table."""
 
     def __init__(self, churn: ChurnModel) -> None:
         self.churn = churn
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
-        out = pd.DataFrame({"churn_probability": self.churn.predict_proba(model_input)})
-        if "customer_id" in model_input.columns:
-            out.insert(0, "customer_id", model_input["customer_id"].astype(str).to_numpy())
-        return out
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.Series:
+        return pd.Series(self.churn.predict_proba(model_input), name="churn_probability")
 
 
 class DetectorPyfunc(mlflow.pyfunc.PythonModel):
-    """``predict`` returns ``transaction_id`` and the anomaly ``score`` per transaction
-    (features from the rows given, so pass the history the windows need, with the labels
-    known so far when the detector is supervised)."""
+    """``predict`` returns the anomaly score per transaction (features from the rows given,
+    so pass the history the velocity features need)."""
 
     def __init__(self, detector: Detector) -> None:
         self.detector = detector
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.Series:
         scored = self.detector.score(model_input)
-        scored["transaction_id"] = scored["transaction_id"].astype(str)
-        return scored[["transaction_id", "score"]]
+        return scored.set_index("transaction_id")["score"]
