@@ -45,6 +45,13 @@ NOT_COPIED: dict[str, str] = {
     "described by invoice_documents",
     "document_delivery_files": "paths and hashes of files the mail sender attaches at send time; "
     "document_deliveries.document_number already names the document",
+    "credit_note_documents": "paths and hashes of rendered credit-note PDFs; the credit notes "
+    "and their lines are copied, and the files live in the document store",
+    "payments_quarantined_events": "gateway events no payment matched, kept with their raw "
+    "bodies for an operator to replay or discard: an operations queue, not business facts",
+    "subscription_charges": "proration bookkeeping (what each item in force was charged, to "
+    "credit unused time once); what customers were charged and credited arrives with invoice "
+    "lines and credit-note lines",
     "ops_alerts": "alerts about failed job runs, for operators where they work; their messages "
     "carry error details, not business facts",
 }
@@ -76,6 +83,11 @@ EXCLUDED_COLUMNS: dict[str, frozenset[str]] = {
     "document_deliveries": frozenset({"text_body", "html_body", "claim_token"}),
     "payments_gateway_events": frozenset({"body"}),
     "payment_methods": frozenset({"gateway_token"}),
+    # The charge in flight (cleared when it is finalized) and the token of a hard-declined
+    # method: collection's own bookkeeping, and a token that can be charged.
+    "payments_collection_state": frozenset(
+        {"claim_attempt_id", "claimed_at", "declined_token", "declined_code"}
+    ),
 }
 # Keys per IN (...) list when reading keyed rows (below every backend's parameter limit).
 KEY_BATCH = 900

@@ -6,7 +6,6 @@ GSTIN, e-mail, control characters) plugs in here once and applies to every comma
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import UTC, datetime
 
 import typer
@@ -28,15 +27,16 @@ def parse_instant(value: str | None, option: str = "--at") -> datetime:
 
 
 def parse_text(value: str | None, option: str, *, max_length: int = 200) -> str | None:
-    """Free text (names, address lines): stripped, no control characters, bounded length."""
+    """Free text (names, address lines): `billing_jobs.inputs.text`, the one rule for text from
+    outside (valid Unicode, no control characters or escapes, stripped, bounded length)."""
+    from billing_jobs.inputs import InputError, text
+
     if value is None:
         return None
-    if any(unicodedata.category(c) == "Cc" for c in value):
-        raise typer.BadParameter("must not contain control characters", param_hint=option)
-    value = value.strip()
-    if len(value) > max_length:
-        raise typer.BadParameter(f"is longer than {max_length} characters", param_hint=option)
-    return value
+    try:
+        return text(value, option, max_len=max_length, allow_empty=True)
+    except InputError as exc:
+        raise typer.BadParameter(str(exc).removeprefix(f"{option}: "), param_hint=option) from None
 
 
 def parse_name(value: str | None, option: str = "--name") -> str | None:

@@ -106,7 +106,7 @@ def test_payments_collect_charges_one_invoice_once(world) -> None:
     ("args", "needle"),
     [
         (["--email", "not-an-address"], "is not an e-mail address"),
-        (["--name", "Evil\x1b[31m Corp"], "control characters"),
+        (["--name", "Evil\x1b[31m Corp"], "control character"),
         (["--name", "   "], "must not be empty"),
         (["--gstin", "29ABC"], "not 15 letters and digits"),
         (["--gstin", "29AAPFU0939F1ZW"], "checksum"),
