@@ -98,6 +98,19 @@ def integer(value: int | str, field: str, *, lo: int = 0, hi: int = MAX_ID) -> i
     return value
 
 
+def ledger_ref(ref: str | int) -> int | None:
+    """The ledger id `ref` names when it is one (ASCII digits, 1..MAX_ID), else None: then it
+    is a document number (INV/2627/000001) or a gateway id, looked up as text."""
+    if isinstance(ref, bool):
+        return None
+    if isinstance(ref, int):
+        return ref if 1 <= ref <= MAX_ID else None
+    raw = str(ref)
+    if raw.isascii() and raw.isdigit() and len(raw) <= 19 and 1 <= int(raw) <= MAX_ID:
+        return int(raw)
+    return None
+
+
 def text(value: str, field: str, *, max_len: int, allow_empty: bool = False) -> str:
     """Printable text: valid Unicode (undecodable bytes from a terminal are refused), no
     control characters or escape sequences (ANSI colours, cursor moves, NUL), surrounding

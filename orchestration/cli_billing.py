@@ -41,6 +41,8 @@ LimitOption = Annotated[int, typer.Option("--limit", help="At most this many row
 # Ids are BIGINT in the ledger; quantities and trial days are bounded by the domain.
 MAX_ID = 2**63 - 1
 IdArg = Annotated[int, typer.Argument(min=1, max=MAX_ID)]
+CustomerOption = Annotated[int | None, typer.Option("--customer", min=1, max=MAX_ID)]
+SubscriptionOption = Annotated[int | None, typer.Option("--subscription", min=1, max=MAX_ID)]
 QUANTITY_MAX = 1_000_000
 
 customers_app = typer.Typer(help="Billing customers.", no_args_is_help=True)
@@ -244,7 +246,7 @@ def customers_create(
 
 @customers_app.command("update")
 def customers_update(
-    customer_id: int,
+    customer_id: IdArg,
     name: NameOption = None,
     email: EmailOption = None,
     gstin: Annotated[str | None, typer.Option(help='GSTIN ("" removes it).')] = None,
@@ -514,7 +516,7 @@ def subscriptions_show(subscription_id: IdArg, as_json: JsonOption = False) -> N
 
 @subscriptions_app.command("list")
 def subscriptions_list(
-    customer_id: Annotated[int | None, typer.Option("--customer")] = None,
+    customer_id: CustomerOption = None,
     status: Annotated[str | None, typer.Option(help="active, past_due, paused, ...")] = None,
     limit: LimitOption = 100,
     as_json: JsonOption = False,

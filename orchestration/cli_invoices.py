@@ -9,7 +9,16 @@ from typing import Annotated, Any
 import typer
 
 from orchestration.cli_args import parse_count, parse_instant
-from orchestration.cli_billing import AtOption, JsonOption, LimitOption, run_domain
+from orchestration.cli_billing import (
+    QUANTITY_MAX,
+    AtOption,
+    CustomerOption,
+    IdArg,
+    JsonOption,
+    LimitOption,
+    SubscriptionOption,
+    run_domain,
+)
 from orchestration.cli_output import emit, money, table
 from orchestration.lib.env import load_settings
 
@@ -86,8 +95,8 @@ def _invoice_rows(rows: list[dict[str, Any]]) -> None:
 
 @invoices_app.command("list")
 def invoices_list(
-    customer_id: Annotated[int | None, typer.Option("--customer")] = None,
-    subscription_id: Annotated[int | None, typer.Option("--subscription")] = None,
+    customer_id: CustomerOption = None,
+    subscription_id: SubscriptionOption = None,
     status: Annotated[
         str | None, typer.Option(help="draft, open, paid, void, uncollectible.")
     ] = None,
@@ -121,9 +130,11 @@ def invoices_show(
 
 @invoices_app.command("preview")
 def invoices_preview(
-    subscription_id: int,
+    subscription_id: IdArg,
     plan: Annotated[str | None, typer.Option(help="Hypothetical new plan.")] = None,
-    quantity: Annotated[int | None, typer.Option(help="Hypothetical new quantity.")] = None,
+    quantity: Annotated[
+        int | None, typer.Option(min=1, max=QUANTITY_MAX, help="Hypothetical new quantity.")
+    ] = None,
     at: AtOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -202,7 +213,7 @@ def invoices_pdf(
 
 @invoices_app.command("run")
 def invoices_run(
-    limit: Annotated[int | None, typer.Option(min=1)] = None,
+    limit: Annotated[int | None, typer.Option(min=1, max=1_000_000)] = None,
     no_mail: Annotated[bool, typer.Option("--no-mail")] = False,
     as_of: Annotated[str | None, typer.Option("--as-of")] = None,
     as_json: JsonOption = False,
@@ -238,7 +249,7 @@ def invoices_run(
 # -- credit notes ---------------------------------------------------------------------------
 @notes_app.command("list")
 def notes_list(
-    customer_id: Annotated[int | None, typer.Option("--customer")] = None,
+    customer_id: CustomerOption = None,
     invoice: Annotated[str | None, typer.Option("--invoice", help="Invoice id or number.")] = None,
     limit: LimitOption = 100,
     as_json: JsonOption = False,

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from billing_jobs.errors import InvalidTransitionError, NotFoundError, ValidationError
+from billing_jobs.inputs import ledger_ref
 from billing_jobs.invoicing.numbering import allocate_numbers
 from billing_jobs.ledger import schema as s
 from billing_jobs.ledger.rawsql import is_sqlite, ph, to_db
@@ -287,15 +288,14 @@ def get_credit_note(target: Target, credit_note_id: int) -> dict[str, Any]:
 def find_credit_note_id(target: Target, ref: str | int) -> int:
     """The id of the credit note `ref` names: its id, or its number (CN/2627/000001)."""
     cn = s.credit_notes
+    key = ledger_ref(ref)
     with write_conn(target) as conn:
-        if isinstance(ref, int) or str(ref).isdigit():
-            row = conn.execute(select(cn.c.id).where(cn.c.id == int(ref))).first()
+        if key is not None:
+            row = conn.execute(select(cn.c.id).where(cn.c.id == key)).first()
         else:
-            row = conn.execute(select(cn.c.id).where(cn.c.number == ref)).first()
+            row = conn.execute(select(cn.c.id).where(cn.c.number == str(ref))).first()
     if row is None:
-        raise NotFoundError(
-            f"no credit note {'numbered ' if not str(ref).isdigit() else ''}{ref!r}"
-        )
+        raise NotFoundError(f"no credit note {'numbered ' if key is None else ''}{ref!r}")
     return int(row.id)
 
 

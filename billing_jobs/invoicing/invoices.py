@@ -9,6 +9,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from billing_jobs.customers import credit_balance
 from billing_jobs.errors import InvalidTransitionError, NotFoundError, ValidationError
+from billing_jobs.inputs import ledger_ref
 from billing_jobs.invoicing.numbering import allocate_numbers
 from billing_jobs.ledger import schema as s
 from billing_jobs.ledger.serialize import row_dict
@@ -181,13 +182,16 @@ INVOICE_STATUSES = tuple(INVOICE_TRANSITIONS)
 
 def find_invoice_id(target: Target, ref: str | int) -> int:
     """The id of the invoice `ref` names: its id, or its number (INV/2627/000001)."""
+    key = ledger_ref(ref)
     with write_conn(target) as conn:
-        if isinstance(ref, int) or str(ref).isdigit():
-            row = conn.execute(select(s.invoices.c.id).where(s.invoices.c.id == int(ref))).first()
+        if key is not None:
+            row = conn.execute(select(s.invoices.c.id).where(s.invoices.c.id == key)).first()
         else:
-            row = conn.execute(select(s.invoices.c.id).where(s.invoices.c.number == ref)).first()
+            row = conn.execute(
+                select(s.invoices.c.id).where(s.invoices.c.number == str(ref))
+            ).first()
     if row is None:
-        raise NotFoundError(f"no invoice {'numbered ' if not str(ref).isdigit() else ''}{ref!r}")
+        raise NotFoundError(f"no invoice {'numbered ' if key is None else ''}{ref!r}")
     return int(row.id)
 
 

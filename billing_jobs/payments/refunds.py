@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, func, insert, select
 
 from billing_jobs.errors import NotFoundError
+from billing_jobs.inputs import ledger_ref
 from billing_jobs.invoicing.credit_notes import create_credit_note
 from billing_jobs.ledger import schema as s
 from billing_jobs.ledger.schema import payments_refunds
@@ -35,9 +36,10 @@ def create_refund(
     if isinstance(amount_minor, bool) or not isinstance(amount_minor, int):
         raise PaymentsError(f"amount_minor must be an integer, got {amount_minor!r}")
     pa = s.payment_attempts
+    key = ledger_ref(invoice_or_payment)
     cond = (
-        pa.c.invoice_id == int(invoice_or_payment)
-        if str(invoice_or_payment).isdigit()
+        pa.c.invoice_id == key
+        if key is not None
         else pa.c.gateway_payment_id == str(invoice_or_payment)
     )
     with engine.connect() as conn:
