@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -22,6 +23,17 @@ def connect(path: Path | str) -> duckdb.DuckDBPyConnection:
     """Open the warehouse file, creating its parent folder."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return duckdb.connect(str(path))
+
+
+@contextmanager
+def hold_read_only(path: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection: while it is open no other process can write the file (DuckDB's
+    file lock), so the file can be copied consistently. Fails at once if a writer has it."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        yield con
+    finally:
+        con.close()
 
 
 def upsert_dataframe(

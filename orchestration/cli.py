@@ -291,8 +291,15 @@ def webhooks_replay(
     _emit(report.to_dict(), as_json, lambda d: [typer.echo(f"{k:12} {v}") for k, v in d.items()])
 
 
-from orchestration import cli_billing, cli_invoices, cli_payments, cli_reports  # noqa: E402
+from orchestration import (  # noqa: E402
+    cli_backup,
+    cli_billing,
+    cli_invoices,
+    cli_payments,
+    cli_reports,
+)
 
+cli_backup.register(app)
 cli_billing.register(app)
 cli_invoices.register(app)
 cli_payments.register(app)

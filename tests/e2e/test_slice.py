@@ -59,3 +59,29 @@ def test_demo_materializes_everything_and_is_repeatable(paysight_env):
         "duplicate_raw_rows",
     ):
         assert second[key] == first[key], key
+
+    # #19: a backup restored into an empty data directory gives the same demo summary.
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from orchestration.backup import backup, restore
+    from orchestration.demo import warehouse_summary
+    from orchestration.lib.env import load_settings
+
+    here = settings.data_dir
+    folder = Path(backup(settings, here.parent / "backups", at=datetime.now(UTC))["path"])
+    elsewhere = here.parent / "restored"
+    target = load_settings(
+        data_dir=elsewhere,
+        ledger_url=f"sqlite:///{elsewhere / 'ledger.sqlite'}",
+        warehouse_path=elsewhere / "warehouse.duckdb",
+        landing_url=str(elsewhere / "landing"),
+        documents_url=str(elsewhere / "invoices"),
+        mlflow_tracking_uri=f"sqlite:///{elsewhere / 'mlflow.db'}",
+        mlflow_artifacts_dir=elsewhere / "mlartifacts",
+    )
+    restore(target, folder)
+    currency = settings.default_currency
+    assert warehouse_summary(str(target.warehouse_path), currency) == warehouse_summary(
+        str(settings.warehouse_path), currency
+    )

@@ -25,7 +25,9 @@ T0 = datetime(2025, 3, 3, 6, 0, tzinfo=UTC)
 AT = ["--at", T0.isoformat()]
 runner = CliRunner()
 # Long-running or blocking commands (a whole world, a server) are exercised by their own tests.
-NOT_FUZZED = {("demo",), ("simulate",), ("webhooks", "serve")}
+# `backup` writes a folder wherever --to says ("/" is among the hostile values); its inputs are
+# covered by test_backup.py.
+NOT_FUZZED = {("demo",), ("simulate",), ("webhooks", "serve"), ("backup",)}
 
 
 @pytest.fixture
