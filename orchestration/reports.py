@@ -121,7 +121,13 @@ def _rows(warehouse: Path, sql: str, params: list[Any] | None = None) -> list[di
         )
     import duckdb
 
-    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        con = duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.IOException as exc:  # a writer (a materialization, dbt) holds the file lock
+        raise ReportError(
+            f"the warehouse {warehouse} is being written by another process; try again when it "
+            f"finishes ({str(exc).split(' See also')[0]})"
+        ) from None
     try:
         try:
             cur = con.execute(sql, params or [])

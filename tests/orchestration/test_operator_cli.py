@@ -152,3 +152,29 @@ def test_lists_filter_and_refuse_unknown_statuses(world) -> None:
 def test_reports_without_marts_say_how_to_build_them(world) -> None:
     result = _cli("reports", "mrr")
     assert result.exit_code == 2 and "--refresh" in result.output
+
+
+def test_reports_while_another_process_writes_the_warehouse_say_so(world) -> None:
+    """Found by the CLI fuzz test: a dbt build still running (another process) holds DuckDB's
+    write lock; the report says so instead of raising IOException."""
+    import subprocess
+    import sys
+
+    from orchestration.lib.env import get_settings
+
+    path = str(get_settings().warehouse_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb,sys,time; c=duckdb.connect(sys.argv[1]); print('held', flush=True); "
+         "time.sleep(60)", path],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = _cli("reports", "mrr")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 2, result.output
+    assert "being written by another process" in " ".join(result.output.split())
