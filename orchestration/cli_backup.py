@@ -1,5 +1,6 @@
 """`paysight backup` and `paysight restore`: every store of the installation into one folder
-(ledger, warehouse, MLflow, documents, landing files, secrets) and back into empty stores."""
+(ledger, warehouse, MLflow, documents, landing files, secrets) and back into empty stores;
+`paysight scan-pii`: no card number, CVV, UPI PIN or API key in any store, log or file."""
 
 from __future__ import annotations
 
@@ -65,6 +66,31 @@ def restore_command(
     emit(out, as_json, render=lambda o: typer.echo(f"restored {', '.join(o['restored'])}"))
 
 
+def scan_pii_command(
+    also: Annotated[
+        list[Path] | None,
+        typer.Option("--also", exists=True, help="Another folder or file to scan (e.g. logs)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Scan every store, log and landing file for card numbers (Luhn and network checked),
+    CVVs, UPI PINs and gateway API keys. Reports where, never the value; exit 1 on a find."""
+    from orchestration.cli_context import settings_or_exit
+    from orchestration.pii_scan import scan
+
+    out = scan(settings_or_exit(), also or [])
+    emit(out, as_json, render=_render_scan)
+    if out["findings"]:
+        raise typer.Exit(code=1)
+
+
+def _render_scan(out: dict[str, Any]) -> None:
+    typer.echo(f"{out['files_scanned']} files scanned, {len(out['findings'])} finding(s)")
+    for f in out["findings"]:
+        typer.echo(f"  {f['kind']:12} {f['path']} at byte {f['offset']} ({f['hint']})")
+
+
 def register(app: typer.Typer) -> None:
+    app.command("scan-pii")(scan_pii_command)
     app.command("backup")(backup_command)
     app.command("restore")(restore_command)
