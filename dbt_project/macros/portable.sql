@@ -61,3 +61,14 @@
 {% macro iso_timestamp(text_expr) -%}
     cast(replace(substring({{ text_expr }}, 1, 19), 'T', ' ') as timestamp)
 {%- endmacro %}
+
+{#- A date `days` days after `date_expr`, as a date. -#}
+{% macro days_after(date_expr, days) -%}
+    {{ return(adapter.dispatch('days_after', 'paysight')(date_expr, days)) }}
+{%- endmacro %}
+{% macro default__days_after(date_expr, days) -%}
+    cast(({{ date_expr }}) + interval '{{ days }}' day as date)
+{%- endmacro %}
+{% macro spark__days_after(date_expr, days) -%}
+    date_add({{ date_expr }}, {{ days }})
+{%- endmacro %}

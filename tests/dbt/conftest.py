@@ -451,6 +451,7 @@ def bank_line(
     w: World, payment_id: str, gross: int, fee: int, fee_tax: int, currency: str, settled: datetime
 ) -> None:
     day = settled.strftime("%Y%m%d")
+    line = w.ids.get("bank_settlements", 0) + 1
     w.add(
         "bank_settlements",
         settlement_id=f"setl_{day}",
@@ -462,7 +463,9 @@ def bank_line(
         net_minor=gross - fee - fee_tax,
         currency=currency,
         settled_at=settled,
-        line_number=w.ids.get("bank_settlements", 0) + 1,
+        line_number=line,
+        file="settlements.csv",
+        bank_row_id=f"settlements.csv:{line}",
     )
 
 
