@@ -102,7 +102,29 @@ def _check_results(asset: str, report) -> list[dg.AssetCheckResult]:
                 ),
             },
         ),
+        _trusted_result(asset, report),
     ]
+
+
+def _trusted_result(asset: str, report) -> dg.AssetCheckResult:
+    """The blocking check: a load whose schema check failed or that rejected a whole file
+    must not rebuild the marts on a partial picture. Rows set aside one by one do not block
+    (they are quarantined and the rest is sound), nor does staleness (the freshness checks
+    report it)."""
+    table_failures = [
+        c.check for c in report.checks if c.check.startswith("schema(") and not c.success
+    ]
+    rejected = list(getattr(report, "rejected_files", []))
+    reasons = [f"table check failed: {c}" for c in table_failures]
+    reasons += [f"file rejected whole: {name}" for name in rejected]
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=f"{asset}_load_trusted",
+        passed=not reasons,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(reasons) or None,
+        metadata={"reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in reasons) or "none")},
+    )
 
 
 def _quality_specs(asset: str) -> list[dg.AssetCheckSpec]:
@@ -116,6 +138,13 @@ def _quality_specs(asset: str) -> list[dg.AssetCheckSpec]:
             f"{asset}_expectations_pass",
             asset=asset,
             description="Great Expectations suite: schema, keys, enums, freshness.",
+        ),
+        dg.AssetCheckSpec(
+            f"{asset}_load_trusted",
+            asset=asset,
+            blocking=True,
+            description="Blocking: fails when the schema check failed or a whole file was "
+            "rejected, and then the marts downstream are not rebuilt in that run.",
         ),
     ]
 
