@@ -74,20 +74,24 @@ def scan_pii_command(
     as_json: JsonOption = False,
 ) -> None:
     """Scan every store, log and landing file for card numbers (Luhn and network checked),
-    CVVs, UPI PINs and gateway API keys. Reports where, never the value; exit 1 on a find."""
+    CVVs, UPI PINs and gateway API keys. Reports where, never the value; exit 1 on a find or
+    on a store it could not read (a warehouse another process is writing)."""
     from orchestration.cli_context import settings_or_exit
     from orchestration.pii_scan import scan
 
     out = scan(settings_or_exit(), also or [])
     emit(out, as_json, render=_render_scan)
-    if out["findings"]:
+    if out["findings"] or out["unreadable"]:
         raise typer.Exit(code=1)
 
 
 def _render_scan(out: dict[str, Any]) -> None:
     typer.echo(f"{out['files_scanned']} files scanned, {len(out['findings'])} finding(s)")
     for f in out["findings"]:
-        typer.echo(f"  {f['kind']:12} {f['path']} at byte {f['offset']} ({f['hint']})")
+        where = "row" if "::" in f["path"] else "byte"
+        typer.echo(f"  {f['kind']:12} {f['path']} at {where} {f['offset']} ({f['hint']})")
+    for u in out["unreadable"]:
+        typer.echo(f"  unreadable   {u['path']}: {u['reason']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,9 +2,14 @@
 what must never be kept — a card number (Luhn-valid, with a card network's prefix and length),
 a CVV or UPI PIN next to its name, or a gateway API key — and report where, never what.
 
-Files are read as bytes (SQLite, DuckDB and Parquet files included: their text cells are
-stored as plain bytes), in overlapping chunks so a match across a chunk border is found.
-`data/secrets/` is skipped: it holds the installation's own webhook secrets by design."""
+Every file is read as bytes in overlapping chunks, so a match across a chunk border is found
+(SQLite keeps text cells as plain bytes). DuckDB databases and Parquet files are also read
+through DuckDB, every text column decoded: their compression (FSST, zstd, snappy) hides text
+from a byte scan. A DuckDB file another process is writing cannot be opened and is reported
+as unreadable, which fails the scan like a finding: nothing unread is vouched for.
+`data/secrets/` is skipped: it holds the installation's own webhook secrets by design. Those
+secrets, and every secret setting (API keys, webhook secrets, the SMTP password), are looked
+for everywhere else: a log or a store that holds one is a finding (`own_secret`)."""
 
 from __future__ import annotations
 
@@ -72,7 +77,9 @@ def card_network(digits: str) -> str | None:
     return None
 
 
-def scan_bytes(data: bytes, path: str, base: int = 0) -> Iterator[Finding]:
+def scan_bytes(
+    data: bytes, path: str, base: int = 0, secrets: Iterable[bytes] = ()
+) -> Iterator[Finding]:
     for m in _DIGITS.finditer(data):
         digits = re.sub(rb"[ -]", b"", m.group()).decode()
         if card_network(digits) and luhn_ok(digits):
@@ -86,20 +93,105 @@ def scan_bytes(data: bytes, path: str, base: int = 0) -> Iterator[Finding]:
         )
     for m in _API_KEY.finditer(data):
         yield Finding(path, base + m.start(), "api_key", m.group()[:8].decode())
+    for secret in secrets:
+        at = data.find(secret)
+        while at >= 0:
+            yield Finding(path, base + at, "own_secret", f"{len(secret)} characters")
+            at = data.find(secret, at + 1)
 
 
-def scan_file(path: Path) -> list[Finding]:
+def scan_file(path: Path, secrets: Iterable[bytes] = ()) -> list[Finding]:
+    secrets = list(secrets)
+    overlap = max([OVERLAP, *(len(x) for x in secrets)])
     found: dict[tuple[int, str], Finding] = {}
     with path.open("rb") as fh:
         base, tail = 0, b""
         while block := fh.read(CHUNK):
             data = tail + block
             start = base - len(tail)
-            for f in scan_bytes(data, str(path), start):
+            for f in scan_bytes(data, str(path), start, secrets):
                 found.setdefault((f.offset, f.kind), f)
-            tail = data[-OVERLAP:]
+            tail = data[-overlap:]
             base += len(block)
     return sorted(found.values(), key=lambda f: (f.offset, f.kind))
+
+
+_TEXT_TYPES = ("VARCHAR", "JSON")
+_ROWS = 4096
+
+
+def _decoded_columns(
+    con: Any, path: Path, relations: list[tuple[str, str, str]], secrets: list[bytes]
+) -> list[Finding]:
+    """Scan each (relation sql, label, column) text column value by value; the offset of a
+    finding is its row number within that column."""
+    found: list[Finding] = []
+    for relation, label, column in relations:
+        quoted = column.replace('"', '""')
+        cursor = con.execute(f'select "{quoted}" from {relation} where "{quoted}" is not null')
+        row = 0
+        while rows := cursor.fetchmany(_ROWS):
+            for (value,) in rows:
+                for f in scan_bytes(str(value).encode(), f"{path}::{label}.{column}", row, secrets):
+                    found.append(Finding(f.path, row, f.kind, f.hint))
+                row += 1
+    return found
+
+
+def scan_decoded(path: Path, secrets: Iterable[bytes] = ()) -> list[Finding]:
+    """Text columns of a DuckDB database or a Parquet file, decoded (see the module doc).
+    Raises duckdb.Error when the file cannot be opened."""
+    import duckdb
+
+    if path.suffix == ".parquet":
+        con = duckdb.connect()
+        try:
+            relation = f"read_parquet('{str(path).replace(chr(39), chr(39) * 2)}')"
+            cols = con.execute(f"describe select * from {relation}").fetchall()
+            text = [(relation, path.name, c[0]) for c in cols if str(c[1]) in _TEXT_TYPES]
+            return _decoded_columns(con, path, text, list(secrets))
+        finally:
+            con.close()
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        cols = con.execute(
+            "select table_schema, table_name, column_name from information_schema.columns "
+            "where data_type in ('VARCHAR', 'JSON') order by 1, 2, ordinal_position"
+        ).fetchall()
+        q = lambda name: '"' + name.replace('"', '""') + '"'  # noqa: E731
+        text = [(f"{q(sch)}.{q(tab)}", f"{sch}.{tab}", col) for sch, tab, col in cols]
+        return _decoded_columns(con, path, text, list(secrets))
+    finally:
+        con.close()
+
+
+def _is_duckdb(path: Path) -> bool:
+    if path.suffix == ".parquet":
+        return True
+    try:
+        with path.open("rb") as fh:
+            return fh.read(12)[8:12] == b"DUCK"
+    except OSError:
+        return False
+
+
+MIN_SECRET = 8
+
+
+def own_secrets(settings: Settings) -> list[bytes]:
+    """The installation's own secrets: every file in `data/secrets/` and every secret setting
+    (API keys, webhook secrets, the SMTP password). None may appear anywhere else."""
+    from urllib.parse import urlsplit
+
+    values: list[str] = []
+    folder = Path(settings.data_dir) / "secrets"
+    if folder.is_dir():
+        values += [p.read_text(errors="replace").strip() for p in folder.rglob("*") if p.is_file()]
+    for name, value in settings:
+        if hasattr(value, "get_secret_value"):
+            secret = value.get_secret_value()
+            values.append((urlsplit(secret).password or "") if name == "smtp_url" else secret)
+    return sorted({v.encode() for v in values if len(v) >= MIN_SECRET})
 
 
 def roots(settings: Settings, extra: Iterable[Path] = ()) -> list[Path]:
@@ -129,9 +221,23 @@ def _files(paths: Iterable[Path], skip: set[Path]) -> Iterator[Path]:
 def scan(settings: Settings, extra: Iterable[Path] = ()) -> dict[str, Any]:
     """Scan the installation (and `extra` folders, e.g. a log directory)."""
     skip = {(Path(settings.data_dir) / d).resolve() for d in SKIPPED_DIRS}
+    import duckdb
+
+    secrets = own_secrets(settings)
     findings: list[Finding] = []
+    unreadable: list[dict[str, str]] = []
     files = 0
     for path in _files(roots(settings, extra), skip):
         files += 1
-        findings += scan_file(path)
-    return {"files_scanned": files, "findings": [asdict(f) for f in findings]}
+        findings += scan_file(path, secrets)
+        if _is_duckdb(path):
+            try:
+                findings += scan_decoded(path, secrets)
+            except duckdb.Error as exc:
+                reason = str(exc).splitlines()[0][:200]
+                unreadable.append({"path": str(path), "reason": reason})
+    return {
+        "files_scanned": files,
+        "findings": [asdict(f) for f in findings],
+        "unreadable": unreadable,
+    }

@@ -108,3 +108,79 @@ def test_planted_values_in_real_stores_are_found_and_secrets_are_skipped(tmp_pat
     assert result.exit_code == 1, result.output
     assert VISA not in result.output and AMEX not in result.output and "123456" not in result.output
     assert len(json.loads(result.output)["findings"]) == len(out["findings"])
+
+
+def test_text_hidden_by_duckdb_and_parquet_compression_is_found(tmp_path):
+    """FSST-compressed DuckDB strings and zstd Parquet pages hide text from a byte scan; the
+    scan reads those files' text columns decoded and reports table, column and row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    settings = _settings(tmp_path / "data")
+    con = duckdb.connect(str(settings.warehouse_path))
+    con.execute(
+        "create schema raw; create table raw.notes as select 'ref-' || md5(i::varchar) || "
+        '\' customer \' || i as "memo ""x""" from range(100000) r(i)'
+    )
+    con.execute(f'update raw.notes set "memo ""x""" = \'paid {VISA}\' where rowid = 4242')
+    con.execute("checkpoint")
+    con.close()
+    rows = [f"ref-{i:08d}-customer" for i in range(50000)]
+    rows[777] = f"card {AMEX}"
+    landing = tmp_path / "data" / "landing"
+    pq.write_table(pa.table({"note": rows}), landing / "export.parquet", compression="zstd")
+
+    out = scan(settings)
+    assert out["unreadable"] == []
+    found = {(f["path"].split("::")[-1], f["offset"], f["kind"]) for f in out["findings"]}
+    assert ('raw.notes.memo "x"', 4242, "card_number") in found
+    assert ("export.parquet.note", 777, "card_number") in found
+
+
+def test_a_warehouse_being_written_is_reported_unreadable_and_fails(tmp_path):
+    import subprocess
+    import sys
+
+    settings = _settings(tmp_path / "data")
+    duckdb.connect(str(settings.warehouse_path)).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('held', flush=True); time.sleep(120)", str(settings.warehouse_path)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        out = scan(settings)
+        assert [Path(u["path"]).name for u in out["unreadable"]] == ["warehouse.duckdb"]
+        from orchestration.cli import app
+
+        result = CliRunner().invoke(
+            app, ["scan-pii"], env={"PAYSIGHT_DATA_DIR": str(tmp_path / "data")}
+        )
+        assert result.exit_code == 1, result.output
+        assert "unreadable" in result.output
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_the_installations_own_secrets_are_found_outside_the_secrets_folder(tmp_path):
+    data = tmp_path / "data"
+    secret = "whsec_" + "Zq3" * 12
+    (data / "secrets").mkdir(parents=True)
+    (data / "secrets" / "simulated_webhook_secret").write_text(secret + "\n")
+    from orchestration.lib.env import load_settings
+
+    settings = load_settings(
+        data_dir=data,
+        warehouse_path=data / "warehouse.duckdb",
+        smtp_url="smtp://mailer:s3cret-pass-word@127.0.0.1:2525",
+    )
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "ok.log").write_text("verified with the simulated secret (whsec_...)\n")
+    (logs / "run.log").write_text("x" * 5000 + f" signing with {secret} and s3cret-pass-word\n")
+    out = scan(settings, [logs])
+    found = sorted((Path(f["path"]).name, f["kind"]) for f in out["findings"])
+    assert found == [("run.log", "own_secret"), ("run.log", "own_secret")], found
+    assert all(secret not in json.dumps(f) for f in out["findings"])
