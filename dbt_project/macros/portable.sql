@@ -72,3 +72,11 @@
 {% macro spark__days_after(date_expr, days) -%}
     date_add({{ date_expr }}, {{ days }})
 {%- endmacro %}
+
+{#- A stable pseudonymous customer key: md5 of a salt and the ledger id. Set
+    PAYSIGHT_PSEUDONYM_SALT to a secret in production (the default makes the key reproducible
+    by anyone who knows the ids); the same salt gives the same key on every build. -#}
+{% macro customer_key(id_expr) -%}
+    {%- set salt = env_var('PAYSIGHT_PSEUDONYM_SALT', 'paysight-local') | replace("'", "''") -%}
+    md5('{{ salt }}:' || cast({{ id_expr }} as {{ dbt.type_string() }}))
+{%- endmacro %}

@@ -29,8 +29,8 @@ final as (
 
     select
         customers.customer_id,
+        customers.customer_key,
         customers.external_ref,
-        customers.name,
         customers.country,
         customers.state_code,
         customers.tax_status,

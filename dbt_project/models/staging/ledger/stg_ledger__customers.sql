@@ -8,12 +8,9 @@ final as (
 
     select
         cast(id as bigint) as customer_id,
+        {{ customer_key('id') }} as customer_key,
         external_ref,
-        name,
-        email,
-        address_line,
-        city,
-        postal_code,
+        -- name, email and address stay out of the analysts' layers: restricted.customer_contacts
         country,
         state_code,
         gstin,
