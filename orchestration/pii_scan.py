@@ -120,6 +120,10 @@ _TEXT_TYPES = ("VARCHAR", "JSON")
 _ROWS = 4096
 
 
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _decoded_columns(
     con: Any, path: Path, relations: list[tuple[str, str, str]], secrets: list[bytes]
 ) -> list[Finding]:
@@ -127,8 +131,8 @@ def _decoded_columns(
     finding is its row number within that column."""
     found: list[Finding] = []
     for relation, label, column in relations:
-        quoted = column.replace('"', '""')
-        cursor = con.execute(f'select "{quoted}" from {relation} where "{quoted}" is not null')
+        quoted = _quote(column)
+        cursor = con.execute(f"select {quoted} from {relation} where {quoted} is not null")
         row = 0
         while rows := cursor.fetchmany(_ROWS):
             for (value,) in rows:
@@ -143,29 +147,31 @@ def scan_decoded(path: Path, secrets: Iterable[bytes] = ()) -> list[Finding]:
     Raises duckdb.Error when the file cannot be opened."""
     import duckdb
 
+    secrets = list(secrets)
     if path.suffix == ".parquet":
         con = duckdb.connect()
         try:
             relation = f"read_parquet('{str(path).replace(chr(39), chr(39) * 2)}')"
             cols = con.execute(f"describe select * from {relation}").fetchall()
             text = [(relation, path.name, c[0]) for c in cols if str(c[1]) in _TEXT_TYPES]
-            return _decoded_columns(con, path, text, list(secrets))
+            return _decoded_columns(con, path, text, secrets)
         finally:
             con.close()
     con = duckdb.connect(str(path), read_only=True)
     try:
         cols = con.execute(
             "select table_schema, table_name, column_name from information_schema.columns "
-            "where data_type in ('VARCHAR', 'JSON') order by 1, 2, ordinal_position"
+            "where list_contains(?, data_type) order by 1, 2, ordinal_position",
+            [list(_TEXT_TYPES)],
         ).fetchall()
-        q = lambda name: '"' + name.replace('"', '""') + '"'  # noqa: E731
-        text = [(f"{q(sch)}.{q(tab)}", f"{sch}.{tab}", col) for sch, tab, col in cols]
-        return _decoded_columns(con, path, text, list(secrets))
+        text = [(f"{_quote(sch)}.{_quote(tab)}", f"{sch}.{tab}", col) for sch, tab, col in cols]
+        return _decoded_columns(con, path, text, secrets)
     finally:
         con.close()
 
 
-def _is_duckdb(path: Path) -> bool:
+def _decodable(path: Path) -> bool:
+    """A Parquet file or a DuckDB database (by its header magic)."""
     if path.suffix == ".parquet":
         return True
     try:
@@ -230,7 +236,7 @@ def scan(settings: Settings, extra: Iterable[Path] = ()) -> dict[str, Any]:
     for path in _files(roots(settings, extra), skip):
         files += 1
         findings += scan_file(path, secrets)
-        if _is_duckdb(path):
+        if _decodable(path):
             try:
                 findings += scan_decoded(path, secrets)
             except duckdb.Error as exc:
