@@ -23,6 +23,8 @@ from billing_jobs.money import MoneyError, normalize_currency
 from orchestration.lib.paths import PROJECT_ROOT
 
 KNOWN_GATEWAYS = ("simulated", "stripe", "razorpay")
+# dbt_project/profiles.yml outputs the platform can build and read (see _runnable_target).
+RUNNABLE_DBT_TARGETS = ("dev",)
 
 
 class SettingsError(RuntimeError):
@@ -132,6 +134,44 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("landing_url", "documents_url", mode="before")
+    @classmethod
+    def _local_location(cls, value: object) -> object:
+        if isinstance(value, str) and "://" in value:
+            scheme = value.split("://", 1)[0]
+            raise ValueError(
+                f"{scheme}:// locations are not supported: this version reads and writes local "
+                "directories only. Give a local path (on several machines, a shared file system "
+                "with atomic rename and fsync, such as NFS or EFS)"
+            )
+        return value
+
+    @field_validator("mlflow_artifacts_dir", mode="before")
+    @classmethod
+    def _local_artifacts(cls, value: object) -> object:
+        if isinstance(value, str) and "://" in value:
+            raise ValueError(
+                "must be a local directory (the artifact root of the embedded tracking store); "
+                "for object-store artifacts run an MLflow tracking server with its own "
+                "--artifacts-destination and set MLFLOW_TRACKING_URI=http://..."
+            )
+        return value
+
+    @field_validator("dbt_target")
+    @classmethod
+    def _runnable_target(cls, value: str) -> str:
+        if value == "spark":
+            raise ValueError(
+                "the spark target of dbt_project/profiles.yml is compile-only "
+                "(`dbt compile --target spark` checks the models stay portable); the platform "
+                "builds and reads the DuckDB warehouse, so use 'dev'"
+            )
+        if value not in RUNNABLE_DBT_TARGETS:
+            raise ValueError(
+                f"unknown dbt target {value!r}; choose from {list(RUNNABLE_DBT_TARGETS)}"
+            )
+        return value
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
         data = self.data_dir.expanduser().resolve()
@@ -157,7 +197,7 @@ class Settings(BaseSettings):
 
     @property
     def landing_dir(self) -> Path:
-        """Local landing directory (only meaningful when landing_url is a path)."""
+        """The landing directory (always a local path; see _local_location)."""
         return Path(self.landing_url or "")
 
     @property
@@ -193,10 +233,8 @@ class Settings(BaseSettings):
         checks: list[tuple[str, Path]] = [("data_dir", self.data_dir)]
         assert self.warehouse_path is not None
         checks.append(("warehouse_path", self.warehouse_path.parent))
-        if "://" not in (self.landing_url or ""):
-            checks.append(("landing_url", self.landing_dir))
-        if "://" not in (self.documents_url or ""):
-            checks.append(("documents_url", self.documents_dir))
+        checks.append(("landing_url", self.landing_dir))
+        checks.append(("documents_url", self.documents_dir))
         if self.ledger_url and self.ledger_url.startswith("sqlite:///"):
             checks.append(("ledger_url", Path(self.ledger_url.removeprefix("sqlite:///")).parent))
         for field, path in checks:

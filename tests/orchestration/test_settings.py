@@ -41,6 +41,11 @@ def test_environment_overrides(paysight_env, monkeypatch):
         ("PAYSIGHT_GATEWAYS", ",", "PAYSIGHT_GATEWAYS"),
         ("PAYSIGHT_TIMEZONE", "Mars/Olympus", "PAYSIGHT_TIMEZONE"),
         ("PAYSIGHT_LEDGER_URL", "mysql://x/y", "PAYSIGHT_LEDGER_URL"),
+        ("PAYSIGHT_LANDING_URL", "s3://bucket/landing", "PAYSIGHT_LANDING_URL: s3:// locations"),
+        ("PAYSIGHT_DOCUMENTS_URL", "gs://bucket/docs", "PAYSIGHT_DOCUMENTS_URL: gs:// locations"),
+        ("PAYSIGHT_MLFLOW_ARTIFACTS_DIR", "s3://b/ml", "PAYSIGHT_MLFLOW_ARTIFACTS_DIR: must be"),
+        ("PAYSIGHT_DBT_TARGET", "spark", "PAYSIGHT_DBT_TARGET: the spark target"),
+        ("PAYSIGHT_DBT_TARGET", "prod", "PAYSIGHT_DBT_TARGET: unknown dbt target 'prod'"),
     ],
 )
 def test_bad_values_name_the_setting(paysight_env, monkeypatch, var, value, named):
@@ -99,3 +104,37 @@ def test_secrets_are_masked(paysight_env, monkeypatch):
     s = load_settings()
     assert "sk_test_secret_value" not in s.model_dump_json()
     assert s.stripe_api_key.get_secret_value() == "sk_test_secret_value"
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("PAYSIGHT_LANDING_URL", "s3://bucket/landing"),
+        ("PAYSIGHT_DOCUMENTS_URL", "s3://bucket/invoices"),
+        ("PAYSIGHT_MLFLOW_ARTIFACTS_DIR", "s3://bucket/mlartifacts"),
+    ],
+)
+def test_an_object_store_location_stops_start_up_and_leaves_no_local_look_alike(
+    paysight_env, tmp_path, var, value
+):
+    """Before, `s3://bucket/x` became the local folder `s3:/bucket/x` and events went nowhere."""
+    env = {**os.environ, var: value, "PAYSIGHT_DATA_DIR": str(paysight_env)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestration.cli", "settings"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stdout
+    assert f"{var}:" in proc.stderr and "local" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "s3:").exists() and not (paysight_env / "s3:").exists()
+
+
+def test_local_locations_still_work_and_are_created(paysight_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("PAYSIGHT_LANDING_URL", str(tmp_path / "mnt" / "landing"))
+    monkeypatch.setenv("PAYSIGHT_DOCUMENTS_URL", str(tmp_path / "mnt" / "docs"))
+    s = load_settings()
+    assert s.landing_dir.is_dir() and s.documents_dir.is_dir()
