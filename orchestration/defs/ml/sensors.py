@@ -4,9 +4,8 @@ trained on (population stability index on key features), request a training run.
 import dagster as dg
 
 from ml.drift import feature_drift
-from orchestration.defs.ml.assets import DRIFT_REFERENCE_TABLE
 from orchestration.defs.ml.jobs import ml_training_job
-from orchestration.defs.ml.warehouse_io import read_sql, table_exists
+from orchestration.defs.ml.warehouse_io import DRIFT_REFERENCE_TABLE, read_sql, table_exists
 from orchestration.lib.resources import WarehouseResource
 
 KEY_FEATURES = [

@@ -5,8 +5,12 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
+from ml.forecast.revenue import RevenueForecasts
 from ml.plots import png_markdown
+from ml.promotion import Published
 from orchestration.lib.resources import WarehouseResource
+
+DRIFT_REFERENCE_TABLE = "churn_training_reference"
 
 
 def read_sql(warehouse: WarehouseResource, sql: str, params: list | None = None) -> pd.DataFrame:
@@ -51,3 +55,34 @@ def finite_metrics(metrics: dict[str, float]) -> dict[str, float]:
         if number == number and abs(number) != float("inf"):
             out[key] = number
     return out
+
+
+def published_metadata(
+    published: Published, run_id: str, metrics: dict[str, float], table: pd.DataFrame
+) -> dict[str, object]:
+    """What every training asset shows: run, version, promotion decision, metrics, table."""
+    return {
+        "mlflow_run_id": run_id,
+        "registered_version": published.version,
+        "promoted": published.promoted,
+        "promotion_reason": published.reason,
+        **finite_metrics(metrics),
+        "comparison": md_table(table),
+        **{name: md_image(png, name) for name, png in published.images.items()},
+    }
+
+
+def forecast_metadata(result: RevenueForecasts, run_id: str) -> dict[str, object]:
+    daily = result.forecast[result.forecast["series"] == "daily_net_revenue"]
+    return {
+        "mlflow_run_id": run_id,
+        **{f"model_{k}": v for k, v in result.models.items()},
+        **finite_metrics(result.metrics),
+        "forecast_total_minor": int(daily["yhat"].sum()),
+        "preview": md_table(result.forecast, 7),
+        "backtest": md_table(result.summary, 20),
+        **{
+            f"plot_{name}": md_image(png, f"{name} forecast against actuals")
+            for name, png in result.plots.items()
+        },
+    }

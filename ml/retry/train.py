@@ -156,21 +156,3 @@ def fit_retry_model(
         holdout=window,
         params={"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 31},
     )
-
-
-def log_and_register(model: RetryModel, sample: pd.DataFrame, holdout_window: str) -> str:
-    """Log the pipeline to the active MLflow run and register it as ``retry_timing``.
-
-    Load it back with ``RetryModel.from_pipeline(registry.load_champion_sklearn(...))``.
-    """
-    from ml import registry
-
-    uri = registry.log_sklearn_model(
-        model.pipeline, input_example=prepare(sample).head(5), predict_fn="predict_proba"
-    )
-    return registry.register_model(
-        uri,
-        REGISTERED_NAME,
-        {"roc_auc": model.metrics.get("hgb_roc_auc", float("nan"))},
-        holdout_window,
-    )

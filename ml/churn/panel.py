@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ml.churn import ChurnModel, fit_churn_model
+from ml.churn.train import ChurnModel, fit_churn_model
 from ml.classify import TrainingInputError, numeric_features, time_split
 
 LABEL = "churned_in_horizon"
@@ -75,3 +75,9 @@ def score_current(model: ChurnModel, current: pd.DataFrame, k: int = 3) -> pd.Da
     if "mrr_minor" in current.columns:
         scored["mrr_minor"] = current["mrr_minor"].astype("int64").to_numpy()
     return scored.sort_values("churn_probability", ascending=False).reset_index(drop=True)
+
+
+def latest_snapshot(panel: pd.DataFrame) -> pd.DataFrame:
+    """The labelled rows of the latest snapshot (what the champion learned from last)."""
+    rows = labelled(panel)
+    return rows[rows[TIME_COL] == rows[TIME_COL].max()]
