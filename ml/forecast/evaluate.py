@@ -113,29 +113,35 @@ def default_for(length: int, season: int) -> str | None:
     return "combination" if length < SELECT_SEASONS * max(season, 1) else None
 
 
-def summarize(table: pd.DataFrame, default: str | None = "combination") -> pd.DataFrame:
+def summarize(
+    table: pd.DataFrame, default: str | None = "combination", baseline: str | None = None
+) -> pd.DataFrame:
     """Mean sMAPE/MASE per candidate and a rank-sum; the first row is the chosen model: the
     ``default`` (the combination) unless the best-ranked candidate beats it by
     ``SWITCH_MARGIN`` on both measures, or the best-ranked when ``default`` is ``None`` or
-    was not backtested."""
+    was not backtested. With a ``baseline``, no candidate whose backtest MASE is worse than
+    the baseline's is chosen: the baseline itself is then the fallback, so the chosen model
+    never loses to it on the measure the asset check judges."""
     summary = table.groupby("candidate", as_index=False)[["smape", "mase", "mae"]].mean()
     # MASE is NaN on a constant history; rank it last rather than dropping the candidate.
     summary["rank"] = summary["smape"].rank(method="min") + summary["mase"].rank(
         method="min", na_option="bottom"
     )
     summary = summary.sort_values(["rank", "mase", "smape"]).reset_index(drop=True)
-    if default not in set(summary["candidate"]):
-        return summary
-    best = summary.iloc[0]
-    base = summary[summary["candidate"] == default].iloc[0]
-    clearly = (
-        best["smape"] < (1 - SWITCH_MARGIN) * base["smape"]
-        and best["mase"] < (1 - SWITCH_MARGIN) * base["mase"]
-    )
-    if clearly:
-        return summary
-    order = [default] + [c for c in summary["candidate"] if c != default]
-    return summary.set_index("candidate").loc[order].reset_index()
+    by = summary.set_index("candidate")
+    names, worse = list(by.index), set()
+    if baseline in by.index and np.isfinite(by.loc[baseline, "mase"]):
+        worse = set(by.index[~(by["mase"] <= by.loc[baseline, "mase"])]) - {baseline}
+        names = [c for c in names if c not in worse] + [c for c in names if c in worse]
+    if default in by.index and default not in worse:
+        best, base = by.loc[names[0]], by.loc[default]
+        clearly = (
+            best["smape"] < (1 - SWITCH_MARGIN) * base["smape"]
+            and best["mase"] < (1 - SWITCH_MARGIN) * base["mase"]
+        )
+        if not clearly:
+            names = [default] + [c for c in names if c != default]
+    return by.loc[names].reset_index()
 
 
 def _quantile_bounds(errors: np.ndarray, interval: float) -> tuple[float, float]:

@@ -93,7 +93,7 @@ def fit_forecast(
     bt = backtest(series, freq, names, plan)
     if bt.table.empty:
         raise ForecastInputError(f"every candidate failed: {bt.failures}")
-    summary = summarize(bt.table, default_for(len(series), freq.season))
+    summary = summarize(bt.table, default_for(len(series), freq.season), BASELINE)
     best = str(summary.iloc[0]["candidate"])
     point = forecast_with(best, series, horizon, freq)
     bounds = step_bounds(bt.errors[best], horizon, interval)

@@ -121,6 +121,34 @@ def test_combination_is_kept_on_short_histories_unless_clearly_beaten() -> None:
     assert default_for(365, 7) is None
 
 
+def test_no_candidate_worse_than_the_baseline_on_mase_is_chosen() -> None:
+    # The demo's daily revenue: the combination and ETS trail seasonal naive on MASE.
+    rows = [
+        ("combination", 1.663, 5.9948),
+        ("ets", 1.05, 5.876),
+        ("seasonal_naive", 1.108, 5.7275),
+        ("theta", 1.2, 5.70),
+    ]
+    table = pd.DataFrame(
+        [
+            {"candidate": c, "fold": f, "smape": s, "mase": m, "mae": m}
+            for c, s, m in rows
+            for f in range(3)
+        ]
+    )
+    assert summarize(table, "combination").iloc[0]["candidate"] == "combination"
+    chosen = summarize(table, "combination", "seasonal_naive")
+    assert chosen.iloc[0]["candidate"] == "theta"  # best-ranked of those not behind
+    assert list(chosen["candidate"][-2:]) == ["ets", "combination"]  # behind: ranked last
+    alone = table[table["candidate"].isin(["combination", "seasonal_naive"])]
+    fallback = summarize(alone, "combination", "seasonal_naive")
+    assert fallback.iloc[0]["candidate"] == "seasonal_naive"
+    # A default that matches the baseline stays the default.
+    tied = table.replace({"mase": {5.9948: 5.7275}})
+    kept = summarize(tied, "combination", "seasonal_naive")
+    assert kept.iloc[0]["candidate"] == "combination"
+
+
 def test_duplicates_and_gaps_are_regularized() -> None:
     df = daily_revenue(days=120, seed=4)
     shuffled = pd.concat([df.sample(frac=1, random_state=0), df.iloc[[5]].assign(y=10.0)])
