@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, event
 
-Tick = Callable[[], None]
+Tick = Callable[[str], None]  # called at each kill point with its kind
 Job = Callable[[Engine, Tick], None]
 
 
@@ -42,29 +43,32 @@ class World:
         return f"sqlite:///{self.ledger}"
 
 
-def _child(world: World, job: Job, die_at: int, report_fd: int) -> None:  # pragma: no cover
+KillAt = tuple[str | None, int]  # die at the n-th kill point of this kind (None: of any kind)
+
+
+def _child(world: World, job: Job, die_at: KillAt, report_fd: int) -> None:  # pragma: no cover
     from billing_jobs.ledger import make_engine
 
     engine = make_engine(world.url)
-    seen = 0
+    seen: Counter[str | None] = Counter()
 
-    def tick(*_: object) -> None:
-        nonlocal seen
-        seen += 1
-        if seen == die_at:
-            os.write(report_fd, b"killed\n")
+    def tick(kind: str) -> None:
+        seen[None] += 1
+        seen[kind] += 1
+        if seen[die_at[0]] == die_at[1]:
+            os.write(report_fd, f"killed {kind}\n".encode())
             os.kill(os.getpid(), signal.SIGKILL)
 
-    event.listen(engine, "before_cursor_execute", tick)
-    event.listen(engine, "commit", tick)
+    event.listen(engine, "before_cursor_execute", lambda *_: tick("statement"))
+    event.listen(engine, "commit", lambda *_: tick("commit"))
     job(engine, tick)
     engine.dispose()
-    os.write(report_fd, f"done {seen}\n".encode())
+    os.write(report_fd, f"done {seen[None]}\n".encode())
 
 
-def run_in_process(world: World, job: Job, die_at: int = 0) -> tuple[bool, int]:
-    """Run `job` in a forked process, SIGKILLed at its `die_at`-th kill point (0: never).
-    Returns (killed, kill points passed when it finished)."""
+def run_in_process(world: World, job: Job, die_at: KillAt = (None, 0)) -> tuple[str | None, int]:
+    """Run `job` in a forked process, SIGKILLed at the `die_at` kill point ((None, 0): never).
+    Returns (the kind of kill point it died at or None, kill points passed)."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
@@ -81,10 +85,10 @@ def run_in_process(world: World, job: Job, die_at: int = 0) -> tuple[bool, int]:
     said = os.read(read_fd, 64).decode().split()
     os.close(read_fd)
     if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
-        return True, die_at
+        return (said[1] if len(said) > 1 else "?"), die_at[1]
     if status != 0 or not said or said[0] != "done":
         raise RuntimeError(f"job process failed (wait status {status}); its traceback is above")
-    return False, int(said[1])
+    return None, int(said[1])
 
 
 def billing(as_of: datetime) -> Job:
@@ -109,7 +113,7 @@ def _gateway(world: World, now: datetime, tick: Tick | None):
             try:
                 return charge(*args, **kwargs)
             finally:
-                tick()  # the gateway decided; the ledger has not heard of it yet
+                tick("gateway")  # the gateway decided; the ledger has not heard of it yet
 
         gw.charge = charged  # type: ignore[method-assign]
     return gw
@@ -166,9 +170,9 @@ def mailer(smtp_url: str, now: datetime) -> Job:
         with SmtpSession(smtp) as session:
 
             def transport(_settings, message) -> None:  # type: ignore[no-untyped-def]
-                tick()  # about to hand this message over
+                tick("smtp-before")  # about to hand this message over
                 session.send(message)
-                tick()  # the server has it; the ledger does not know yet
+                tick("smtp-after")  # the server has it; the ledger does not know yet
 
             send_due(engine, now, smtp, limit=1000, transport=transport)
 
