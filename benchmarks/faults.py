@@ -221,6 +221,20 @@ class SmtpServer:
         self._controller.stop()
 
 
+def load_landed(landing: Path, warehouse: Path, as_of: datetime) -> None:
+    """The raw_webhook_events load (incremental, by the landing cursor) into `warehouse`."""
+    from ingestion.landing_loads import load_webhook_events
+    from ingestion.warehouse import connect
+
+    con = connect(warehouse)
+    try:
+        report = load_webhook_events(landing, con, as_of)
+    finally:
+        con.close()
+    if report.quarantined:
+        raise RuntimeError(f"{report.quarantined} landed event(s) quarantined by the load")
+
+
 def webhook_job(base: Path, n: int, rng: random.Random) -> Row:
     from benchmarks.faults_webhooks import Receiver, kill_under_load
 
@@ -229,14 +243,17 @@ def webhook_job(base: Path, n: int, rng: random.Random) -> Row:
     landing.mkdir(parents=True)
     rx = Receiver(landing, base / "receiver.log")
     acked: set[str] = set()
+    warehouse = base / "warehouse.duckdb"
     try:
         for rnd in range(n):
             kill_under_load(rx, rng, rnd, acked)
             row.runs += 2
             row.kills += 1
+            # The receiver stamps events with its own clock, so the load's as-of is now.
+            load_landed(landing, warehouse, datetime.now(UTC))
     finally:
         rx.stop()
-    row.faults = webhook_faults(acked, landing)
+    row.faults = webhook_faults(acked, landing, warehouse)
     row.notes.append(f"webhooks: {len(acked)} events acknowledged")
     return row
 

@@ -124,7 +124,23 @@ def landed_event_ids(landing: Path) -> Counter[str]:
     return ids
 
 
-def webhook_faults(acknowledged: Iterable[str], landing: Path) -> Faults:
-    """Acknowledged-but-lost: an event the sender got a 2xx for that is not in the journal."""
-    landed = landed_event_ids(landing)
+def warehouse_event_ids(warehouse: Path) -> set[str]:
+    """Event ids the warehouse loaded into raw.webhook_events."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return {r[0] for r in con.execute("select event_id from raw.webhook_events").fetchall()}
+    finally:
+        con.close()
+
+
+def webhook_faults(
+    acknowledged: Iterable[str], landing: Path, warehouse: Path | None = None
+) -> Faults:
+    """Acknowledged-but-lost: an event the sender got a 2xx for that is not in the journal
+    (or, given `warehouse`, not loaded into its raw.webhook_events)."""
+    landed = set(landed_event_ids(landing))
+    if warehouse is not None:
+        landed &= warehouse_event_ids(warehouse)
     return Faults(acked_lost_events=sum(1 for e in set(acknowledged) if e not in landed))

@@ -10,6 +10,7 @@ import sqlite3
 from collections import Counter
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from benchmarks.faults import JOBS, main, run_faults, table
@@ -109,6 +110,15 @@ def test_the_mail_and_webhook_counters_see_planted_faults(worlds, tmp_path):
     for path in (base / "webhooks" / "landing" / "webhooks").glob("*/*/*.jsonl"):
         landed.update(json.loads(x)["event_id"] for x in path.read_text().splitlines())
     assert landed and max(landed.values()) == 1  # the receiver's journal is really read
+    # the warehouse side: an event landed but missing from raw.webhook_events is lost too
+    warehouse = _copy(base / "webhooks" / "warehouse.duckdb", tmp_path / "wh.duckdb")
+    acked = sorted(landed)
+    real_landing = base / "webhooks" / "landing"
+    assert webhook_faults(acked, real_landing, warehouse) == Faults()
+    con = duckdb.connect(str(warehouse))
+    con.execute("delete from raw.webhook_events where event_id = ?", [acked[0]])
+    con.close()
+    assert webhook_faults(acked, real_landing, warehouse) == Faults(acked_lost_events=1)
 
 
 @pytest.mark.parametrize(
