@@ -96,6 +96,27 @@ def test_the_ledger_counters_see_planted_duplicates_gaps_and_double_charges(worl
     assert charge_faults(ledger, gateway, first_invoice_id=10**9) == Faults()
 
 
+def test_a_document_queued_twice_for_one_address_is_a_duplicate_invoice(worlds, tmp_path):
+    base, _ = worlds
+    ledger = _copy(base / "mailer" / "ledger.sqlite", tmp_path / "ledger.sqlite")
+    assert invoice_faults(ledger) == Faults()
+    conn = sqlite3.connect(ledger)
+    cols = [r[1] for r in conn.execute("pragma table_info(document_deliveries)")]
+    row = conn.execute(
+        "select * from document_deliveries where document_number is not null limit 1"
+    ).fetchone()
+    again = dict(zip(cols, row, strict=True))
+    again |= {"id": None, "dedupe_key": "planted", "message_id": "<planted@paysight.test>"}
+    conn.execute(
+        f"insert into document_deliveries ({', '.join(cols)}) "
+        f"values ({', '.join('?' * len(cols))})",
+        list(again.values()),
+    )
+    conn.commit()
+    conn.close()
+    assert invoice_faults(ledger) == Faults(duplicate_invoices=1)
+
+
 def test_the_mail_and_webhook_counters_see_planted_faults(worlds, tmp_path):
     assert mail_faults(["<a@x>", "<b@x>"]) == Faults()
     assert mail_faults(["<a@x>", "<b@x>", "<a@x>", "<a@x>"]) == Faults(duplicate_mails=2)
