@@ -243,10 +243,11 @@ def webhook_job(base: Path, n: int, rng: random.Random) -> Row:
     landing.mkdir(parents=True)
     rx = Receiver(landing, base / "receiver.log")
     acked: set[str] = set()
+    again = 0
     warehouse = base / "warehouse.duckdb"
     try:
         for rnd in range(n):
-            kill_under_load(rx, rng, rnd, acked)
+            again += kill_under_load(rx, rng, rnd, acked)
             row.runs += 2
             row.kills += 1
             # The receiver stamps events with its own clock, so the load's as-of is now.
@@ -254,7 +255,9 @@ def webhook_job(base: Path, n: int, rng: random.Random) -> Row:
     finally:
         rx.stop()
     row.faults = webhook_faults(acked, landing, warehouse)
-    row.notes.append(f"webhooks: {len(acked)} events acknowledged")
+    row.notes.append(
+        f"webhooks: {len(acked)} events acknowledged, {again} of them re-delivered after a kill"
+    )
     return row
 
 
