@@ -104,7 +104,7 @@ def test_docker_compose_config_validates(tmp_path):
     probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True)
     if probe.returncode != 0:
         pytest.skip(
-            f"docker has no compose plugin: `docker compose config` not run ({probe.stderr.strip()})"
+            f"docker has no compose plugin: `docker compose config` not run ({probe.stderr.strip().splitlines()[0]})"
         )
     env_file = tmp_path / ".env"
     env_file.write_text((DEPLOY / ".env.example").read_text())

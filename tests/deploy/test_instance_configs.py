@@ -87,18 +87,28 @@ def test_misspelt_launcher_key_is_rejected(name, env):
     assert any("namspace" in e.message or "contaner" in e.message for e in result.errors)
 
 
-@pytest.mark.parametrize("name", sorted(LAUNCHERS))
-def test_launcher_env_var_unset_is_an_error(name, env, monkeypatch):
-    # The env var the launcher reads (job namespace or task definition) is missing.
-    monkeypatch.delenv("DAGSTER_K8S_NAMESPACE" if "k8s" in name else "DAGSTER_ECS_TASK_DEFINITION")
-    config = _raw(name)["run_launcher"]["config"]
-    if "k8s" in name:
-        result = process_config(_launcher_class(name).config_type(), config)
-        assert not result.success
-        assert "DAGSTER_K8S_NAMESPACE" in str([e.message for e in result.errors])
-    else:
-        # The ECS launcher reads its task definition's env var itself, when constructed.
-        assert config["task_definition"] == {"env": "DAGSTER_ECS_TASK_DEFINITION"}
+def test_k8s_namespace_unset_is_an_error(env, monkeypatch):
+    monkeypatch.delenv("DAGSTER_K8S_NAMESPACE")
+    config = _raw("dagster-k8s.yaml")["run_launcher"]["config"]
+    result = process_config(_launcher_class("dagster-k8s.yaml").config_type(), config)
+    assert not result.success
+    assert "DAGSTER_K8S_NAMESPACE" in str([e.message for e in result.errors])
+
+
+def test_ecs_launcher_refuses_an_unset_task_definition_before_calling_aws(env, monkeypatch):
+    """The ECS launcher reads its task definition's variable itself, when constructed, and
+    fails naming it before its first AWS call (creating boto3 clients makes none)."""
+    from dagster._serdes import ConfigurableClassData
+
+    monkeypatch.delenv("DAGSTER_ECS_TASK_DEFINITION")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-south-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    launcher = _raw("dagster-ecs.yaml")["run_launcher"]
+    data = ConfigurableClassData(
+        launcher["module"], launcher["class"], yaml.safe_dump(launcher["config"])
+    )
+    with pytest.raises(Exception, match="DAGSTER_ECS_TASK_DEFINITION"):
+        data.rehydrate(as_type=_launcher_class("dagster-ecs.yaml"))
 
 
 def test_storage_config_passes_the_postgres_storage_schema(env):
