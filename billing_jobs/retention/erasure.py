@@ -192,3 +192,36 @@ def erased_customer_ids(target: Target) -> list[int]:
         return conn.execute(
             select(s.customer_erasures.c.customer_id).order_by(s.customer_erasures.c.customer_id)
         ).scalars().all()  # fmt: skip
+
+
+def erasure_scope(target: Target) -> list[dict[str, Any]]:
+    """Per erased customer, what identifies their data in copies outside the ledger: the
+    customer id, their gateway customer and payment ids, and the ids of the mails that were
+    addressed to them (now pseudonymized in the ledger)."""
+    ids = erased_customer_ids(target)
+    if not ids:
+        return []
+    gc, pa, inv, dd = (
+        s.payments_gateway_customers, s.payment_attempts, s.invoices, s.document_deliveries
+    )  # fmt: skip
+    out: dict[int, dict[str, Any]] = {
+        i: {"customer_id": i, "gateway_customer_ids": [], "gateway_payment_ids": [],
+            "delivery_ids": []}
+        for i in ids
+    }  # fmt: skip
+    with write_conn(target) as conn:
+        for cid, gid in conn.execute(
+            select(gc.c.customer_id, gc.c.gateway_customer_id).where(gc.c.customer_id.in_(ids))
+        ):
+            out[cid]["gateway_customer_ids"].append(gid)
+        for cid, pid in conn.execute(
+            select(inv.c.customer_id, pa.c.gateway_payment_id)
+            .join(inv, inv.c.id == pa.c.invoice_id)
+            .where(inv.c.customer_id.in_(ids), pa.c.gateway_payment_id.is_not(None))
+        ):
+            out[cid]["gateway_payment_ids"].append(pid)
+        for cid in ids:
+            out[cid]["delivery_ids"] = conn.execute(
+                select(dd.c.id).where(dd.c.recipient == erased_recipient(cid))
+            ).scalars().all()  # fmt: skip
+    return list(out.values())

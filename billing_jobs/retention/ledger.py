@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, exists, not_, or_, select, update
@@ -182,3 +183,16 @@ def apply_ledger_retention(
         else:
             trans.commit()
     return report
+
+
+def remove_document_files(root: Path, paths: list[str]) -> int:
+    """Delete the rendered documents of deleted invoices and credit notes from the document
+    store at `root`; a path outside it (or absent) is skipped. Returns how many were removed."""
+    base = Path(root).resolve()
+    removed = 0
+    for rel in paths:
+        path = (base / rel).resolve()
+        if path.is_relative_to(base) and path.is_file():
+            path.unlink()
+            removed += 1
+    return removed
