@@ -52,14 +52,34 @@ def expired_landing_days(landing_dir: Path, cutoff: datetime) -> list[Path]:
     return out
 
 
-def expire_landing_files(landing_dir: Path, cutoff: datetime, *, dry_run: bool = False) -> int:
-    """Delete the landed webhook files of days past `cutoff`; returns how many files."""
-    files = 0
+def expire_landing_files(
+    landing_dir: Path,
+    cutoff: datetime,
+    *,
+    readers: Sequence[Mapping[str, int] | None] = (),
+    dry_run: bool = False,
+) -> dict[str, int]:
+    """Delete the landed webhook files of days past `cutoff` that every reader (a cursor: file
+    relative to the landing dir -> bytes read) has read to the end; a day with a file some
+    reader has not finished stays (nothing accepted is lost). Files deleted and kept unread."""
+    landing_dir = Path(landing_dir)
+    out = {"landing_files": 0, "landing_files_unread": 0}
     for day_dir in expired_landing_days(landing_dir, cutoff):
-        files += sum(1 for p in day_dir.rglob("*") if p.is_file())
+        files = [p for p in day_dir.rglob("*") if p.is_file()]
+        unread = [
+            p for p in files
+            if p.suffix == ".jsonl" and any(
+                (r or {}).get(p.relative_to(landing_dir).as_posix(), 0) < p.stat().st_size
+                for r in readers
+            )
+        ]  # fmt: skip
+        if unread:
+            out["landing_files_unread"] += len(unread)
+            continue
+        out["landing_files"] += len(files)
         if not dry_run:
             shutil.rmtree(day_dir)
-    return files
+    return out
 
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:

@@ -17,7 +17,9 @@ from billing_jobs.catalog import DEMO_CATALOG, load_catalog
 from billing_jobs.customers import create_customer
 from billing_jobs.ledger import make_engine, upgrade_ledger
 from billing_jobs.ledger import schema as s
+from billing_jobs.payments.gateway_events import save_cursor
 from billing_jobs.subscriptions.service import cancel_subscription, create_subscription
+from ingestion.landing_loads import set_cursor
 
 T0 = datetime(2025, 5, 10, tzinfo=UTC)
 AS_OF = "2034-04-01T00:00:00+05:30"  # FY 2025-26 ended eight years before
@@ -51,13 +53,17 @@ def stores(paysight_env):
     pdf = settings.documents_dir / "2526" / "INV-2526-000001.pdf"
     pdf.parent.mkdir(parents=True)
     pdf.write_bytes(b"%PDF-1.7 Asha Rao")
-    for day in ("2025-05-10", "2034-03-30"):
+    read = {}
+    for day in ("2025-05-10", "2025-05-11", "2034-03-30"):
         folder = settings.landing_dir / "webhooks" / "stripe" / day
         folder.mkdir(parents=True)
         (folder / "events-1-1.jsonl").write_text('{"body": "{}"}\n')
+        read[f"webhooks/stripe/{day}/events-1-1.jsonl"] = 15
     (settings.landing_dir / "webhooks" / "stripe" / "not-a-day").mkdir()
+    # Both readers finished 2025-05-10; the warehouse has not read 2025-05-11 yet.
+    save_cursor(engine, "webhooks", read)
     con = duckdb.connect(str(settings.warehouse_path))
-    con.execute("create schema raw")
+    set_cursor(con, "webhook_events", {**read, "webhooks/stripe/2025-05-11/events-1-1.jsonl": 0})
     con.execute("create table raw.webhook_events (received_at timestamp, body varchar)")
     con.execute("insert into raw.webhook_events values ('2025-05-10', '{}'), "
                 "('2033-12-01', '{}'), ('2034-03-30', '{}')")  # fmt: skip
@@ -89,6 +95,7 @@ def test_the_retention_job_counts_deletes_and_is_idempotent(stores):
     summary = dry.output_for_node("retention_op")
     assert summary["dry_run"] and summary["counts"]["invoices"]["invoices"] == 1
     assert summary["counts"]["webhook_bodies"]["landing_files"] == 1
+    assert summary["landing_files_kept_unread"] == 1
     assert summary["counts"]["webhook_bodies"]["warehouse.webhook_events"] == 1
     assert summary["counts"]["analytics"]["warehouse.webhook_events"] == 1
     with engine.connect() as conn:
@@ -109,7 +116,7 @@ def test_the_retention_job_counts_deletes_and_is_idempotent(stores):
         assert conn.execute(select(func.count()).select_from(s.customers)).scalar_one() == 1
     assert not pdf.exists()
     days = sorted(p.name for p in (settings.landing_dir / "webhooks" / "stripe").iterdir())
-    assert days == ["2034-03-30", "not-a-day"]
+    assert days == ["2025-05-11", "2034-03-30", "not-a-day"]  # unread by the warehouse: kept
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     rows = con.execute("select cast(received_at as date)::varchar, body from raw.webhook_events "
                        "order by 1").fetchall()  # fmt: skip
@@ -117,7 +124,7 @@ def test_the_retention_job_counts_deletes_and_is_idempotent(stores):
     assert rows == [("2033-12-01", None), ("2034-03-30", "{}")]
 
     again = _run(dry_run=False).output_for_node("retention_op")
-    assert set(again["totals"].values()) == {0}
+    assert set(again["totals"].values()) == {0} and again["landing_files_kept_unread"] == 1
 
 
 def test_a_bad_policy_or_as_of_fails_the_run_with_the_reason(stores, tmp_path):

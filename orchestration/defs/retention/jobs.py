@@ -9,10 +9,13 @@ import dagster as dg
 
 from billing_jobs.errors import ValidationError
 from billing_jobs.ledger import upgrade_ledger
+from billing_jobs.payments.gateway_events import load_cursor
 from billing_jobs.retention.erasure import erasure_scope
 from billing_jobs.retention.ledger import apply_ledger_retention, remove_document_files
 from billing_jobs.retention.policy import DEFAULT_POLICY, load_policy
+from ingestion.landing_loads import get_cursor
 from ingestion.retention import expire_landing_files, expire_warehouse, scrub_erased_customers
+from orchestration.defs.payments.jobs import WEBHOOK_CURSOR
 from orchestration.lib.env import config_instant, get_settings
 from orchestration.lib.resources import LandingResource, LedgerResource, WarehouseResource
 
@@ -50,11 +53,15 @@ def run_retention(
         files = remove_document_files(get_settings().documents_dir, report.document_paths)
     counts.setdefault("invoices", {})["document_files"] = files
     cutoffs = report.cutoffs
-    landed = expire_landing_files(
-        landing.landing_dir(), cutoffs["webhook_bodies"], dry_run=config.dry_run
-    )
-    counts.setdefault("webhook_bodies", {})["landing_files"] = landed
     with warehouse.connect() as con:
+        # Both readers of the landing zone: the ledger's (gateway events applied) and the
+        # warehouse's (raw.webhook_events). A file either has not finished is kept.
+        readers = [load_cursor(engine, WEBHOOK_CURSOR), get_cursor(con, "webhook_events")]
+        landed = expire_landing_files(
+            landing.landing_dir(), cutoffs["webhook_bodies"], readers=readers,
+            dry_run=config.dry_run,
+        )  # fmt: skip
+        counts.setdefault("webhook_bodies", {})["landing_files"] = landed["landing_files"]
         for cls, per in expire_warehouse(
             con, cutoffs["webhook_bodies"], cutoffs["analytics"], dry_run=config.dry_run
         ).items():
@@ -67,6 +74,7 @@ def run_retention(
         "cutoffs": {k: v.isoformat() for k, v in cutoffs.items()},
         "counts": counts,
         "totals": {cls: sum(per.values()) for cls, per in counts.items()},
+        "landing_files_kept_unread": landed["landing_files_unread"],
         "erasure_scrubbed": scrubbed,
     }
 
@@ -85,6 +93,10 @@ def retention_op(
     for cls, per in summary["counts"].items():
         context.log.info("retention %s %s: %s", cls, verb, json.dumps(per, sort_keys=True))
     metadata: dict[str, Any] = {f"{cls}_rows": n for cls, n in summary["totals"].items()}
+    metadata["landing_files_kept_unread"] = summary["landing_files_kept_unread"]
+    if summary["landing_files_kept_unread"]:
+        context.log.warning("retention kept %d landed webhook file(s) past their term that a "
+                            "reader has not finished", summary["landing_files_kept_unread"])  # fmt: skip
     metadata["dry_run"] = summary["dry_run"]
     metadata["as_of"] = summary["as_of"]
     metadata["counts"] = dg.MetadataValue.json(summary["counts"])
