@@ -52,6 +52,8 @@ NOT_COPIED: dict[str, str] = {
     "subscription_charges": "proration bookkeeping (what each item in force was charged, to "
     "credit unused time once); what customers were charged and credited arrives with invoice "
     "lines and credit-note lines",
+    "customer_erasures": "when each erased customer was pseudonymized and which fields: a "
+    "compliance record; ingestion reads it from the ledger to scrub the raw gateway copies",
     "ops_alerts": "alerts about failed job runs, for operators where they work; their messages "
     "carry error details, not business facts",
 }

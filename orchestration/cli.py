@@ -297,6 +297,7 @@ from orchestration import (  # noqa: E402
     cli_invoices,
     cli_payments,
     cli_reports,
+    cli_retention,
 )
 
 cli_backup.register(app)
@@ -304,6 +305,7 @@ cli_billing.register(app)
 cli_invoices.register(app)
 cli_payments.register(app)
 cli_reports.register(app)
+cli_retention.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry

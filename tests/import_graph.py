@@ -35,6 +35,7 @@ BILLING_LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"invoicing"}),
     frozenset({"subscriptions"}),
     frozenset({"payments"}),
+    frozenset({"retention"}),  # what expires, and a customer's erasure
     frozenset({"service"}),  # the facade the simulator drives billing through
 )
 ROOT_LEVEL = BILLING_LAYERS[0]

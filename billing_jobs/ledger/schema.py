@@ -392,6 +392,18 @@ invoice_sequences = Table(
     Column("last_value", BigInteger, nullable=False),
 )
 
+# A customer's erasure (`paysight customers erase`): when and which fields were pseudonymized or
+# removed, never the old values. Append-only: one row per erased customer.
+customer_erasures = Table(
+    "customer_erasures",
+    metadata,
+    pk(),
+    fk("customer_id", "customers.id", index=False),
+    ts("erased_at"),
+    Column("fields", Text, nullable=False),  # "table.column" names, comma-separated
+    UniqueConstraint("customer_id", name="uq_customer_erasures_customer_id"),
+)
+
 __all__ = [
     "NAMING",
     "Id",
@@ -401,6 +413,7 @@ __all__ = [
     "credit_note_lines",
     "credit_notes",
     "customer_balance_transactions",
+    "customer_erasures",
     "customers",
     "document_deliveries",
     "document_delivery_attachments",

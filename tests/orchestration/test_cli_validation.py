@@ -86,6 +86,10 @@ CREATE = ["customers", "create", "--state-code", "29"]
         (["customers", "show", "0"], "greater than or equal to 1"),
         (["billing", "run", "--as-of", "2025-05-01T00:00:00"], "no UTC offset"),
         (["refunds", "create", "1", "--amount-minor", "-5", *AT], "greater than or equal to 1"),
+        (["customers", "erase", str(2**63), "--yes"], "less than or equal to"),
+        (["customers", "erase", "1"], "not confirmed"),  # no terminal answers the question
+        (["customers", "erase", "1", "--yes", *AT], "live subscription(s) 1; cancel"),
+        (["customers", "erase", "2", "--yes", *AT], "customer 2 does not exist"),
     ],
 )  # fmt: skip
 def test_bad_input_exits_2_with_the_field_named_and_writes_nothing(world, args, needle):
@@ -177,6 +181,8 @@ def invocation(draw) -> list[str]:
 @example(args=["credit-notes", "show", "9" * 40])
 @example(args=["invoices", "show", "\u00b2"])  # a digit to str.isdigit, not to int()
 @example(args=["invoices", "list", "--customer", str(2**63)])
+@example(args=["customers", "erase", "1"])  # asks; the runner's empty stdin answers nothing
+@example(args=["customers", "erase", "\u00b2", "--yes", "--json"])
 def test_fuzz_every_command_never_tracebacks(world, args):
     result = _cli(*args)
     assert result.exception is None or isinstance(result.exception, SystemExit), (

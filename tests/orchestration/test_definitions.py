@@ -71,6 +71,15 @@ def test_jobs_and_resources(defs):
     assert {"warehouse", "ledger", "mlflow", "gateway", "dbt", "landing"} <= set(defs.resources)
 
 
+def test_the_retention_job_is_monthly_and_off_by_default(defs):
+    job = defs.resolve_job_def("retention_job")
+    assert "retention policy" in job.description
+    schedule = defs.resolve_schedule_def("retention_job_schedule")
+    assert schedule.cron_schedule == "30 2 2 * *" and schedule.execution_timezone == "Asia/Kolkata"
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert "Monthly retention" in schedule.description
+
+
 def test_billing_runs_are_daily_in_the_billing_time_zone_and_never_overlap(defs):
     job = defs.resolve_job_def("billing_run_job")
     assert job.tags.get("paysight/billing") == "run"

@@ -113,7 +113,7 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
 def test_sdk_objects_reach_raw_tables_and_rerun_ingests_only_new(
     localstripe_url: str, tmp_path: Path, paysight_env: Path
 ) -> None:
-    from orchestration.lib.resources import GatewayResource, WarehouseResource
+    from orchestration.lib.resources import GatewayResource, LedgerResource, WarehouseResource
 
     sdk = stripe.StripeClient(API_KEY, base_addresses={"api": localstripe_url})
     warehouse = tmp_path / "warehouse.duckdb"
@@ -125,6 +125,8 @@ def test_sdk_objects_reach_raw_tables_and_rerun_ingests_only_new(
             stripe_api_base=localstripe_url,
             data_dir=str(tmp_path / "data"),
         ),
+        # The sync scrubs erased customers (none here) from what the gateway sends.
+        "ledger": LedgerResource(url=f"sqlite:///{tmp_path / 'ledger.sqlite'}"),
     }
 
     cus1, pm1 = _customer_with_card(sdk, 1)

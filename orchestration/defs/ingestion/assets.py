@@ -13,6 +13,7 @@ from ingestion.landing_loads import (
     set_cursor,
 )
 from ingestion.ledger_copy import copy_ledger_tables
+from ingestion.retention import scrub_erased_customers
 from ingestion.warehouse import table_count
 from orchestration.lib.env import config_instant
 from orchestration.lib.resources import (
@@ -21,6 +22,21 @@ from orchestration.lib.resources import (
     LedgerResource,
     WarehouseResource,
 )
+
+
+def _scrub_erased(context, con, ledger: LedgerResource, engine=None) -> None:
+    """Erased customers' personal data out of the raw copies (customers erased after a row was
+    copied, or still on file at a gateway); logged when anything changed."""
+    from billing_jobs.ledger import upgrade_ledger
+    from billing_jobs.retention.erasure import erasure_scope
+
+    if engine is None:
+        engine = ledger.engine()
+        upgrade_ledger(engine)
+    changed = scrub_erased_customers(con, erasure_scope(engine))
+    if any(changed.values()):
+        context.log.info("erased customers scrubbed from raw copies: %s", changed)
+
 
 GATEWAY_TABLES = (
     "gateway_charges",
@@ -46,9 +62,13 @@ GATEWAY_TABLES = (
     ],
 )
 def raw_gateway_objects(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, gateway: GatewayResource
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    gateway: GatewayResource,
+    ledger: LedgerResource,
 ):
-    """Incremental copy of payments, refunds, disputes, fees, payouts, customers and events."""
+    """Incremental copy of payments, refunds, disputes, fees, payouts, customers and events;
+    erased customers' contact data is scrubbed from what the gateways still send."""
     totals: dict[str, int] = {}
     with warehouse.connect() as con:
         ensure_raw_gateway_tables(con)
@@ -57,6 +77,7 @@ def raw_gateway_objects(
             context.log.info("gateway %s: %s", name, counts)
             for kind, n in counts.items():
                 totals[kind] = totals.get(kind, 0) + n
+        _scrub_erased(context, con, ledger)
         rows = {t: table_count(con, "raw", t) for t in GATEWAY_TABLES}
     copied = {
         "gateway_charges": totals.get("payments", 0),
@@ -268,6 +289,7 @@ def raw_ledger_tables(
         )
         cursors.update({c.table: c.cursor for c in copies if c.cursor is not None})
         set_cursor(con, "ledger_tables", cursors)
+        _scrub_erased(context, con, ledger, engine)
         counts = {c.table: table_count(con, "raw", f"ledger_{c.table}") for c in copies}
     for copy in copies:
         yield dg.MaterializeResult(

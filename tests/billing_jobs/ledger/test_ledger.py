@@ -25,7 +25,7 @@ def test_migrations_match_the_schema(engine) -> None:
 def test_upgrade_is_repeatable(engine) -> None:
     upgrade_ledger(engine)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
 
 
 def test_sqlite_pragmas(engine) -> None:

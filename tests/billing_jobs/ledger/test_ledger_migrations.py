@@ -74,7 +74,7 @@ def _revision_tables(revision: str):
 def test_head_creates_every_operations_table(blank_url: str) -> None:
     engine = upgrade_ledger(blank_url)
     assert set(inspect(engine).get_table_names()) >= TABLES | OPS_TABLES
-    assert _version(engine) == "0005"
+    assert _version(engine) == "0006"
     idx = {i["name"] for i in inspect(engine).get_indexes("document_deliveries")}
     assert "ix_document_deliveries_due" in idx
     engine.dispose()
@@ -100,7 +100,7 @@ def test_ledger_whose_tables_were_created_on_first_use_keeps_its_rows(blank_url:
         conn.execute(insert(invoice_documents), row)
         conn.execute(insert(ops_alerts), alert)
     upgrade_ledger(engine)
-    assert _version(engine) == "0005"
+    assert _version(engine) == "0006"
     with engine.connect() as conn:
         assert conn.execute(select(invoice_documents.c.number)).scalars().all() == [row["number"]]
         assert conn.execute(select(ops_alerts.c.run_id)).scalars().all() == ["r1"]
@@ -148,7 +148,7 @@ def test_0005_claims_invoices_with_an_unresolved_attempt(blank_url: str) -> None
              "gateway": "simulated", "amount_minor": 100, "currency": "INR", "created_at": at},
         )  # fmt: skip
     upgrade_ledger(engine)
-    assert _version(engine) == "0005"
+    assert _version(engine) == "0006"
     cs = s.payments_collection_state
     with engine.connect() as conn:
         state = conn.execute(select(cs).where(cs.c.invoice_id == inv)).one()

@@ -1,0 +1,1 @@
+"""Dagster definitions for retention: the monthly retention job and its schedule."""
