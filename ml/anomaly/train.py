@@ -3,7 +3,8 @@
 A label is known only ``label_delay`` after its transaction. Training at time ``C`` may
 therefore use the transactions before ``C - label_delay`` (and their labels); the test window
 is the transactions from ``C`` on; the rows in between only feed the features' history. The
-model family (random forest, gradient boosting, their average, or robust z-scores) is chosen
+model family (random forest, gradient boosting, extra trees, the average of the three, or
+robust z-scores) is chosen
 on the same kind of split INSIDE the training window, so the test window judges the choice
 once. Without labels the detector is unsupervised (robust z-scores on past-only features).
 """
@@ -14,7 +15,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+)
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 
@@ -29,7 +34,8 @@ from ml.anomaly.features import (
     validate_transactions,
 )
 
-SUPERVISED = ("random_forest", "gradient_boosting", "average")
+SUPERVISED = ("random_forest", "gradient_boosting", "extra_trees", "average")
+MEMBERS = ("random_forest", "gradient_boosting", "extra_trees")  # what "average" averages
 
 
 def random_forest(seed: int) -> Pipeline:
@@ -39,6 +45,15 @@ def random_forest(seed: int) -> Pipeline:
         RandomForestClassifier(
             n_estimators=100, max_depth=20, min_samples_leaf=2, n_jobs=1, random_state=seed
         ),
+    )
+
+
+def extra_trees(seed: int) -> Pipeline:
+    """Extremely randomized trees: split points drawn at random, so their errors differ from
+    the forest's and the booster's, which is what an average of the three gains from."""
+    return make_pipeline(
+        SimpleImputer(strategy="constant", fill_value=-1.0, keep_empty_features=True),
+        ExtraTreesClassifier(n_estimators=200, min_samples_leaf=3, n_jobs=1, random_state=seed),
     )
 
 
@@ -57,7 +72,7 @@ def gradient_boosting(seed: int) -> HistGradientBoostingClassifier:
 
 
 class AverageClassifier:
-    """The mean of fitted classifiers' probabilities (a two-model ensemble)."""
+    """The mean of fitted classifiers' probabilities (an ensemble of the members)."""
 
     def __init__(self, models: Sequence[object]) -> None:
         self.models = list(models)
@@ -67,15 +82,14 @@ class AverageClassifier:
 
 
 def _fit_models(x: np.ndarray, y: np.ndarray, seed: int, which: Sequence[str]) -> dict:
+    build = {"random_forest": random_forest, "gradient_boosting": gradient_boosting,
+             "extra_trees": extra_trees}  # fmt: skip
     fitted: dict[str, object] = {}
-    if {"random_forest", "average"} & set(which):
-        fitted["random_forest"] = random_forest(seed).fit(x, y)
-    if {"gradient_boosting", "average"} & set(which):
-        fitted["gradient_boosting"] = gradient_boosting(seed).fit(x, y)
+    for name in MEMBERS:
+        if name in which or "average" in which:
+            fitted[name] = build[name](seed).fit(x, y)
     if "average" in which:
-        fitted["average"] = AverageClassifier(
-            [fitted["random_forest"], fitted["gradient_boosting"]]
-        )
+        fitted["average"] = AverageClassifier([fitted[m] for m in MEMBERS])
     return {k: v for k, v in fitted.items() if k in which}
 
 

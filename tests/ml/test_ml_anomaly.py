@@ -134,7 +134,7 @@ def test_supervised_is_trained_before_the_delay_and_judged_after_it(
     detector = fit_detector(tx, label_delay="7D")
     ev = detector.evaluation.set_index("method")
     assert set(ev.index) == {
-        "baseline", "random_forest", "gradient_boosting", "average", "robust_z"
+        "baseline", "random_forest", "gradient_boosting", "extra_trees", "average", "robust_z"
     }  # fmt: skip
     start = ev["holdout_start"].iloc[0]
     test_rows = int((tx["created_at"] >= start).sum())
