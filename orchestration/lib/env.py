@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     landing_url: str | None = None
     documents_url: str | None = None
     mlflow_tracking_uri: str | None = Field(default=None, alias="MLFLOW_TRACKING_URI")
-    mlflow_artifacts_dir: Path | None = None
+    mlflow_artifacts_dir: str | None = None  # a local directory or s3://bucket/prefix
     gateways: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["simulated"])
     default_currency: str = "INR"
     timezone: str = "Asia/Kolkata"
@@ -155,13 +155,20 @@ class Settings(BaseSettings):
 
     @field_validator("mlflow_artifacts_dir", mode="before")
     @classmethod
-    def _local_artifacts(cls, value: object) -> object:
+    def _artifacts(cls, value: object) -> object:
+        if isinstance(value, Path):
+            return str(value)
         if isinstance(value, str) and "://" in value:
-            raise ValueError(
-                "must be a local directory (the artifact root of the embedded tracking store); "
-                "for object-store artifacts run an MLflow tracking server with its own "
-                "--artifacts-destination and set MLFLOW_TRACKING_URI=http://..."
-            )
+            if storage.scheme(value) != storage.S3:
+                raise ValueError(
+                    "must be a local directory or s3://bucket/prefix (the artifact root of "
+                    "the experiment paysight creates); for another store run an MLflow tracking "
+                    "server with its own --artifacts-destination and set MLFLOW_TRACKING_URI"
+                )
+            try:
+                storage.split_s3(value)
+            except storage.StorageError as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @field_validator("dbt_target")
@@ -192,7 +199,7 @@ class Settings(BaseSettings):
         if self.documents_url is None:
             self.documents_url = str(data / "invoices")
         if self.mlflow_artifacts_dir is None:
-            self.mlflow_artifacts_dir = data / "mlartifacts"
+            self.mlflow_artifacts_dir = str(data / "mlartifacts")
         if self.mlflow_tracking_uri is None:
             self.mlflow_tracking_uri = f"sqlite:///{data / 'mlflow.db'}"
         return self
@@ -264,7 +271,7 @@ class Settings(BaseSettings):
             checks.append(("ledger_url", Path(self.ledger_url.removeprefix("sqlite:///")).parent))
         for field, path in checks:
             _ensure_writable_dir(_env_name(field), path)
-        for field in ("landing_url", "documents_url"):
+        for field in ("landing_url", "documents_url", "mlflow_artifacts_dir"):
             try:
                 storage.check_location(str(getattr(self, field)), _env_name(field))
             except storage.StorageError as exc:

@@ -44,7 +44,7 @@ def test_environment_overrides(paysight_env, monkeypatch):
         ("PAYSIGHT_LANDING_URL", "gs://bucket/landing", "PAYSIGHT_LANDING_URL: gs:// locations"),
         ("PAYSIGHT_LANDING_URL", "s3://", "PAYSIGHT_LANDING_URL: 's3://': expected s3://bucket"),
         ("PAYSIGHT_DOCUMENTS_URL", "gs://bucket/docs", "PAYSIGHT_DOCUMENTS_URL: gs:// locations"),
-        ("PAYSIGHT_MLFLOW_ARTIFACTS_DIR", "s3://b/ml", "PAYSIGHT_MLFLOW_ARTIFACTS_DIR: must be"),
+        ("PAYSIGHT_MLFLOW_ARTIFACTS_DIR", "gs://b/ml", "PAYSIGHT_MLFLOW_ARTIFACTS_DIR: must be"),
         ("PAYSIGHT_DBT_TARGET", "spark", "PAYSIGHT_DBT_TARGET: the spark target"),
         ("PAYSIGHT_DBT_TARGET", "prod", "PAYSIGHT_DBT_TARGET: unknown dbt target 'prod'"),
     ],
@@ -112,7 +112,7 @@ def test_secrets_are_masked(paysight_env, monkeypatch):
     [
         ("PAYSIGHT_LANDING_URL", "s3://bucket/landing", "cannot reach the object store"),
         ("PAYSIGHT_DOCUMENTS_URL", "s3://bucket/invoices", "cannot reach the object store"),
-        ("PAYSIGHT_MLFLOW_ARTIFACTS_DIR", "s3://bucket/mlartifacts", "local"),
+        ("PAYSIGHT_MLFLOW_ARTIFACTS_DIR", "s3://bucket/mlartifacts", "cannot reach the object"),
     ],
 )
 def test_an_unreachable_object_store_stops_start_up_and_leaves_no_local_look_alike(
