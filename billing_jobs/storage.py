@@ -193,10 +193,10 @@ class MirrorReport:
     downloaded: list[str] = field(default_factory=list)
 
 
-def mirror(store: S3Store, local: Path, *, under: str = "") -> MirrorReport:
+def mirror(store: S3Store, local: Path, *, under: str = "", fetch: bool = True) -> MirrorReport:
     """Make the local directory and the store agree on every file under ``under`` (a relative
     sub-folder, '' for all): the longer copy of each file wins (see the module docstring).
-    Hidden files (temporary parts, locks) are never shipped."""
+    Hidden files (temporary parts, locks) are never shipped. ``fetch=False`` only uploads."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     local = Path(local)
@@ -215,7 +215,7 @@ def mirror(store: S3Store, local: Path, *, under: str = "") -> MirrorReport:
             if len(data) > remote.get(rel, -1) and (data or rel not in remote):
                 store.put(rel, data)
                 report.uploaded.append(rel)
-        for rel, size in remote.items():
+        for rel, size in remote.items() if fetch else ():
             parts = rel.split("/")
             if rel.startswith("/") or any(p.startswith(".") or not p for p in parts):
                 continue  # never write outside the directory, nor a hidden file
@@ -227,3 +227,43 @@ def mirror(store: S3Store, local: Path, *, under: str = "") -> MirrorReport:
     except (ClientError, BotoCoreError) as exc:
         raise StorageError(f"{store.url}: {exc}") from None
     return report
+
+
+class Shipper:
+    """Uploads what lands in ``local`` every ``interval`` seconds from a daemon thread, and once
+    more on `stop` (the webhook receiver's side of an ``s3://`` landing zone: the journal stays
+    local and fsync'd, acknowledgements never wait for the store). A failed upload is logged
+    and retried on the next tick; nothing local is removed."""
+
+    def __init__(self, store: S3Store, local: Path, interval: float = 5.0) -> None:
+        import threading
+
+        self.store, self.local, self.interval = store, Path(local), interval
+        self.shipped = 0
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="landing-shipper", daemon=True)
+
+    def start(self) -> Shipper:
+        self._thread.start()
+        return self
+
+    def ship(self) -> None:
+        try:
+            self.shipped += len(mirror(self.store, self.local, fetch=False).uploaded)
+            self.last_error = None
+        except StorageError as exc:
+            import logging
+
+            self.last_error = str(exc)
+            logging.getLogger(__name__).warning("landing shipper: %s (retrying)", exc)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.ship()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.ship()

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from billing_jobs import storage
-from billing_jobs.storage import S3Store, StorageError, check_location, mirror, split_s3
+from billing_jobs.storage import (
+    S3Store,
+    Shipper,
+    StorageError,
+    check_location,
+    mirror,
+    split_s3,
+)
 
 
 def test_locations_parse_and_bad_ones_are_named() -> None:
@@ -73,3 +82,29 @@ def test_a_store_that_disappears_is_a_clear_error_and_local_files_stay(s3, tmp_p
         mirror(S3Store.from_url("s3://gone/x"), local)
     assert (local / "a.csv").read_text() == "kept\n"
     assert storage.is_remote("s3://b") and not storage.is_remote("/tmp/x")
+
+
+def test_the_receivers_shipper_uploads_while_running_and_once_more_on_stop(s3, tmp_path):
+    store = S3Store.from_url("s3://paysight-test/landing")
+    seg = tmp_path / "webhooks" / "simulated" / "2025-05-01" / "events-1-b.jsonl"
+    seg.parent.mkdir(parents=True)
+    seg.write_bytes(b'{"n": 1}\n')
+    key = "landing/webhooks/simulated/2025-05-01/events-1-b.jsonl"
+    shipper = Shipper(store, tmp_path, interval=0.05).start()
+    deadline = time.monotonic() + 10
+    while shipper.shipped == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert s3.get_object(Bucket="paysight-test", Key=key)["Body"].read() == b'{"n": 1}\n'
+    with seg.open("ab") as f:
+        f.write(b'{"n": 2}\n')
+    shipper.stop()  # the last lines are shipped before the receiver exits
+    assert s3.get_object(Bucket="paysight-test", Key=key)["Body"].read() == seg.read_bytes()
+    assert store.sizes().keys() == {key.removeprefix("landing/")}
+
+
+def test_a_shipper_whose_store_fails_keeps_everything_and_says_why(s3, tmp_path):
+    (tmp_path / "a.jsonl").write_bytes(b"{}\n")
+    shipper = Shipper(S3Store.from_url("s3://gone/landing"), tmp_path, interval=60).start()
+    shipper.stop()
+    assert shipper.shipped == 0 and "s3://gone" in (shipper.last_error or "")
+    assert (tmp_path / "a.jsonl").read_bytes() == b"{}\n"
