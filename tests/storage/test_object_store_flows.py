@@ -12,19 +12,16 @@ import duckdb
 import pytest
 from starlette.testclient import TestClient
 
-from billing_jobs.catalog import DEMO_CATALOG, load_catalog
-from billing_jobs.customers import create_customer
-from billing_jobs.ledger import make_engine, upgrade_ledger
+from billing_jobs.ledger import make_engine
 from billing_jobs.retention.ledger import remove_document_files
 from billing_jobs.storage import S3Store, mirror
-from billing_jobs.subscriptions.billing_run import run_billing
-from billing_jobs.subscriptions.service import create_subscription
 from ingestion.landing_loads import load_bank_settlements, load_webhook_events
 from ingestion.webhooks.app import create_app
 from ingestion.webhooks.config import WebhookConfig
 from ingestion.webhooks.signatures import stripe_signature
 from orchestration.lib.env import SettingsError, load_settings
 from orchestration.lib.resources import LandingResource
+from tests.invoice_seed import billed_customers
 
 SECRET = "whsec_test"
 LANDING, DOCS = "s3://paysight-test/landing", "s3://paysight-test/documents"
@@ -119,14 +116,7 @@ def test_invoice_run_stores_one_object_per_invoice_and_rerun_writes_nothing(
     get_settings.cache_clear()
     url = get_settings().ledger_url
     engine = make_engine(url)
-    upgrade_ledger(engine)
-    load_catalog(engine, DEMO_CATALOG, now=T0)
-    for i in range(3):
-        cid = create_customer(
-            engine, name=f"Acme {i}", state_code="29", currency="INR", now=T0, email=None
-        )["id"]
-        create_subscription(engine, customer_id=cid, plan="growth-monthly", start=T0)
-    run_billing(engine, datetime(2025, 5, 2, tzinfo=UTC))
+    billed_customers(engine, 3, T0, datetime(2025, 5, 2, tzinfo=UTC))
     job = next(j for j in invoice_defs().jobs if j.name == "invoice_run_job")
     config = {"ops": {"invoice_run_op": {"config": {"workers": 1}}}}
     resources = {"ledger": LedgerResource(url=url)}

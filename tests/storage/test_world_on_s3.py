@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 import pytest
 
@@ -14,9 +13,8 @@ WORLD = {"customers": 20, "months": 2, "seed": 2, "start": "2025-01-01"}
 
 
 def _build(data_dir: Path, **locations: str) -> dict[str, tuple]:
-    from orchestration.demo import DEMO_RUN_CONFIG, build_world
     from orchestration.lib.env import load_settings
-    from orchestration.reports import materialize_all_but_ml
+    from tests.e2e.demo_world import build_and_materialize
 
     settings = load_settings(
         data_dir=data_dir,
@@ -28,18 +26,7 @@ def _build(data_dir: Path, **locations: str) -> dict[str, tuple]:
         **{"landing_url": str(data_dir / "landing"), "documents_url": str(data_dir / "docs"),
            "mlflow_artifacts_dir": str(data_dir / "mlartifacts"), **locations},
     )  # fmt: skip
-    built = build_world(settings, **WORLD)
-    as_of = f"{built.end}T00:00:00+05:30"
-    run_config = {
-        **DEMO_RUN_CONFIG,
-        "ops": {
-            "raw_bank_settlements": {"config": {"as_of": as_of}},
-            "raw_webhook_events": {"config": {"as_of": as_of}},
-            "paysight_dbt_models": {"config": {"as_of": str(built.end)}},
-        },
-    }
-    with dg.DagsterInstance.ephemeral() as instance:
-        result, failed = materialize_all_but_ml(settings, run_config, instance)
+    _, result, failed = build_and_materialize(settings, WORLD)
     assert result.success, failed
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     try:
