@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,10 +58,12 @@ def expire_landing_files(
     *,
     readers: Sequence[Mapping[str, int] | None] = (),
     dry_run: bool = False,
+    on_delete: Callable[[str], None] | None = None,
 ) -> dict[str, int]:
     """Delete the landed webhook files of days past `cutoff` that every reader (a cursor: file
     relative to the landing dir -> bytes read) has read to the end; a day with a file some
-    reader has not finished stays (nothing accepted is lost). Files deleted and kept unread."""
+    reader has not finished stays (nothing accepted is lost). Files deleted and kept unread.
+    ``on_delete`` gets each deleted file's relative path first (an object store's copy)."""
     landing_dir = Path(landing_dir)
     out = {"landing_files": 0, "landing_files_unread": 0}
     for day_dir in expired_landing_days(landing_dir, cutoff):
@@ -78,6 +80,8 @@ def expire_landing_files(
             continue
         out["landing_files"] += len(files)
         if not dry_run:
+            for p in files if on_delete else ():
+                on_delete(p.relative_to(landing_dir).as_posix())
             shutil.rmtree(day_dir)
     return out
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -105,6 +106,7 @@ def configure(tracking_uri: str, experiment: str, artifact_location: str | None 
         raise RegistryError("experiment name is empty")
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
+    _s3_endpoint_for_mlflow()
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     existing = client.get_experiment_by_name(experiment)
     if existing is None:
@@ -116,6 +118,14 @@ def configure(tracking_uri: str, experiment: str, artifact_location: str | None 
         experiment_id = existing.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+def _s3_endpoint_for_mlflow() -> None:
+    """MLflow's S3 artifact store reads ``MLFLOW_S3_ENDPOINT_URL``; the platform's endpoint
+    setting (``S3_ENDPOINT_URL``) fills it when it is not set on its own."""
+    endpoint = os.environ.get("S3_ENDPOINT_URL")
+    if endpoint and not os.environ.get("MLFLOW_S3_ENDPOINT_URL"):
+        os.environ["MLFLOW_S3_ENDPOINT_URL"] = endpoint
 
 
 def _as_uri(location: str) -> str:
@@ -420,6 +430,8 @@ def local_model_path(name: str, alias: str = CHAMPION, artifacts_root: str | Non
         # MLflow 3 registers logged models: the version's source names the model id.
         model_id = getattr(version, "model_id", None) or source.removeprefix("models:/")
         source = client.get_logged_model(model_id.split("/")[0]).artifact_location
+    if "://" in source and not source.startswith("file:"):
+        return source  # an object-store artifact (s3://...): MLflow downloads it
     path = Path(_file_path(source))
     if path.exists() or artifacts_root is None:
         return str(path)

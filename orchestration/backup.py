@@ -72,9 +72,12 @@ def stores(settings: Settings) -> list[Store]:
         ledger_store,
         Store("warehouse", "duckdb", str(settings.warehouse_path)),
         Store("mlflow", "sqlite", mlflow.removeprefix("sqlite:///"), optional=True),
-        Store("mlartifacts", "dir", str(settings.mlflow_artifacts_dir), optional=True),
     ]
-    for name, url in (("documents", settings.documents_url), ("landing", settings.landing_url)):
+    for name, url in (
+        ("mlartifacts", settings.mlflow_artifacts_dir),
+        ("documents", settings.documents_url),
+        ("landing", settings.landing_url),
+    ):
         if "://" in (url or ""):
             raise BackupError(
                 f"{name}: {url} is an object store; use the bucket's versioning or replication "

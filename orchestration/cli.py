@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from billing_jobs import storage
 from orchestration.cli_context import ensure_dagster_home as _ensure_dagster_home
 from orchestration.cli_context import settings_or_exit as _settings
 from orchestration.lib.env import (
@@ -222,12 +223,20 @@ def webhooks_serve(
     typer.echo(
         f"listening on http://{host}:{port}; sources: {', '.join(sorted(config.secrets))}; "
         f"landing zone {s.landing_dir}"
+        + (f", shipped to {s.landing_url}" if storage.is_remote(s.landing_url) else "")
     )
+    shipper = None
+    if storage.is_remote(s.landing_url):  # the journal stays local; sealed lines are shipped
+        store = storage.S3Store.from_url(str(s.landing_url))
+        shipper = storage.Shipper(store, s.landing_dir).start()
     try:
         serve(host, port, config, log_level=log_level, workers=workers)
     except WebhookConfigError as exc:
         typer.secho(f"paysight webhooks: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from None
+    finally:
+        if shipper is not None:
+            shipper.stop()
 
 
 @webhooks_app.command("quarantine")

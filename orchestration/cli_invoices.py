@@ -230,6 +230,7 @@ def invoices_run(
         report = run_invoice_documents(
             engine, settings.documents_dir, now, limit=limit, mail=not no_mail
         )
+        settings.sync_location("documents_url")  # s3://: one object per new document
         sent = 0
         if not no_mail and settings.smtp_url is not None:
             smtp = SmtpSettings.from_url(settings.smtp_url.get_secret_value())

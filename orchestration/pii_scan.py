@@ -208,7 +208,9 @@ def roots(settings: Settings, extra: Iterable[Path] = ()) -> list[Path]:
             out.append(Path(url))
     if settings.ledger_url and settings.ledger_url.startswith("sqlite:///"):
         out.append(Path(settings.ledger_url.removeprefix("sqlite:///")))
-    out += [Path(str(settings.mlflow_artifacts_dir)), *extra]
+    if "://" not in str(settings.mlflow_artifacts_dir):
+        out.append(Path(str(settings.mlflow_artifacts_dir)))
+    out += list(extra)
     return out
 
 

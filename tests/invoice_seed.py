@@ -55,3 +55,21 @@ def seed_invoice(
     with engine.begin() as conn:
         (invoice_id,) = insert_invoices(conn, [draft], finalize=True, created_at=created_at)
     return invoice_id
+
+
+def billed_customers(engine: Engine, count: int, start: datetime, billed_at: datetime) -> None:
+    """The demo catalog, `count` Karnataka customers on growth-monthly from `start` (no
+    e-mail), and a billing run at `billed_at`: finalized invoices through the real run."""
+    from billing_jobs.catalog import DEMO_CATALOG, load_catalog
+    from billing_jobs.ledger import upgrade_ledger
+    from billing_jobs.subscriptions.billing_run import run_billing
+    from billing_jobs.subscriptions.service import create_subscription
+
+    upgrade_ledger(engine)
+    load_catalog(engine, DEMO_CATALOG, now=start)
+    for i in range(count):
+        cid = create_customer(
+            engine, name=f"Acme {i}", state_code="29", currency="INR", now=start, email=None
+        )["id"]
+        create_subscription(engine, customer_id=cid, plan="growth-monthly", start=start)
+    run_billing(engine, billed_at)

@@ -11,6 +11,7 @@ amounts (the customer's balance is their sum) and lose only the pointer."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -185,14 +186,19 @@ def apply_ledger_retention(
     return report
 
 
-def remove_document_files(root: Path, paths: list[str]) -> int:
+def remove_document_files(
+    root: Path, paths: list[str], on_delete: Callable[[str], None] | None = None
+) -> int:
     """Delete the rendered documents of deleted invoices and credit notes from the document
-    store at `root`; a path outside it (or absent) is skipped. Returns how many were removed."""
+    store at `root`; a path outside it (or absent) is skipped. Returns how many were removed.
+    ``on_delete`` gets each removed document's relative path first (an object store's copy)."""
     base = Path(root).resolve()
     removed = 0
     for rel in paths:
         path = (base / rel).resolve()
         if path.is_relative_to(base) and path.is_file():
+            if on_delete:
+                on_delete(path.relative_to(base).as_posix())
             path.unlink()
             removed += 1
     return removed

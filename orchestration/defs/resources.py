@@ -22,7 +22,7 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
     return {
         "warehouse": WarehouseResource(path=str(settings.warehouse_path)),
         "ledger": LedgerResource(url=str(settings.ledger_url)),
-        "landing": LandingResource(url=str(settings.landing_url)),
+        "landing": LandingResource(url=str(settings.landing_url), spool=str(settings.landing_dir)),
         "mlflow": MlflowResource(
             tracking_uri=str(settings.mlflow_tracking_uri),
             artifacts_dir=str(settings.mlflow_artifacts_dir),

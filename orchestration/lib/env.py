@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from billing_jobs import storage
 from billing_jobs.money import MoneyError, normalize_currency
 from orchestration.lib.paths import PROJECT_ROOT
 
@@ -53,7 +54,7 @@ class Settings(BaseSettings):
     landing_url: str | None = None
     documents_url: str | None = None
     mlflow_tracking_uri: str | None = Field(default=None, alias="MLFLOW_TRACKING_URI")
-    mlflow_artifacts_dir: Path | None = None
+    mlflow_artifacts_dir: str | None = None  # a local directory or s3://bucket/prefix
     gateways: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["simulated"])
     default_currency: str = "INR"
     timezone: str = "Asia/Kolkata"
@@ -136,25 +137,38 @@ class Settings(BaseSettings):
 
     @field_validator("landing_url", "documents_url", mode="before")
     @classmethod
-    def _local_location(cls, value: object) -> object:
+    def _location(cls, value: object) -> object:
         if isinstance(value, str) and "://" in value:
-            scheme = value.split("://", 1)[0]
-            raise ValueError(
-                f"{scheme}:// locations are not supported: this version reads and writes local "
-                "directories only. Give a local path (on several machines, a shared file system "
-                "with atomic rename and fsync, such as NFS or EFS)"
-            )
+            kind = storage.scheme(value)
+            if kind == "file":
+                return value.split("://", 1)[1]
+            if kind != storage.S3:
+                raise ValueError(
+                    f"{kind}:// locations are not supported: give a local path or "
+                    "s3://bucket/prefix"
+                )
+            try:
+                storage.split_s3(value)
+            except storage.StorageError as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @field_validator("mlflow_artifacts_dir", mode="before")
     @classmethod
-    def _local_artifacts(cls, value: object) -> object:
+    def _artifacts(cls, value: object) -> object:
+        if isinstance(value, Path):
+            return str(value)
         if isinstance(value, str) and "://" in value:
-            raise ValueError(
-                "must be a local directory (the artifact root of the embedded tracking store); "
-                "for object-store artifacts run an MLflow tracking server with its own "
-                "--artifacts-destination and set MLFLOW_TRACKING_URI=http://..."
-            )
+            if storage.scheme(value) != storage.S3:
+                raise ValueError(
+                    "must be a local directory or s3://bucket/prefix (the artifact root of "
+                    "the experiment paysight creates); for another store run an MLflow tracking "
+                    "server with its own --artifacts-destination and set MLFLOW_TRACKING_URI"
+                )
+            try:
+                storage.split_s3(value)
+            except storage.StorageError as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @field_validator("dbt_target")
@@ -185,7 +199,7 @@ class Settings(BaseSettings):
         if self.documents_url is None:
             self.documents_url = str(data / "invoices")
         if self.mlflow_artifacts_dir is None:
-            self.mlflow_artifacts_dir = data / "mlartifacts"
+            self.mlflow_artifacts_dir = str(data / "mlartifacts")
         if self.mlflow_tracking_uri is None:
             self.mlflow_tracking_uri = f"sqlite:///{data / 'mlflow.db'}"
         return self
@@ -197,12 +211,30 @@ class Settings(BaseSettings):
 
     @property
     def landing_dir(self) -> Path:
-        """The landing directory (always a local path; see _local_location)."""
+        """The local landing directory: the landing zone itself, or for an ``s3://`` landing
+        zone the spool mirrored to it (``<data_dir>/spool/landing``)."""
+        if storage.is_remote(self.landing_url):
+            return self.data_dir / "spool" / "landing"
         return Path(self.landing_url or "")
 
     @property
     def documents_dir(self) -> Path:
+        """The local documents folder (for ``s3://``, ``<data_dir>/spool/documents``)."""
+        if storage.is_remote(self.documents_url):
+            return self.data_dir / "spool" / "documents"
         return Path(self.documents_url or "")
+
+    def sync_location(self, field: str) -> storage.MirrorReport | None:
+        """Mirror ``landing_url`` or ``documents_url`` between its local directory and its
+        bucket (nothing to do for a local location). A store error names the setting."""
+        url = str(getattr(self, field) or "")
+        if not storage.is_remote(url):
+            return None
+        local = self.landing_dir if field == "landing_url" else self.documents_dir
+        try:
+            return storage.mirror(storage.S3Store.from_url(url), local)
+        except storage.StorageError as exc:
+            raise SettingsError(f"{_env_name(field)}: {exc}") from None
 
     @property
     def enabled_webhook_sources(self) -> list[str]:
@@ -239,6 +271,11 @@ class Settings(BaseSettings):
             checks.append(("ledger_url", Path(self.ledger_url.removeprefix("sqlite:///")).parent))
         for field, path in checks:
             _ensure_writable_dir(_env_name(field), path)
+        for field in ("landing_url", "documents_url", "mlflow_artifacts_dir"):
+            try:
+                storage.check_location(str(getattr(self, field)), _env_name(field))
+            except storage.StorageError as exc:
+                raise SettingsError(str(exc)) from None
 
 
 def _ensure_writable_dir(setting: str, path: Path) -> None:

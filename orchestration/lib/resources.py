@@ -42,15 +42,25 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class LandingResource(dg.ConfigurableResource):
-    """The landing zone for webhooks and bank files (a local directory by default)."""
+    """The landing zone for webhooks and bank files: a local directory, or ``s3://`` worked
+    through a local spool that `landing_dir` mirrors to the bucket on every call (shipping
+    what landed here, fetching what landed elsewhere)."""
 
     url: str
+    spool: str = ""
 
     def landing_dir(self) -> Path:
+        from billing_jobs import storage
+
+        if storage.is_remote(self.url):
+            path = Path(self.spool)
+            try:
+                storage.mirror(storage.S3Store.from_url(self.url), path)
+            except storage.StorageError as exc:
+                raise dg.Failure(f"landing zone: {exc}") from None
+            return path
         if "://" in self.url and not self.url.startswith("file://"):
-            raise dg.Failure(
-                f"landing zone {self.url!r}: only local paths are supported by this loader"
-            )
+            raise dg.Failure(f"landing zone {self.url!r}: give a local path or s3://")
         path = Path(self.url.removeprefix("file://"))
         path.mkdir(parents=True, exist_ok=True)
         return path

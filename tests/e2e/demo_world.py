@@ -72,13 +72,31 @@ def _settings(data_dir: Path):
     )
 
 
-def build_demo_world(base: Path, world: dict | None = None) -> DemoWorld:
-    """Build (or reuse, when `base` already holds a finished build) the demo world."""
+def build_and_materialize(settings, world: dict):
+    """The simulated world where `settings` point, then every asset but the ML ones as of
+    its end: (the built world, the Dagster result, the failed checks)."""
     import dagster as dg
 
     from orchestration.demo import DEMO_RUN_CONFIG, build_world
     from orchestration.reports import materialize_all_but_ml
 
+    built = build_world(settings, **world)
+    as_of = f"{built.end}T00:00:00+05:30"
+    run_config = {
+        **DEMO_RUN_CONFIG,
+        "ops": {
+            "raw_bank_settlements": {"config": {"as_of": as_of}},
+            "raw_webhook_events": {"config": {"as_of": as_of}},
+            "paysight_dbt_models": {"config": {"as_of": str(built.end)}},
+        },
+    }
+    with dg.DagsterInstance.ephemeral() as instance:
+        result, failed = materialize_all_but_ml(settings, run_config, instance)
+    return built, result, failed
+
+
+def build_demo_world(base: Path, world: dict | None = None) -> DemoWorld:
+    """Build (or reuse, when `base` already holds a finished build) the demo world."""
     params = dict(world or WORLD)
     data_dir = base / "data"
     marker = base / DONE
@@ -92,18 +110,7 @@ def build_demo_world(base: Path, world: dict | None = None) -> DemoWorld:
             status[1] == "True",
             tuple(x for x in status[2:] if x),
         )
-    built = build_world(settings, **params)
-    as_of = f"{built.end}T00:00:00+05:30"
-    run_config = {
-        **DEMO_RUN_CONFIG,
-        "ops": {
-            "raw_bank_settlements": {"config": {"as_of": as_of}},
-            "raw_webhook_events": {"config": {"as_of": as_of}},
-            "paysight_dbt_models": {"config": {"as_of": str(built.end)}},
-        },
-    }
-    with dg.DagsterInstance.ephemeral() as instance:
-        result, failed = materialize_all_but_ml(settings, run_config, instance)
+    built, result, failed = build_and_materialize(settings, params)
     marker.write_text("\n".join([str(built.end), str(result.success), *failed]))
     return DemoWorld(
         data_dir, Path(settings.warehouse_path), built.end, result.success, tuple(failed)

@@ -5,11 +5,8 @@ from datetime import UTC, datetime
 import dagster as dg
 from sqlalchemy import text
 
-from billing_jobs.catalog import DEMO_CATALOG, load_catalog
-from billing_jobs.customers import create_customer
-from billing_jobs.ledger import make_engine, upgrade_ledger
-from billing_jobs.subscriptions.billing_run import run_billing
-from billing_jobs.subscriptions.service import create_subscription
+from billing_jobs.ledger import make_engine
+from tests.invoice_seed import billed_customers
 
 T0 = datetime(2025, 4, 1, 6, 0, tzinfo=UTC)
 
@@ -21,14 +18,7 @@ def test_invoice_run_job_config_and_metadata(paysight_env):
 
     url = get_settings().ledger_url
     engine = make_engine(url)
-    upgrade_ledger(engine)
-    load_catalog(engine, DEMO_CATALOG, now=T0)
-    for i in range(3):
-        cid = create_customer(
-            engine, name=f"Acme {i}", state_code="29", currency="INR", now=T0, email=None
-        )["id"]
-        create_subscription(engine, customer_id=cid, plan="growth-monthly", start=T0)
-    run_billing(engine, datetime(2025, 5, 2, tzinfo=UTC))
+    billed_customers(engine, 3, T0, datetime(2025, 5, 2, tzinfo=UTC))
     with engine.connect() as conn:
         finalized = conn.execute(
             text("select count(*) from invoices where number is not null")

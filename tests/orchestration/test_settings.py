@@ -41,9 +41,10 @@ def test_environment_overrides(paysight_env, monkeypatch):
         ("PAYSIGHT_GATEWAYS", ",", "PAYSIGHT_GATEWAYS"),
         ("PAYSIGHT_TIMEZONE", "Mars/Olympus", "PAYSIGHT_TIMEZONE"),
         ("PAYSIGHT_LEDGER_URL", "mysql://x/y", "PAYSIGHT_LEDGER_URL"),
-        ("PAYSIGHT_LANDING_URL", "s3://bucket/landing", "PAYSIGHT_LANDING_URL: s3:// locations"),
+        ("PAYSIGHT_LANDING_URL", "gs://bucket/landing", "PAYSIGHT_LANDING_URL: gs:// locations"),
+        ("PAYSIGHT_LANDING_URL", "s3://", "PAYSIGHT_LANDING_URL: 's3://': expected s3://bucket"),
         ("PAYSIGHT_DOCUMENTS_URL", "gs://bucket/docs", "PAYSIGHT_DOCUMENTS_URL: gs:// locations"),
-        ("PAYSIGHT_MLFLOW_ARTIFACTS_DIR", "s3://b/ml", "PAYSIGHT_MLFLOW_ARTIFACTS_DIR: must be"),
+        ("PAYSIGHT_MLFLOW_ARTIFACTS_DIR", "gs://b/ml", "PAYSIGHT_MLFLOW_ARTIFACTS_DIR: must be"),
         ("PAYSIGHT_DBT_TARGET", "spark", "PAYSIGHT_DBT_TARGET: the spark target"),
         ("PAYSIGHT_DBT_TARGET", "prod", "PAYSIGHT_DBT_TARGET: unknown dbt target 'prod'"),
     ],
@@ -107,18 +108,22 @@ def test_secrets_are_masked(paysight_env, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("var", "value"),
+    ("var", "value", "needle"),
     [
-        ("PAYSIGHT_LANDING_URL", "s3://bucket/landing"),
-        ("PAYSIGHT_DOCUMENTS_URL", "s3://bucket/invoices"),
-        ("PAYSIGHT_MLFLOW_ARTIFACTS_DIR", "s3://bucket/mlartifacts"),
+        ("PAYSIGHT_LANDING_URL", "s3://bucket/landing", "cannot reach the object store"),
+        ("PAYSIGHT_DOCUMENTS_URL", "s3://bucket/invoices", "cannot reach the object store"),
+        ("PAYSIGHT_MLFLOW_ARTIFACTS_DIR", "s3://bucket/mlartifacts", "cannot reach the object"),
     ],
 )
-def test_an_object_store_location_stops_start_up_and_leaves_no_local_look_alike(
-    paysight_env, tmp_path, var, value
+def test_an_unreachable_object_store_stops_start_up_and_leaves_no_local_look_alike(
+    paysight_env, tmp_path, var, value, needle
 ):
-    """Before, `s3://bucket/x` became the local folder `s3:/bucket/x` and events went nowhere."""
-    env = {**os.environ, var: value, "PAYSIGHT_DATA_DIR": str(paysight_env)}
+    """Before, `s3://bucket/x` became the local folder `s3:/bucket/x` and events went nowhere.
+    Here there are no credentials at all (and no instance metadata to ask)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_"))}
+    env |= {var: value, "PAYSIGHT_DATA_DIR": str(paysight_env), "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+            "AWS_CONFIG_FILE": str(tmp_path / "none")}  # fmt: skip
     proc = subprocess.run(
         [sys.executable, "-m", "orchestration.cli", "settings"],
         env=env,
@@ -128,7 +133,7 @@ def test_an_object_store_location_stops_start_up_and_leaves_no_local_look_alike(
         timeout=120,
     )
     assert proc.returncode == 2, proc.stdout
-    assert f"{var}:" in proc.stderr and "local" in proc.stderr
+    assert f"{var}:" in proc.stderr and needle in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "s3:").exists() and not (paysight_env / "s3:").exists()
 

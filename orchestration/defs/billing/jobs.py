@@ -108,6 +108,7 @@ def invoice_run_op(
         workers=config.workers,
         chunk_size=config.chunk_size,
     )
+    settings.sync_location("documents_url")  # s3://: one object per new document
     seconds = time.perf_counter() - started
     sent = 0
     if config.mail and settings.smtp_url is not None:

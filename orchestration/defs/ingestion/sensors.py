@@ -22,7 +22,9 @@ ingestion_webhook_events_job = dg.define_asset_job(
 def webhook_events_sensor(context: dg.SensorEvaluationContext):
     """When events landed since the last cursor, apply them to the ledger and load them into
     the warehouse (each job keeps its own position, so a skipped tick loses nothing)."""
-    landing = get_settings().landing_dir
+    settings = get_settings()
+    settings.sync_location("landing_url")  # an s3:// landing zone: ship and fetch segments
+    landing = settings.landing_dir
     cursor = json.loads(context.cursor) if context.cursor else None
     events, new_cursor = iter_landed_events(landing, cursor, max_events=10_000)
     if not events:

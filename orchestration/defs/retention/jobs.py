@@ -3,6 +3,7 @@
 gateway copies). Its run logs the count per class and table; the op's metadata shows them."""
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
@@ -50,7 +51,10 @@ def run_retention(
     if config.dry_run:
         files = len(report.document_paths)
     else:
-        files = remove_document_files(get_settings().documents_dir, report.document_paths)
+        settings = get_settings()
+        files = remove_document_files(
+            settings.documents_dir, report.document_paths, _object_deleter(settings.documents_url)
+        )
     counts.setdefault("invoices", {})["document_files"] = files
     cutoffs = report.cutoffs
     with warehouse.connect() as con:
@@ -59,7 +63,7 @@ def run_retention(
         readers = [load_cursor(engine, WEBHOOK_CURSOR), get_cursor(con, "webhook_events")]
         landed = expire_landing_files(
             landing.landing_dir(), cutoffs["webhook_bodies"], readers=readers,
-            dry_run=config.dry_run,
+            dry_run=config.dry_run, on_delete=_object_deleter(landing.url),
         )  # fmt: skip
         counts.setdefault("webhook_bodies", {})["landing_files"] = landed["landing_files"]
         for cls, per in expire_warehouse(
@@ -77,6 +81,14 @@ def run_retention(
         "landing_files_kept_unread": landed["landing_files_unread"],
         "erasure_scrubbed": scrubbed,
     }
+
+
+def _object_deleter(url: str | None) -> Callable[[str], None] | None:
+    """For an ``s3://`` location, what deletes a file's object too (the local spool alone
+    would be mirrored back from the bucket); None for a local one."""
+    from billing_jobs import storage
+
+    return storage.S3Store.from_url(str(url)).delete if storage.is_remote(url) else None
 
 
 @dg.op(tags={"kind": "retention"})
