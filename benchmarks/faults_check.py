@@ -126,9 +126,9 @@ def landed_event_ids(landing: Path) -> Counter[str]:
 
 def warehouse_event_ids(warehouse: Path) -> set[str]:
     """Event ids the warehouse loaded into raw.webhook_events."""
-    import duckdb
+    from ingestion.warehouse import connect
 
-    con = duckdb.connect(str(warehouse), read_only=True)
+    con = connect(warehouse, read_only=True)
     try:
         return {r[0] for r in con.execute("select event_id from raw.webhook_events").fetchall()}
     finally:

@@ -20,6 +20,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
+from ingestion.warehouse import connect
 from ml.anomaly import fit_detector, precision_at_k
 from ml.anomaly.registry import DEFAULT_LABEL_DELAY_DAYS, fit_transactions
 from ml.churn import panel as churn_panel
@@ -172,7 +173,7 @@ def main() -> None:
     if not path.exists():
         raise SystemExit(f"no warehouse at {path}: run `paysight demo` first or pass --build")
     print(f"load average (under load; compare ratios): {Path('/proc/loadavg').read_text()[:15]}")
-    con = duckdb.connect(str(path), read_only=True)
+    con = connect(path, read_only=True)
     try:
         with threadpool_limits(1):
             forecast_section(con)

@@ -29,6 +29,8 @@ import duckdb
 import psutil
 import yaml
 
+from ingestion.warehouse import connect
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DBT_DIR = REPO_ROOT / "dbt_project"
 AS_OF = "2025-12-31"
@@ -432,7 +434,7 @@ def fingerprint(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict
 
 def compare(db: Path) -> list[str]:
     """Differences between dbt's marts and the floor's tables (empty when they agree)."""
-    con = duckdb.connect(str(db), read_only=True)
+    con = connect(db, read_only=True)
     problems = []
     for table in FLOOR_TABLES:
         got, want = fingerprint(con, "marts", table), fingerprint(con, "floor", table)
@@ -462,8 +464,8 @@ def loadavg() -> str:
 
 
 FLOOR_RUNNER = (
-    "import duckdb, json, sys; "
-    "con = duckdb.connect(sys.argv[1], config=json.loads(sys.argv[2])); "
+    "import json, sys; from ingestion.warehouse import connect; "
+    "con = connect(sys.argv[1], config=json.loads(sys.argv[2])); "
     "con.execute(sys.argv[3]); con.close()"
 )
 
@@ -495,7 +497,7 @@ def main() -> None:
 
         t0 = time.perf_counter()
         fresh = not db.exists()
-        con = duckdb.connect(str(db))
+        con = connect(db)
         if fresh:
             create_raw(con)
             generate(con, args.n)

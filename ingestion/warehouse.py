@@ -1,4 +1,6 @@
-"""Loading DataFrames into the DuckDB warehouse idempotently (upsert by key)."""
+"""The DuckDB warehouse: the one place that opens it (`connect`, `reading`), and loading
+DataFrames into it idempotently (upsert by key). Everything else that reads or writes the
+warehouse, or reads Parquet through DuckDB, connects through here."""
 
 from __future__ import annotations
 
@@ -19,21 +21,31 @@ def _ident(name: str) -> str:
     return name
 
 
-def connect(path: Path | str) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse file, creating its parent folder."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return duckdb.connect(str(path))
+def connect(
+    path: Path | str | None = None, *, read_only: bool = False, config: dict | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse file (read-write: creating its parent folder), or with no path an
+    in-memory database (to read Parquet files). ``config``: DuckDB settings (threads, memory)."""
+    if path is None:
+        return duckdb.connect(config=config or {})
+    if not read_only:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return duckdb.connect(str(path), read_only=read_only, config=config or {})
 
 
 @contextmanager
-def hold_read_only(path: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection: while it is open no other process can write the file (DuckDB's
-    file lock), so the file can be copied consistently. Fails at once if a writer has it."""
-    con = duckdb.connect(str(path), read_only=True)
+def reading(path: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection, closed on exit: while it is open no other process can write
+    the file (DuckDB's file lock), so the file can also be copied consistently. Fails at once
+    if a writer has it."""
+    con = connect(path, read_only=True)
     try:
         yield con
     finally:
         con.close()
+
+
+hold_read_only = reading  # the backup's name for it
 
 
 def upsert_dataframe(

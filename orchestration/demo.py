@@ -109,9 +109,9 @@ def run_demo(
 
 def warehouse_summary(warehouse_path: str, currency: str) -> dict[str, Any]:
     """Headline figures read back from the marts (deterministic for a given world)."""
-    import duckdb
+    from ingestion.warehouse import connect
 
-    con = duckdb.connect(warehouse_path, read_only=True)
+    con = connect(warehouse_path, read_only=True)
     try:
         attempts, succeeded, customers = con.execute(
             """select count(*), count(*) filter (where status = 'succeeded'),

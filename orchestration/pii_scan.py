@@ -145,11 +145,11 @@ def _decoded_columns(
 def scan_decoded(path: Path, secrets: Iterable[bytes] = ()) -> list[Finding]:
     """Text columns of a DuckDB database or a Parquet file, decoded (see the module doc).
     Raises duckdb.Error when the file cannot be opened."""
-    import duckdb
+    from ingestion.warehouse import connect
 
     secrets = list(secrets)
     if path.suffix == ".parquet":
-        con = duckdb.connect()
+        con = connect()
         try:
             relation = f"read_parquet('{str(path).replace(chr(39), chr(39) * 2)}')"
             cols = con.execute(f"describe select * from {relation}").fetchall()
@@ -157,7 +157,7 @@ def scan_decoded(path: Path, secrets: Iterable[bytes] = ()) -> list[Finding]:
             return _decoded_columns(con, path, text, secrets)
         finally:
             con.close()
-    con = duckdb.connect(str(path), read_only=True)
+    con = connect(path, read_only=True)
     try:
         cols = con.execute(
             "select table_schema, table_name, column_name from information_schema.columns "

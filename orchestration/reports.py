@@ -121,8 +121,10 @@ def _rows(warehouse: Path, sql: str, params: list[Any] | None = None) -> list[di
         )
     import duckdb
 
+    from ingestion.warehouse import connect
+
     try:
-        con = duckdb.connect(str(warehouse), read_only=True)
+        con = connect(warehouse, read_only=True)
     except duckdb.IOException as exc:  # a writer (a materialization, dbt) holds the file lock
         raise ReportError(
             f"the warehouse {warehouse} is being written by another process; try again when it "

@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 
+from ingestion.warehouse import connect
 from simulation.fraud import FraudCharge
 from simulation.settlement import Discrepancy, Unsettled
 
@@ -84,8 +84,7 @@ def write_truth(
 
 def load_truth(truth_dir: str | Path, warehouse_path: str | Path) -> list[str]:
     """(Re)create schema `sim_truth` in the DuckDB warehouse from the parquet files."""
-    Path(warehouse_path).parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(warehouse_path))
+    con = connect(warehouse_path)
     try:
         con.execute("create schema if not exists sim_truth")
         names = []

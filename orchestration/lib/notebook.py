@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pandas as pd
 
+from ingestion import warehouse
 from orchestration.lib.env import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def connect(settings: Settings | None = None) -> duckdb.DuckDBPyConnection:
         raise WarehouseNotBuiltError(
             f"no warehouse at {path} (PAYSIGHT_WAREHOUSE_PATH); build one with `paysight demo`"
         )
-    con = duckdb.connect(str(path), read_only=True)
+    con = warehouse.connect(path, read_only=True)
     marts = con.execute(
         "select count(*) from information_schema.tables where table_schema = 'marts'"
     ).fetchone()

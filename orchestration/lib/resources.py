@@ -20,8 +20,9 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(self.path, read_only=read_only)
+        from ingestion.warehouse import connect
+
+        con = connect(self.path, read_only=read_only)
         try:
             yield con
         finally:

@@ -39,3 +39,21 @@ def test_bad_batches_are_refused_and_nothing_is_written(tmp_path):
     with pytest.raises(ValueError, match="no key columns"):
         upsert_dataframe(con, "raw", "events", dupes, key=[])
     assert con.execute("select event_id from raw.events").fetchall() == [("evt_1",)]
+
+
+def test_only_the_warehouse_module_opens_duckdb() -> None:
+    """Every reader and writer of the warehouse (assets, CLI, reports, notebooks, benchmarks,
+    the simulator) connects through ingestion.warehouse, so there is one place to change."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    allowed = root / "ingestion" / "warehouse.py"
+    offenders = [
+        f"{p.relative_to(root)}:{n}"
+        for top in ("billing_jobs", "ingestion", "ml", "orchestration", "simulation", "benchmarks")
+        for p in sorted((root / top).rglob("*.py"))
+        if p != allowed
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if "duckdb.connect" in line
+    ]
+    assert offenders == [], offenders

@@ -108,3 +108,19 @@ def test_a_shipper_whose_store_fails_keeps_everything_and_says_why(s3, tmp_path)
     shipper.stop()
     assert shipper.shipped == 0 and "s3://gone" in (shipper.last_error or "")
     assert (tmp_path / "a.jsonl").read_bytes() == b"{}\n"
+
+
+def test_a_wrong_credential_is_named_at_start_up_and_loses_nothing(s3, tmp_path, monkeypatch):
+    import moto.settings
+
+    # The server checks every request's signature against its IAM users from now on, so an
+    # access key it never issued is refused as it would be by AWS.
+    monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG0")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    with pytest.raises(StorageError, match="PAYSIGHT_DOCUMENTS_URL: .*access to bucket .* denied"):
+        check_location("s3://paysight-test/documents", "PAYSIGHT_DOCUMENTS_URL")
+    (tmp_path / "invoice.pdf").write_bytes(b"%PDF-1.7 kept")
+    with pytest.raises(StorageError, match="s3://paysight-test/documents"):
+        mirror(S3Store.from_url("s3://paysight-test/documents"), tmp_path)
+    assert (tmp_path / "invoice.pdf").read_bytes() == b"%PDF-1.7 kept"
