@@ -118,7 +118,7 @@ def test_a_wrong_credential_is_named_at_start_up_and_loses_nothing(s3, tmp_path,
     monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG0")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
-    with pytest.raises(StorageError, match="PAYSIGHT_DOCUMENTS_URL: .*access to bucket .* denied"):
+    with pytest.raises(StorageError, match=r"PAYSIGHT_DOCUMENTS_URL: .*access to bucket .* denied"):
         check_location("s3://paysight-test/documents", "PAYSIGHT_DOCUMENTS_URL")
     (tmp_path / "invoice.pdf").write_bytes(b"%PDF-1.7 kept")
     with pytest.raises(StorageError, match="s3://paysight-test/documents"):
