@@ -20,7 +20,7 @@ client at a non-AWS endpoint (MinIO, moto); credentials come from boto3's usual 
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,18 +173,18 @@ def _local_files(root: Path) -> Iterator[tuple[str, Path]]:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Temporary file in the same directory, fsync, rename."""
+    """Write `data` at `path` atomically and durably (temporary file, fsync, rename). The
+    temporary name is hidden and unique: two writers racing on one path never share it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".part")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @dataclass
@@ -193,26 +193,23 @@ class MirrorReport:
     downloaded: list[str] = field(default_factory=list)
 
 
-def mirror(store: S3Store, local: Path, *, under: str = "", fetch: bool = True) -> MirrorReport:
-    """Make the local directory and the store agree on every file under ``under`` (a relative
-    sub-folder, '' for all): the longer copy of each file wins (see the module docstring).
-    Hidden files (temporary parts, locks) are never shipped. ``fetch=False`` only uploads."""
+def mirror(store: S3Store, local: Path, *, fetch: bool = True) -> MirrorReport:
+    """Make the local directory and the store agree on every file: the longer copy of each
+    file wins (see the module docstring). Hidden files (temporary parts, locks) are never
+    shipped. ``fetch=False`` only uploads."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     local = Path(local)
-    root = local / under if under else local
-    root.mkdir(parents=True, exist_ok=True)
+    local.mkdir(parents=True, exist_ok=True)
     report = MirrorReport()
     try:
-        remote = {
-            k: v
-            for k, v in store.sizes().items()
-            if not under or k.startswith(under.rstrip("/") + "/")
-        }
-        for rel, path in _local_files(root):
-            rel = f"{under.rstrip('/')}/{rel}" if under else rel
+        remote = store.sizes()
+        for rel, path in _local_files(local):
+            known = remote.get(rel, -1)
+            if path.stat().st_size <= known:
+                continue  # nothing new here: the file is not read
             data = _complete(path, path.read_bytes())
-            if len(data) > remote.get(rel, -1) and (data or rel not in remote):
+            if len(data) > known:
                 store.put(rel, data)
                 report.uploaded.append(rel)
         for rel, size in remote.items() if fetch else ():
@@ -227,6 +224,14 @@ def mirror(store: S3Store, local: Path, *, under: str = "", fetch: bool = True) 
     except (ClientError, BotoCoreError) as exc:
         raise StorageError(f"{store.url}: {exc}") from None
     return report
+
+
+def sync(url: str | None, local: Path) -> MirrorReport | None:
+    """Mirror an ``s3://`` location with its local directory; nothing to do (None) for a
+    local location."""
+    if not is_remote(url):
+        return None
+    return mirror(S3Store.from_url(str(url)), local)
 
 
 class Shipper:

@@ -45,9 +45,6 @@ def reading(path: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
-hold_read_only = reading  # the backup's name for it
-
-
 def upsert_dataframe(
     con: duckdb.DuckDBPyConnection,
     schema: str,

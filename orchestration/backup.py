@@ -131,10 +131,10 @@ def _sqlite_copy(src: Path, dst: Path) -> None:
 
 
 def _duckdb_copy(src: Path, dst: Path) -> None:
-    from ingestion.warehouse import hold_read_only
+    from ingestion.warehouse import reading
 
     try:
-        with hold_read_only(src):
+        with reading(src):
             shutil.copy2(src, dst)
             wal = src.with_name(src.name + ".wal")
             if wal.exists():

@@ -27,7 +27,7 @@ ONLY_IN: dict[str, str] = {"dagster": "orchestration"}
 # never one above it, nor another part of its own level (catalog and customers know nothing of
 # each other). The root modules are one level and may use each other.
 BILLING_LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"money", "errors", "periods", "__init__"}),
+    frozenset({"money", "errors", "periods", "storage", "__init__"}),
     frozenset({"ledger"}),
     frozenset({"tax"}),
     frozenset({"inputs"}),  # validators of outside input: the schema's limits, GSTIN rules

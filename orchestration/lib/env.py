@@ -227,12 +227,9 @@ class Settings(BaseSettings):
     def sync_location(self, field: str) -> storage.MirrorReport | None:
         """Mirror ``landing_url`` or ``documents_url`` between its local directory and its
         bucket (nothing to do for a local location). A store error names the setting."""
-        url = str(getattr(self, field) or "")
-        if not storage.is_remote(url):
-            return None
         local = self.landing_dir if field == "landing_url" else self.documents_dir
         try:
-            return storage.mirror(storage.S3Store.from_url(url), local)
+            return storage.sync(getattr(self, field), local)
         except storage.StorageError as exc:
             raise SettingsError(f"{_env_name(field)}: {exc}") from None
 

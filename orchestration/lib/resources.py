@@ -54,12 +54,11 @@ class LandingResource(dg.ConfigurableResource):
         from billing_jobs import storage
 
         if storage.is_remote(self.url):
-            path = Path(self.spool)
             try:
-                storage.mirror(storage.S3Store.from_url(self.url), path)
+                storage.sync(self.url, Path(self.spool))
             except storage.StorageError as exc:
                 raise dg.Failure(f"landing zone: {exc}") from None
-            return path
+            return Path(self.spool)
         if "://" in self.url and not self.url.startswith("file://"):
             raise dg.Failure(f"landing zone {self.url!r}: give a local path or s3://")
         path = Path(self.url.removeprefix("file://"))

@@ -9,11 +9,11 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from orchestration.lib.paths import PROJECT_ROOT
+from tests.e2e.demo_world import embedded_settings
 
 pytestmark = pytest.mark.postgres
 
@@ -58,22 +58,6 @@ def dagster_pg_url() -> Iterator[str]:
             admin.execute(f'drop database if exists "{name}" with (force)')
 
 
-def _settings(data_dir: Path):
-    from orchestration.lib.env import load_settings
-
-    return load_settings(
-        data_dir=data_dir,
-        ledger_url=f"sqlite:///{data_dir / 'ledger.sqlite'}",
-        warehouse_path=data_dir / "warehouse.duckdb",
-        landing_url=str(data_dir / "landing"),
-        documents_url=str(data_dir / "invoices"),
-        mlflow_tracking_uri=f"sqlite:///{data_dir / 'mlflow.db'}",
-        mlflow_artifacts_dir=data_dir / "mlartifacts",
-        gateways=["simulated"],
-        default_currency="INR",
-    )
-
-
 def test_asset_run_is_stored_in_postgres(tmp_path, monkeypatch, dagster_pg_url):
     import dagster as dg
     import psycopg
@@ -92,7 +76,7 @@ def test_asset_run_is_stored_in_postgres(tmp_path, monkeypatch, dagster_pg_url):
         "DAGSTER_PG_URL", dagster_pg_url.replace("postgresql://", "postgresql+psycopg2://", 1)
     )
 
-    settings = _settings(tmp_path / "data")
+    settings = embedded_settings(tmp_path / "data")
     world = build_world(settings, **WORLD)
     run_config = {
         **DEMO_RUN_CONFIG,

@@ -55,21 +55,22 @@ class DemoWorld:
         }
 
 
-def _settings(data_dir: Path):
+def embedded_settings(data_dir: Path, **overrides: object):
+    """Settings with every store under `data_dir` given explicitly (nothing from the
+    developer's environment or .env leaks in); `overrides` replace any of them."""
     from orchestration.lib.env import load_settings
 
-    # Every store given explicitly: nothing from the developer's environment or .env leaks in.
-    return load_settings(
-        data_dir=data_dir,
-        ledger_url=f"sqlite:///{data_dir / 'ledger.sqlite'}",
-        warehouse_path=data_dir / "warehouse.duckdb",
-        landing_url=str(data_dir / "landing"),
-        documents_url=str(data_dir / "invoices"),
-        mlflow_tracking_uri=f"sqlite:///{data_dir / 'mlflow.db'}",
-        mlflow_artifacts_dir=data_dir / "mlartifacts",
-        gateways=["simulated"],
-        default_currency="INR",
-    )
+    stores: dict[str, object] = {
+        "ledger_url": f"sqlite:///{data_dir / 'ledger.sqlite'}",
+        "warehouse_path": data_dir / "warehouse.duckdb",
+        "landing_url": str(data_dir / "landing"),
+        "documents_url": str(data_dir / "invoices"),
+        "mlflow_tracking_uri": f"sqlite:///{data_dir / 'mlflow.db'}",
+        "mlflow_artifacts_dir": data_dir / "mlartifacts",
+        "gateways": ["simulated"],
+        "default_currency": "INR",
+    }
+    return load_settings(data_dir=data_dir, **(stores | overrides))
 
 
 def build_and_materialize(settings, world: dict):
@@ -100,7 +101,7 @@ def build_demo_world(base: Path, world: dict | None = None) -> DemoWorld:
     params = dict(world or WORLD)
     data_dir = base / "data"
     marker = base / DONE
-    settings = _settings(data_dir)
+    settings = embedded_settings(data_dir)
     if marker.exists():
         status = marker.read_text().split("\n")
         return DemoWorld(

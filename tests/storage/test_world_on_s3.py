@@ -13,19 +13,9 @@ WORLD = {"customers": 20, "months": 2, "seed": 2, "start": "2025-01-01"}
 
 
 def _build(data_dir: Path, **locations: str) -> dict[str, tuple]:
-    from orchestration.lib.env import load_settings
-    from tests.e2e.demo_world import build_and_materialize
+    from tests.e2e.demo_world import build_and_materialize, embedded_settings
 
-    settings = load_settings(
-        data_dir=data_dir,
-        ledger_url=f"sqlite:///{data_dir / 'ledger.sqlite'}",
-        warehouse_path=data_dir / "warehouse.duckdb",
-        mlflow_tracking_uri=f"sqlite:///{data_dir / 'mlflow.db'}",
-        gateways=["simulated"],
-        default_currency="INR",
-        **{"landing_url": str(data_dir / "landing"), "documents_url": str(data_dir / "docs"),
-           "mlflow_artifacts_dir": str(data_dir / "mlartifacts"), **locations},
-    )  # fmt: skip
+    settings = embedded_settings(data_dir, **locations)
     _, result, failed = build_and_materialize(settings, WORLD)
     assert result.success, failed
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from pathlib import Path
 
 from billing_jobs.invoicing.documents.model import InvoiceDocument
+from billing_jobs.storage import write_atomic as write_document  # temp file, fsync, rename
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9-]")
 
@@ -19,21 +19,6 @@ def document_path(root: Path | str, doc: InvoiceDocument) -> Path:
     anything else outside A-Z a-z 0-9 - refused by the model; names stay inside `root`."""
     name = _UNSAFE.sub("_", doc.number)
     return Path(root) / doc.financial_year / f"{name}.pdf"
-
-
-def write_document(path: Path, data: bytes) -> None:
-    """Write `data` at `path` atomically and durably (temporary file, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Unique temporary name: two runs racing on the same document must not share it.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def sync_folder(folder: Path) -> None:
