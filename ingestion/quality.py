@@ -84,10 +84,21 @@ class QualityResult:
 _CONTEXT: Any = None
 
 
+def _import_gx() -> None:
+    """Import Great Expectations once. Where pyspark is installed (the spark extra) GE imports
+    its Spark Connect module, which warns about pandas 3 on import; GE never uses Spark here."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas")
+        import great_expectations  # noqa: F401
+
+
 def _context() -> Any:
     # One ephemeral context per process: creating it is slow and it holds nothing durable.
     global _CONTEXT
     if _CONTEXT is None:
+        _import_gx()
         import great_expectations as gx
 
         _CONTEXT = gx.get_context(mode="ephemeral")
@@ -226,6 +237,7 @@ def validate_table(
         empty[REASON_COLUMN] = pd.Series(dtype=object)
         return QualityResult(df.copy(), empty, checks)
 
+    _import_gx()
     import great_expectations as gx
 
     frame = _prepare(df, suite_spec)
