@@ -8,6 +8,14 @@ default 3GB, insertion order not preserved). Prints wall and CPU seconds, their 
 side's peak RSS (process tree, sampled, and the kernel's high-water mark) and the load average,
 and checks that all four tables agree column by column.
 Goal: ratio <= 1.5, peak memory <= 4 GiB, 10 million charges in under 3 minutes.
+
+    .venv/bin/python benchmarks/warehouse_scale.py --n 200000 --engine spark
+
+`--engine spark` also builds the same models with dbt-spark on a local Spark session
+(`local[2]`, the `spark` target of profiles.yml) from the raw tables published as Parquet
+(ingestion/raw_parquet.py, as the ingestion assets do), prints its figures next to DuckDB's
+and checks Spark's tables against the floor too (numbers compared to 6 places: Spark types
+the ratios as decimals).
 """
 
 from __future__ import annotations
@@ -416,28 +424,38 @@ def dbt_cmd(args: list[str], target: Path) -> list[str]:
     ]
 
 
-def fingerprint(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict[str, object]:
+def fingerprint(
+    con: duckdb.DuckDBPyConnection, schema: str, table: str, rounded: bool = False
+) -> dict[str, object]:
     """Row count and an order-independent hash sum per column (values compared as text, so a
-    HUGEINT sum and a BIGINT with the same value agree)."""
-    cols = [
-        r[0]
-        for r in con.execute(
-            "select column_name from information_schema.columns where table_schema = ?"
-            " and table_name = ? order by ordinal_position",
-            [schema, table],
-        ).fetchall()
-    ]
-    sums = ", ".join(f'sum(hash(cast("{c}" as varchar))::hugeint)' for c in cols)
+    HUGEINT sum and a BIGINT with the same value agree). ``rounded``: fractional numbers to
+    6 places first (a DuckDB double and a Spark decimal of the same ratio then agree)."""
+    types = con.execute(
+        "select column_name, data_type from information_schema.columns where table_schema = ?"
+        " and table_name = ? order by ordinal_position",
+        [schema, table],
+    ).fetchall()
+    cols = [c for c, _ in types]
+
+    def text(column: str, kind: str) -> str:
+        if rounded and (kind in ("DOUBLE", "FLOAT", "REAL") or kind.startswith("DECIMAL")):
+            return f'cast(round(cast("{column}" as double), 6) as varchar)'
+        return f'cast("{column}" as varchar)'
+
+    sums = ", ".join(f"sum(hash({text(c, k)})::hugeint)" for c, k in types)
     row = con.execute(f"select count(*), {sums} from {schema}.{table}").fetchone()
     return {"rows": row[0], **dict(zip(cols, row[1:], strict=True))}
 
 
-def compare(db: Path) -> list[str]:
-    """Differences between dbt's marts and the floor's tables (empty when they agree)."""
-    con = connect(db, read_only=True)
+def compare(db: Path, tables_dir: Path | None = None) -> list[str]:
+    """Differences between dbt's marts (Spark's, with ``tables_dir``) and the floor's tables
+    (empty when they agree)."""
+    con = connect(db, read_only=True, tables_dir=tables_dir)
+    rounded = tables_dir is not None
     problems = []
     for table in FLOOR_TABLES:
-        got, want = fingerprint(con, "marts", table), fingerprint(con, "floor", table)
+        got = fingerprint(con, "marts", table, rounded)
+        want = fingerprint(con, "floor", table, rounded)
         if got.keys() != want.keys():
             problems.append(f"{table}: columns dbt {list(got)} != floor {list(want)}")
             continue
@@ -463,6 +481,38 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def run_spark(
+    db: Path, tmp: Path, env: dict[str, str], select: str, duck: Measured, floor: Measured
+) -> list[str]:
+    """The same models on Spark, from the raw tables published as Parquet; returns problems."""
+    from ingestion.raw_parquet import publish
+    from orchestration.lib.dbt import raw_contract
+
+    spark_dir = tmp / "spark"
+    t0 = time.perf_counter()
+    con = connect(db, read_only=True)
+    publish(con, spark_dir / "raw", raw_contract(), raw_contract())
+    con.close()
+    print(f"published the raw tables as Parquet in {time.perf_counter() - t0:.1f}s")
+    spark_env = {**env, "PAYSIGHT_DBT_TARGET": "spark", "PAYSIGHT_SPARK_DIR": str(spark_dir)}
+    target = tmp / "target-spark"
+    run_measured(dbt_cmd(["seed"], target), spark_env)  # setup, as for DuckDB
+    spark = run_measured(dbt_cmd(["run", "--select", *select.split()], target), spark_env)
+    gib = 1024**3
+    print(f"{'engine':<18} {'wall':>12}  {'CPU':>10}   peak RSS   (same data, same models)")
+    for name, m in (("DuckDB dbt run", duck), ("Spark dbt run", spark), ("DuckDB floor", floor)):
+        print(
+            f"{name:<18} {m.seconds:>10.1f} s  {m.cpu_seconds:>8.1f} s   {m.peak_rss / gib:.2f} GiB"
+        )
+    print(f"  Spark: {slowest_models(target)}")
+    print(f"ratio Spark / DuckDB {spark.seconds / duck.seconds:.2f} wall (local[2], 2 cores)")
+    problems = compare(db, spark_dir / "warehouse")
+    print(
+        "Spark agrees with the floor" if not problems else "SPARK DIFFERS:\n" + "\n".join(problems)
+    )
+    return problems
+
+
 FLOOR_RUNNER = (
     "import json, sys; from ingestion.warehouse import connect; "
     "con = connect(sys.argv[1], config=json.loads(sys.argv[2])); "
@@ -478,6 +528,12 @@ def main() -> None:
         "--warehouse",
         type=Path,
         help="reuse this warehouse file (raw tables are generated only when it does not exist)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("duckdb", "spark"),
+        default="duckdb",
+        help="spark: also build the models on a local Spark session and print it beside DuckDB",
     )
     parser.add_argument(
         "--memory-limit",
@@ -544,6 +600,8 @@ def main() -> None:
             f"{'OK' if dbt.seconds <= 180 else 'MISSED'} (10M goal 180 s)"
         )
         print("results agree" if not problems else "RESULTS DIFFER:\n" + "\n".join(problems))
+        if args.engine == "spark":
+            problems += run_spark(db, tmp, env, select, dbt, floor)
     finally:
         # A failed command exits here too; the temporary warehouse (GBs at 10M) goes.
         if not args.keep:

@@ -1,6 +1,13 @@
 """The DuckDB warehouse: the one place that opens it (`connect`, `reading`), and loading
 DataFrames into it idempotently (upsert by key). Everything else that reads or writes the
-warehouse, or reads Parquet through DuckDB, connects through here."""
+warehouse, or reads Parquet through DuckDB, connects through here.
+
+When the marts are built on Spark (the `spark` dbt target), the DuckDB file keeps what the
+Python assets write (`raw`, `ml`) and Spark's tables are Parquet folders under its
+warehouse directory (``<schema>.db/<table>/``). A read-only `connect` given that directory
+(``tables_dir``) is the same reader for both: an in-memory database whose views show the
+file's tables and, over them, Spark's, under the same ``schema.table`` names, so every
+query of the ML assets, the CLI and the notebooks runs unchanged on either target."""
 
 from __future__ import annotations
 
@@ -22,15 +29,71 @@ def _ident(name: str) -> str:
 
 
 def connect(
-    path: Path | str | None = None, *, read_only: bool = False, config: dict | None = None
+    path: Path | str | None = None,
+    *,
+    read_only: bool = False,
+    config: dict | None = None,
+    tables_dir: Path | str | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Open the warehouse file (read-write: creating its parent folder), or with no path an
-    in-memory database (to read Parquet files). ``config``: DuckDB settings (threads, memory)."""
+    in-memory database (to read Parquet files). ``config``: DuckDB settings (threads, memory).
+    ``tables_dir`` (read-only only): Spark's warehouse directory, whose tables are shown over
+    the file's (see the module doc)."""
+    if tables_dir is not None:
+        if not read_only:
+            raise ValueError("Spark's tables are read-only here: connect with read_only=True")
+        return _overlay(path, Path(tables_dir), config)
     if path is None:
         return duckdb.connect(config=config or {})
     if not read_only:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     return duckdb.connect(str(path), read_only=read_only, config=config or {})
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def spark_tables(tables_dir: Path) -> dict[tuple[str, str], Path]:
+    """(schema, table) -> folder of each table Spark has written under ``tables_dir``."""
+    found = {}
+    for folder in sorted(Path(tables_dir).glob("*.db/*")):
+        if folder.is_dir() and next(folder.glob("*.parquet"), None) is not None:
+            schema = folder.parent.name.removesuffix(".db")
+            if _IDENT.match(schema) and _IDENT.match(folder.name):
+                found[(schema, folder.name)] = folder
+    return found
+
+
+def _overlay(
+    path: Path | str | None, tables_dir: Path, config: dict | None
+) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(config=config or {})
+    try:
+        views: dict[tuple[str, str], str] = {}
+        if path is not None and Path(path).exists():
+            con.execute(f"attach {_quoted(str(path))} as warehouse (read_only)")
+            for schema, table in con.execute(
+                "select schema_name, table_name from duckdb_tables() "
+                "where database_name = 'warehouse' union all "
+                "select schema_name, view_name from duckdb_views() "
+                "where database_name = 'warehouse' and not internal"
+            ).fetchall():
+                if _IDENT.match(schema) and _IDENT.match(table):
+                    views[(schema, table)] = f"select * from warehouse.{schema}.{table}"
+        for (schema, table), folder in spark_tables(tables_dir).items():
+            views[(schema, table)] = (
+                f"select * from read_parquet({_quoted(str(folder / '*.parquet'))})"
+            )
+        for schema in sorted({s for s, _ in views}):
+            con.execute(f"create schema if not exists memory.{schema}")
+        for (schema, table), select in views.items():
+            con.execute(f"create view memory.{schema}.{table} as {select}")
+        con.execute("use memory")
+    except Exception:
+        con.close()
+        raise
+    return con
 
 
 @contextmanager

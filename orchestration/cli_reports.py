@@ -43,7 +43,7 @@ def _report(mart: str, refresh: bool, as_of: str | None, read: Any) -> dict[str,
                         f" see {refreshed['log']} or `make ui`", fg=typer.colors.RED, err=True)  # fmt: skip
             raise typer.Exit(code=1)
     try:
-        body = read(warehouse)
+        body = read(warehouse, settings.spark_tables_dir)
     except ReportError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from None
@@ -73,7 +73,7 @@ def report_mrr(
     from orchestration.reports import mrr_report
 
     months = parse_count(months, "--months", most=120)
-    out = _report("mrr_monthly", refresh, as_of, lambda w: mrr_report(w, months))
+    out = _report("mrr_monthly", refresh, as_of, lambda w, tables: mrr_report(w, months, tables))
 
     def render(r: dict[str, Any]) -> None:
         _as_of_note(r)
@@ -105,7 +105,9 @@ def report_recon(
     from orchestration.reports import recon_report
 
     limit = parse_count(limit)
-    out = _report("fct_reconciliation", refresh, as_of, lambda w: recon_report(w, limit))
+    out = _report(
+        "fct_reconciliation", refresh, as_of, lambda w, tables: recon_report(w, limit, tables)
+    )
 
     def render(r: dict[str, Any]) -> None:
         _as_of_note(r)
@@ -141,7 +143,9 @@ def report_success(
     from orchestration.reports import success_report
 
     days = parse_count(days, "--days", most=3660)
-    out = _report("payment_success_daily", refresh, as_of, lambda w: success_report(w, days))
+    out = _report(
+        "payment_success_daily", refresh, as_of, lambda w, tables: success_report(w, days, tables)
+    )
 
     def render(r: dict[str, Any]) -> None:
         _as_of_note(r)

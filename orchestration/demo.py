@@ -73,7 +73,9 @@ def run_demo(
         (e.asset_key.to_user_string(), e.check_name, e.passed, e.severity)
         for e in result.get_asset_check_evaluations()
     ]
-    summary = warehouse_summary(str(settings.warehouse_path), settings.default_currency)
+    summary = warehouse_summary(
+        str(settings.warehouse_path), settings.default_currency, settings.spark_tables_dir
+    )
     summary["models"] = model_quality(result)
     summary.update(
         {
@@ -107,11 +109,14 @@ def run_demo(
     return summary
 
 
-def warehouse_summary(warehouse_path: str, currency: str) -> dict[str, Any]:
-    """Headline figures read back from the marts (deterministic for a given world)."""
+def warehouse_summary(
+    warehouse_path: str, currency: str, tables_dir: Path | None = None
+) -> dict[str, Any]:
+    """Headline figures read back from the marts (deterministic for a given world);
+    ``tables_dir``: Spark's tables, when the marts are built there."""
     from ingestion.warehouse import connect
 
-    con = connect(warehouse_path, read_only=True)
+    con = connect(warehouse_path, read_only=True, tables_dir=tables_dir)
     try:
         attempts, succeeded, customers = con.execute(
             """select count(*), count(*) filter (where status = 'succeeded'),

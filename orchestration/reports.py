@@ -114,7 +114,9 @@ class ReportError(RuntimeError):
     """The warehouse or the mart a report reads does not exist yet."""
 
 
-def _rows(warehouse: Path, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:
+def _rows(
+    warehouse: Path, sql: str, params: list[Any] | None = None, tables_dir: Path | None = None
+) -> list[dict[str, Any]]:
     if not warehouse.exists():
         raise ReportError(
             f"no warehouse at {warehouse}: build the marts with --refresh (or `paysight demo`)"
@@ -124,7 +126,7 @@ def _rows(warehouse: Path, sql: str, params: list[Any] | None = None) -> list[di
     from ingestion.warehouse import connect
 
     try:
-        con = connect(warehouse, read_only=True)
+        con = connect(warehouse, read_only=True, tables_dir=tables_dir)
     except duckdb.IOException as exc:  # a writer (a materialization, dbt) holds the file lock
         raise ReportError(
             f"the warehouse {warehouse} is being written by another process; try again when it "
@@ -155,7 +157,7 @@ def _clean(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: _plain(v) for k, v in r.items()} for r in rows]
 
 
-def mrr_report(warehouse: Path, months: int) -> dict[str, Any]:
+def mrr_report(warehouse: Path, months: int, tables_dir: Path | None = None) -> dict[str, Any]:
     """The last `months` months of `marts.mrr_monthly` per currency, oldest first."""
     rows = _rows(
         warehouse,
@@ -165,12 +167,13 @@ def mrr_report(warehouse: Path, months: int) -> dict[str, Any]:
            where month > (select max(month) from marts.mrr_monthly) - (? * interval 1 month)
            order by currency, month""",
         [months],
+        tables_dir,
     )
-    (through,) = _rows(warehouse, "select max(month) as m from marts.mrr_monthly")
+    (through,) = _rows(warehouse, "select max(month) as m from marts.mrr_monthly", None, tables_dir)
     return {"months": _clean(rows), "data_through": _plain(through["m"])}
 
 
-def recon_report(warehouse: Path, limit: int) -> dict[str, Any]:
+def recon_report(warehouse: Path, limit: int, tables_dir: Path | None = None) -> dict[str, Any]:
     """Money movements of `marts.fct_reconciliation` by status, and the unmatched ones."""
     by_status = _rows(
         warehouse,
@@ -179,6 +182,8 @@ def recon_report(warehouse: Path, limit: int) -> dict[str, Any]:
                   coalesce(sum(gateway_amount_minor), 0) as gateway_amount_minor,
                   coalesce(sum(settled_amount_minor), 0) as settled_amount_minor
            from marts.fct_reconciliation group by status, currency order by status, currency""",
+        None,
+        tables_dir,
     )
     open_items = _rows(
         warehouse,
@@ -187,8 +192,11 @@ def recon_report(warehouse: Path, limit: int) -> dict[str, Any]:
            from marts.fct_reconciliation where status <> 'matched'
            order by age_days desc, recon_key limit ?""",
         [limit],
+        tables_dir,
     )
-    (through,) = _rows(warehouse, "select max(created_at) as t from marts.fct_reconciliation")
+    (through,) = _rows(
+        warehouse, "select max(created_at) as t from marts.fct_reconciliation", None, tables_dir
+    )
     return {
         "by_status": _clean(by_status),
         "unmatched": _clean(open_items),
@@ -196,7 +204,7 @@ def recon_report(warehouse: Path, limit: int) -> dict[str, Any]:
     }
 
 
-def success_report(warehouse: Path, days: int) -> dict[str, Any]:
+def success_report(warehouse: Path, days: int, tables_dir: Path | None = None) -> dict[str, Any]:
     """Payment success by gateway and method over the last `days` days of data."""
     window = """payment_date > (select max(payment_date) from marts.payment_success_daily)
                 - (? * interval 1 day)"""
@@ -208,8 +216,14 @@ def success_report(warehouse: Path, days: int) -> dict[str, Any]:
             from marts.payment_success_daily where {window}
             group by gateway, method, currency order by gateway, method, currency""",
         [days],
+        tables_dir,
     )
     for r in rows:
         r["success_rate"] = round(r["succeeded"] / r["attempts"], 4) if r["attempts"] else None
-    (through,) = _rows(warehouse, "select max(payment_date) as d from marts.payment_success_daily")
+    (through,) = _rows(
+        warehouse,
+        "select max(payment_date) as d from marts.payment_success_daily",
+        None,
+        tables_dir,
+    )
     return {"by_gateway_method": _clean(rows), "data_through": _plain(through["d"])}

@@ -80,3 +80,16 @@
     {%- set salt = env_var('PAYSIGHT_PSEUDONYM_SALT', 'paysight-local') | replace("'", "''") -%}
     md5('{{ salt }}:' || cast({{ id_expr }} as {{ dbt.type_string() }}))
 {%- endmacro %}
+
+{#- Seconds from `start_expr` to `end_expr` (timestamps), each truncated to the second as
+    Spark's unix_timestamp does. dbt.datediff counts unit boundaries crossed on DuckDB but
+    elapsed units on Spark; this is the same on both. -#}
+{% macro seconds_between(start_expr, end_expr) -%}
+    {{ return(adapter.dispatch('seconds_between', 'paysight')(start_expr, end_expr)) }}
+{%- endmacro %}
+{% macro default__seconds_between(start_expr, end_expr) -%}
+    (cast(floor(epoch({{ end_expr }})) as bigint) - cast(floor(epoch({{ start_expr }})) as bigint))
+{%- endmacro %}
+{% macro spark__seconds_between(start_expr, end_expr) -%}
+    (unix_timestamp({{ end_expr }}) - unix_timestamp({{ start_expr }}))
+{%- endmacro %}

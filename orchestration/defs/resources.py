@@ -20,7 +20,10 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
     """Resources for `settings` (default: the process's settings)."""
     settings = settings or get_settings()
     return {
-        "warehouse": WarehouseResource(path=str(settings.warehouse_path)),
+        "warehouse": WarehouseResource(
+            path=str(settings.warehouse_path),
+            spark_dir=str(settings.spark_dir) if settings.dbt_target == "spark" else "",
+        ),
         "ledger": LedgerResource(url=str(settings.ledger_url)),
         "landing": LandingResource(url=str(settings.landing_url), spool=str(settings.landing_dir)),
         "mlflow": MlflowResource(

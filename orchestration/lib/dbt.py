@@ -42,3 +42,16 @@ translator = PaysightDbtTranslator(
         enable_asset_checks=True, enable_source_tests_as_checks=True
     )
 )
+
+
+def raw_contract() -> dict[str, dict[str, str]]:
+    """The raw layer contract from the parsed manifest: table -> column -> declared type (the
+    `raw` source of dbt_project/models/staging/_raw__sources.yml), in declaration order."""
+    import json
+
+    manifest = json.loads(Path(dbt_project.manifest_path).read_text())
+    return {
+        node["name"]: {c: (v.get("data_type") or "varchar") for c, v in node["columns"].items()}
+        for node in manifest["sources"].values()
+        if node["source_name"] == "raw"
+    }

@@ -25,7 +25,7 @@ from orchestration.lib.paths import PROJECT_ROOT
 
 KNOWN_GATEWAYS = ("simulated", "stripe", "razorpay")
 # dbt_project/profiles.yml outputs the platform can build and read (see _runnable_target).
-RUNNABLE_DBT_TARGETS = ("dev",)
+RUNNABLE_DBT_TARGETS = ("dev", "spark")
 
 
 class SettingsError(RuntimeError):
@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     default_currency: str = "INR"
     timezone: str = "Asia/Kolkata"
     dbt_target: str = "dev"
+    spark_dir: Path | None = None  # the spark target's tables and catalog (default data/spark)
     smtp_url: SecretStr | None = None
 
     stripe_api_key: SecretStr | None = Field(default=None, alias="STRIPE_API_KEY")
@@ -174,16 +175,12 @@ class Settings(BaseSettings):
     @field_validator("dbt_target")
     @classmethod
     def _runnable_target(cls, value: str) -> str:
-        if value == "spark":
-            raise ValueError(
-                "the spark target of dbt_project/profiles.yml is compile-only "
-                "(`dbt compile --target spark` checks the models stay portable); the platform "
-                "builds and reads the DuckDB warehouse, so use 'dev'"
-            )
         if value not in RUNNABLE_DBT_TARGETS:
             raise ValueError(
                 f"unknown dbt target {value!r}; choose from {list(RUNNABLE_DBT_TARGETS)}"
             )
+        if value == "spark":
+            _check_spark()
         return value
 
     @model_validator(mode="after")
@@ -202,12 +199,23 @@ class Settings(BaseSettings):
             self.mlflow_artifacts_dir = str(data / "mlartifacts")
         if self.mlflow_tracking_uri is None:
             self.mlflow_tracking_uri = f"sqlite:///{data / 'mlflow.db'}"
+        if self.spark_dir is None:
+            self.spark_dir = data / "spark"
+        self.spark_dir = self.spark_dir.expanduser().resolve()
         return self
 
     # -- derived ----------------------------------------------------------------------
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def spark_tables_dir(self) -> Path | None:
+        """Where Spark writes the marts (the spark target), else None (DuckDB holds them)."""
+        if self.dbt_target != "spark":
+            return None
+        assert self.spark_dir is not None
+        return self.spark_dir / "warehouse"
 
     @property
     def landing_dir(self) -> Path:
@@ -264,6 +272,9 @@ class Settings(BaseSettings):
         checks.append(("warehouse_path", self.warehouse_path.parent))
         checks.append(("landing_url", self.landing_dir))
         checks.append(("documents_url", self.documents_dir))
+        if self.dbt_target == "spark":
+            assert self.spark_dir is not None
+            checks.append(("spark_dir", self.spark_dir))
         if self.ledger_url and self.ledger_url.startswith("sqlite:///"):
             checks.append(("ledger_url", Path(self.ledger_url.removeprefix("sqlite:///")).parent))
         for field, path in checks:
@@ -273,6 +284,24 @@ class Settings(BaseSettings):
                 storage.check_location(str(getattr(self, field)), _env_name(field))
             except storage.StorageError as exc:
                 raise SettingsError(str(exc)) from None
+
+
+def _check_spark() -> None:
+    """The spark target starts a Spark session inside dbt: pyspark and a Java runtime."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("pyspark") is None:
+        raise ValueError(
+            "the spark target needs pyspark and dbt-spark: install the 'spark' extra "
+            "(pip install 'paysight[spark]')"
+        )
+    java_home = os.environ.get("JAVA_HOME")
+    if not (java_home and (Path(java_home) / "bin" / "java").exists()) and not shutil.which("java"):
+        raise ValueError(
+            "the spark target needs a Java runtime (17): none on PATH or at JAVA_HOME "
+            "(Debian: apt-get install -y openjdk-17-jre-headless)"
+        )
 
 
 def _ensure_writable_dir(setting: str, path: Path) -> None:

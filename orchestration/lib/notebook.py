@@ -40,7 +40,8 @@ def connect(settings: Settings | None = None) -> duckdb.DuckDBPyConnection:
         raise WarehouseNotBuiltError(
             f"no warehouse at {path} (PAYSIGHT_WAREHOUSE_PATH); build one with `paysight demo`"
         )
-    con = warehouse.connect(path, read_only=True)
+    settings = settings or get_settings()
+    con = warehouse.connect(path, read_only=True, tables_dir=settings.spark_tables_dir)
     marts = con.execute(
         "select count(*) from information_schema.tables where table_schema = 'marts'"
     ).fetchone()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,32 +14,56 @@ from sqlalchemy import Engine
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file (schemas raw, staging, intermediate, marts, ml)."""
+    """The DuckDB warehouse file (schemas raw, staging, intermediate, marts, ml). With
+    ``spark_dir`` set (the spark dbt target), dbt builds staging to marts on Spark under it:
+    the ingestion assets publish their raw tables there as Parquet (`publish_raw`) and
+    read-only connections show Spark's tables under the same names (ingestion/warehouse.py)."""
 
     path: str
+    spark_dir: str = ""
+
+    @property
+    def tables_dir(self) -> Path | None:
+        return Path(self.spark_dir) / "warehouse" if self.spark_dir else None
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         from ingestion.warehouse import connect
 
-        con = connect(self.path, read_only=read_only)
+        con = connect(
+            self.path, read_only=read_only, tables_dir=self.tables_dir if read_only else None
+        )
         try:
             yield con
         finally:
             con.close()
 
+    def publish_raw(self, con: duckdb.DuckDBPyConnection, tables: Iterable[str]) -> list[str]:
+        """Hand ``raw.<table>`` for each of ``tables`` to Spark as Parquet (nothing to do on
+        the DuckDB target); returns the tables published."""
+        if not self.spark_dir:
+            return []
+        from ingestion.raw_parquet import publish
+        from orchestration.lib.dbt import raw_contract
+
+        return publish(con, Path(self.spark_dir) / "raw", raw_contract(), tables)
+
     @contextmanager
     def dbt_env(self) -> Iterator[None]:
         """Point the dbt profile at this warehouse for the duration of a dbt invocation."""
-        previous = os.environ.get("PAYSIGHT_WAREHOUSE_PATH")
-        os.environ["PAYSIGHT_WAREHOUSE_PATH"] = self.path
+        names = {"PAYSIGHT_WAREHOUSE_PATH": self.path}
+        if self.spark_dir:
+            names["PAYSIGHT_SPARK_DIR"] = self.spark_dir
+        previous = {name: os.environ.get(name) for name in names}
+        os.environ.update(names)
         try:
             yield
         finally:
-            if previous is None:
-                os.environ.pop("PAYSIGHT_WAREHOUSE_PATH", None)
-            else:
-                os.environ["PAYSIGHT_WAREHOUSE_PATH"] = previous
+            for name, value in previous.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 class LandingResource(dg.ConfigurableResource):

@@ -30,7 +30,7 @@ def test_models_use_no_duckdb_only_sql_outside_dispatched_macros():
 
 def test_dbt_compiles_for_spark_without_a_connection(tmp_path: Path):
     pytest.importorskip("dbt.adapters.spark")
-    env = {**os.environ, "PAYSIGHT_DBT_TARGET": "spark", "PAYSIGHT_SPARK_HOST": "127.0.0.1"}
+    env = {**os.environ, "PAYSIGHT_DBT_TARGET": "spark", "PAYSIGHT_SPARK_DIR": str(tmp_path)}
     proc = subprocess.run(
         [
             str(REPO_ROOT / ".venv" / "bin" / "dbt"),

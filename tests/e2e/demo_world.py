@@ -76,24 +76,32 @@ def embedded_settings(data_dir: Path, **overrides: object):
 def build_and_materialize(settings, world: dict):
     """The simulated world where `settings` point, then every asset but the ML ones as of
     its end: (the built world, the Dagster result, the failed checks)."""
-    import dagster as dg
-
-    from orchestration.demo import DEMO_RUN_CONFIG, build_world
-    from orchestration.reports import materialize_all_but_ml
+    from orchestration.demo import build_world
 
     built = build_world(settings, **world)
-    as_of = f"{built.end}T00:00:00+05:30"
+    result, failed = materialize_as_of(settings, built.end)
+    return built, result, failed
+
+
+def materialize_as_of(settings, end: date):
+    """Every asset but the ML ones on `settings`' stores, as of the day `end`: (the Dagster
+    result, the failed checks)."""
+    import dagster as dg
+
+    from orchestration.demo import DEMO_RUN_CONFIG
+    from orchestration.reports import materialize_all_but_ml
+
+    as_of = f"{end}T00:00:00+05:30"
     run_config = {
         **DEMO_RUN_CONFIG,
         "ops": {
             "raw_bank_settlements": {"config": {"as_of": as_of}},
             "raw_webhook_events": {"config": {"as_of": as_of}},
-            "paysight_dbt_models": {"config": {"as_of": str(built.end)}},
+            "paysight_dbt_models": {"config": {"as_of": str(end)}},
         },
     }
     with dg.DagsterInstance.ephemeral() as instance:
-        result, failed = materialize_all_but_ml(settings, run_config, instance)
-    return built, result, failed
+        return materialize_all_but_ml(settings, run_config, instance)
 
 
 def build_demo_world(base: Path, world: dict | None = None) -> DemoWorld:

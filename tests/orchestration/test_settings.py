@@ -45,7 +45,6 @@ def test_environment_overrides(paysight_env, monkeypatch):
         ("PAYSIGHT_LANDING_URL", "s3://", "PAYSIGHT_LANDING_URL: 's3://': expected s3://bucket"),
         ("PAYSIGHT_DOCUMENTS_URL", "gs://bucket/docs", "PAYSIGHT_DOCUMENTS_URL: gs:// locations"),
         ("PAYSIGHT_MLFLOW_ARTIFACTS_DIR", "gs://b/ml", "PAYSIGHT_MLFLOW_ARTIFACTS_DIR: must be"),
-        ("PAYSIGHT_DBT_TARGET", "spark", "PAYSIGHT_DBT_TARGET: the spark target"),
         ("PAYSIGHT_DBT_TARGET", "prod", "PAYSIGHT_DBT_TARGET: unknown dbt target 'prod'"),
     ],
 )
@@ -54,6 +53,24 @@ def test_bad_values_name_the_setting(paysight_env, monkeypatch, var, value, name
     with pytest.raises(SettingsError) as err:
         load_settings()
     assert named in str(err.value)
+
+
+def test_the_spark_target_without_java_names_what_is_missing(paysight_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("PAYSIGHT_DBT_TARGET", "spark")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no java here
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert "PAYSIGHT_DBT_TARGET: the spark target needs a Java runtime" in str(err.value)
+
+
+def test_the_spark_target_keeps_its_tables_under_the_spark_dir(paysight_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("PAYSIGHT_DBT_TARGET", "spark")
+    monkeypatch.setenv("PAYSIGHT_SPARK_DIR", str(tmp_path / "lake"))
+    settings = load_settings()
+    assert settings.spark_tables_dir == (tmp_path / "lake" / "warehouse").resolve()
+    monkeypatch.setenv("PAYSIGHT_DBT_TARGET", "dev")
+    assert load_settings().spark_tables_dir is None
 
 
 def test_a_data_dir_that_is_a_file_is_refused(paysight_env, monkeypatch, tmp_path):

@@ -24,9 +24,10 @@ from orchestration.lib.resources import (
 )
 
 
-def _scrub_erased(context, con, ledger: LedgerResource, engine=None) -> None:
+def _scrub_erased(context, con, ledger: LedgerResource, engine=None) -> list[str]:
     """Erased customers' personal data out of the raw copies (customers erased after a row was
-    copied, or still on file at a gateway); logged when anything changed."""
+    copied, or still on file at a gateway); logged when anything changed. Returns the raw
+    tables changed."""
     from billing_jobs.ledger import upgrade_ledger
     from billing_jobs.retention.erasure import erasure_scope
 
@@ -36,6 +37,7 @@ def _scrub_erased(context, con, ledger: LedgerResource, engine=None) -> None:
     changed = scrub_erased_customers(con, erasure_scope(engine))
     if any(changed.values()):
         context.log.info("erased customers scrubbed from raw copies: %s", changed)
+    return [table for table, n in changed.items() if n]
 
 
 GATEWAY_TABLES = (
@@ -77,7 +79,8 @@ def raw_gateway_objects(
             context.log.info("gateway %s: %s", name, counts)
             for kind, n in counts.items():
                 totals[kind] = totals.get(kind, 0) + n
-        _scrub_erased(context, con, ledger)
+        scrubbed = _scrub_erased(context, con, ledger)
+        warehouse.publish_raw(con, [*GATEWAY_TABLES, *scrubbed])
         rows = {t: table_count(con, "raw", t) for t in GATEWAY_TABLES}
     copied = {
         "gateway_charges": totals.get("payments", 0),
@@ -194,6 +197,7 @@ def raw_webhook_events(
 ) -> dg.MaterializeResult:
     with warehouse.connect() as con:
         report = load_webhook_events(landing.landing_dir(), con, config.instant())
+        warehouse.publish_raw(con, ["webhook_events"])
     return dg.MaterializeResult(
         metadata={"loaded": report.loaded, "quarantined": report.quarantined},
         check_results=_check_results("raw_webhook_events", report),
@@ -217,6 +221,7 @@ def raw_bank_settlements(
 ) -> dg.MaterializeResult:
     with warehouse.connect() as con:
         report = load_bank_settlements(landing.landing_dir() / "bank", con, config.instant())
+        warehouse.publish_raw(con, ["bank_settlements"])
     return dg.MaterializeResult(
         metadata={
             "files": report.files,
@@ -289,7 +294,8 @@ def raw_ledger_tables(
         )
         cursors.update({c.table: c.cursor for c in copies if c.cursor is not None})
         set_cursor(con, "ledger_tables", cursors)
-        _scrub_erased(context, con, ledger, engine)
+        scrubbed = _scrub_erased(context, con, ledger, engine)
+        warehouse.publish_raw(con, [*(f"ledger_{c.table}" for c in copies), *scrubbed])
         counts = {c.table: table_count(con, "raw", f"ledger_{c.table}") for c in copies}
     for copy in copies:
         yield dg.MaterializeResult(

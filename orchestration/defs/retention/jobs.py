@@ -15,7 +15,13 @@ from billing_jobs.retention.erasure import erasure_scope
 from billing_jobs.retention.ledger import apply_ledger_retention, remove_document_files
 from billing_jobs.retention.policy import DEFAULT_POLICY, load_policy
 from ingestion.landing_loads import get_cursor
-from ingestion.retention import expire_landing_files, expire_warehouse, scrub_erased_customers
+from ingestion.retention import (
+    ANALYTICS_TABLES,
+    SCRUBBED,
+    expire_landing_files,
+    expire_warehouse,
+    scrub_erased_customers,
+)
 from orchestration.defs.payments.jobs import WEBHOOK_CURSOR
 from orchestration.lib.env import config_instant, get_settings
 from orchestration.lib.resources import LandingResource, LedgerResource, WarehouseResource
@@ -71,6 +77,8 @@ def run_retention(
         ).items():
             counts.setdefault(cls, {}).update({f"warehouse.{t}": n for t, n in per.items()})
         scrubbed = {} if config.dry_run else scrub_erased_customers(con, erasure_scope(engine))
+        if not config.dry_run:  # Spark's Parquet copies lose the same rows and fields
+            warehouse.publish_raw(con, [*ANALYTICS_TABLES, *SCRUBBED])
     engine.dispose()
     return {
         "as_of": as_of.isoformat(),

@@ -50,8 +50,8 @@ final as (
         cast(extract(hour from {{ dbt.dateadd('minute', 330, 'attempts.created_at') }}) as integer)
             as hour,
         attempts.attempt_number,
-        cast({{ dbt.datediff('attempts.created_at', 'attempts.next_attempt_at', 'minute') }}
-            as {{ dbt.type_float() }}) / 60.0 as offset_hours,
+        cast({{ seconds_between('attempts.created_at', 'attempts.next_attempt_at') }}
+            as double) / 3600.0 as offset_hours,
         case when attempts.next_status = 'succeeded' then 1 else 0 end as succeeded
     from attempts
     left join payments
