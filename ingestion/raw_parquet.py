@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from ingestion.warehouse import _ident
+from ingestion.warehouse import _ident, _quoted
 
 PART = "part-0.parquet"
 _TYPES = {"varchar", "bigint", "integer", "boolean", "timestamp", "date", "double"}
@@ -43,28 +43,37 @@ def publish(
     # Instants are written as UTC wall-clock timestamps (the contract type), whatever the
     # machine's zone; a cursor keeps the setting off the caller's connection.
     cur = con.cursor()
-    cur.execute("set TimeZone = 'UTC'")
-    for table in tables:
-        declared = contract.get(table)
-        have = _columns(cur, _ident(table))
-        if not declared or not have:
-            continue
-        select = []
-        for column, kind in declared.items():
-            if kind not in _TYPES:
-                raise ValueError(f"raw.{table}.{column}: unsupported contract type {kind!r}")
-            source = f'"{_ident(column)}"' if _ident(column) in have else "null"
-            select.append(f'cast({source} as {kind}) as "{column}"')
-        folder = Path(root) / table
-        folder.mkdir(parents=True, exist_ok=True)
-        temp = folder / f".{uuid.uuid4().hex}.parquet"
-        try:
-            cur.execute(
-                f"copy (select {', '.join(select)} from raw.{table}) to '{temp}' (format parquet)"
-            )
-            os.replace(temp, folder / PART)
-        finally:
-            temp.unlink(missing_ok=True)
-        written.append(table)
-    cur.close()
+    try:
+        cur.execute("set TimeZone = 'UTC'")
+        for table in tables:
+            if _publish_one(cur, Path(root), table, contract.get(table)):
+                written.append(table)
+    finally:
+        cur.close()
     return written
+
+
+def _publish_one(
+    cur: duckdb.DuckDBPyConnection, root: Path, table: str, declared: Mapping[str, str] | None
+) -> bool:
+    have = _columns(cur, _ident(table))
+    if not declared or not have:
+        return False
+    select = []
+    for column, kind in declared.items():
+        if kind not in _TYPES:
+            raise ValueError(f"raw.{table}.{column}: unsupported contract type {kind!r}")
+        source = f'"{_ident(column)}"' if _ident(column) in have else "null"
+        select.append(f'cast({source} as {kind}) as "{column}"')
+    folder = root / table
+    folder.mkdir(parents=True, exist_ok=True)
+    temp = folder / f".{uuid.uuid4().hex}.parquet"
+    try:
+        cur.execute(
+            f"copy (select {', '.join(select)} from raw.{table}) to {_quoted(str(temp))} "
+            "(format parquet)"
+        )
+        os.replace(temp, folder / PART)
+    finally:
+        temp.unlink(missing_ok=True)
+    return True

@@ -5,6 +5,17 @@
     {{ return(adapter.dispatch('create_raw_tables', 'paysight')()) }}
 {%- endmacro %}
 
+{#- A raw source's declared columns as a DDL column list; `types` renames types the engine
+    spells differently. -#}
+{% macro raw_columns(node, types={}) -%}
+    {%- set cols = [] -%}
+    {%- for col in node.columns.values() -%}
+        {%- set type = col.data_type or 'varchar' -%}
+        {%- do cols.append(adapter.quote(col.name) ~ ' ' ~ types.get(type, type)) -%}
+    {%- endfor -%}
+    {{ return(cols | join(', ')) }}
+{%- endmacro %}
+
 {% macro default__create_raw_tables() -%}
     {%- if execute -%}
         {%- set statements = [] -%}
@@ -12,13 +23,9 @@
             {%- if statements | length == 0 -%}
                 {%- do statements.append('create schema if not exists ' ~ node.schema) -%}
             {%- endif -%}
-            {%- set cols = [] -%}
-            {%- for col in node.columns.values() -%}
-                {%- do cols.append(adapter.quote(col.name) ~ ' ' ~ (col.data_type or 'varchar')) -%}
-            {%- endfor -%}
             {%- do statements.append(
                 'create table if not exists ' ~ node.schema ~ '.' ~ node.identifier
-                ~ ' (' ~ cols | join(', ') ~ ')') -%}
+                ~ ' (' ~ raw_columns(node) ~ ')') -%}
         {%- endfor -%}
         {{ return(statements | join(';\n')) }}
     {%- endif -%}
@@ -32,21 +39,16 @@
 {% macro spark__create_raw_tables() -%}
     {%- if execute -%}
         {%- set root = env_var('PAYSIGHT_SPARK_DIR', '../data/spark') ~ '/raw' -%}
-        {%- set types = {'varchar': 'string'} -%}
         {%- set statements = [] -%}
         {%- for node in graph.sources.values() if node.source_name == 'raw' -%}
             {%- if statements | length == 0 -%}
                 {%- do statements.append('create schema if not exists ' ~ node.schema) -%}
             {%- endif -%}
-            {%- set cols = [] -%}
-            {%- for col in node.columns.values() -%}
-                {%- set type = col.data_type or 'varchar' -%}
-                {%- do cols.append(adapter.quote(col.name) ~ ' ' ~ types.get(type, type)) -%}
-            {%- endfor -%}
             {%- set name = node.schema ~ '.' ~ node.identifier -%}
             {%- do statements.append('drop table if exists ' ~ name) -%}
             {%- do statements.append(
-                'create table ' ~ name ~ ' (' ~ cols | join(', ') ~ ') using parquet location '
+                'create table ' ~ name ~ ' (' ~ raw_columns(node, {'varchar': 'string'})
+                ~ ') using parquet location '
                 ~ "'" ~ root ~ '/' ~ node.identifier ~ "'") -%}
         {%- endfor -%}
         {#- Spark runs one statement per call. -#}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import sys
 from collections.abc import Mapping
@@ -44,9 +45,11 @@ translator = PaysightDbtTranslator(
 )
 
 
+@functools.cache
 def raw_contract() -> dict[str, dict[str, str]]:
     """The raw layer contract from the parsed manifest: table -> column -> declared type (the
-    `raw` source of dbt_project/models/staging/_raw__sources.yml), in declaration order."""
+    `raw` source of dbt_project/models/staging/_raw__sources.yml), in declaration order. Read
+    once per process, as the dbt assets read the manifest once when the definitions load."""
     import json
 
     manifest = json.loads(Path(dbt_project.manifest_path).read_text())
